@@ -1,0 +1,58 @@
+// Command gantry is the local runner: it runs the pipeline on embedded
+// defaults (gantry demo) and checks the project's action.yml files
+// (gantry check-actions).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: gantry <command> [flags]
+
+commands:
+  demo            build the sample app for linux/amd64 and linux/arm64 and push it
+                  to an embedded registry with gantry-build, exactly as the action does
+  check-actions   check every action.yml (inputs mapped to INPUT_*, Go inputs and
+                  outputs in sync, no expressions in run:, actions pinned by SHA)
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gantry:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "demo":
+		fs := flag.NewFlagSet("demo", flag.ExitOnError)
+		root := fs.String("root", ".", "the Gantry source tree (for testdata/)")
+		bin := fs.String("bin", "bin", "directory holding the gantry-* binaries")
+		keep := fs.Bool("keep", false, "keep the work directory")
+		fs.Parse(args[1:])
+		return demo(ctx, os.Stdout, *root, *bin, *keep)
+	case "check-actions":
+		fs := flag.NewFlagSet("check-actions", flag.ExitOnError)
+		root := fs.String("root", ".", "the Gantry source tree")
+		fs.Parse(args[1:])
+		return checkActions(os.Stdout, *root)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

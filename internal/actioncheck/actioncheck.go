@@ -1,0 +1,265 @@
+// Package actioncheck checks action.yml files, which actionlint does not
+// lint: every input of a stage action is declared as its Go Inputs struct
+// declares it and reaches the binary as INPUT_<NAME>, every output comes from
+// the Go Outputs, no run: script interpolates an expression, and every
+// third-party action is pinned by commit SHA.
+package actioncheck
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/stages"
+)
+
+// Action is the part of action.yml the checks read.
+type Action struct {
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Inputs      map[string]Input  `json:"inputs"`
+	Outputs     map[string]Output `json:"outputs"`
+	Runs        struct {
+		Using string `json:"using"`
+		Steps []Step `json:"steps"`
+	} `json:"runs"`
+}
+
+// Input is one declared input.
+type Input struct {
+	Description string `json:"description"`
+	Required    any    `json:"required"`
+	Default     any    `json:"default"`
+}
+
+// Output is one declared output.
+type Output struct {
+	Description string `json:"description"`
+	Value       string `json:"value"`
+}
+
+// Step is one composite step.
+type Step struct {
+	ID    string            `json:"id"`
+	Name  string            `json:"name"`
+	Uses  string            `json:"uses"`
+	Run   string            `json:"run"`
+	Shell string            `json:"shell"`
+	Env   map[string]string `json:"env"`
+}
+
+// Load parses an action.yml.
+func Load(path string) (Action, error) {
+	var a Action
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return a, err
+	}
+	if err := yaml.Unmarshal(b, &a); err != nil {
+		return a, fmt.Errorf("%s: %w", path, err)
+	}
+	return a, nil
+}
+
+// CheckTree checks root/action.yml and every root/actions/*/action.yml
+// against the stages and returns one line per problem.
+func CheckTree(root string, all []stages.Stage) ([]string, error) {
+	var problems []string
+	setup := filepath.Join(root, "action.yml")
+	a, err := Load(setup)
+	if err != nil {
+		return nil, err
+	}
+	problems = append(problems, prefix("action.yml", CheckSafety(a))...)
+
+	paths, err := filepath.Glob(filepath.Join(root, "actions", "*", "action.yml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	byName := map[string]stages.Stage{}
+	for _, s := range all {
+		byName[s.Name] = s
+	}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		rel, _ := filepath.Rel(root, p)
+		dir := filepath.Base(filepath.Dir(p))
+		a, err := Load(p)
+		if err != nil {
+			return nil, err
+		}
+		s, ok := byName[dir]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s: no stage named %q in internal/stages", rel, dir))
+			continue
+		}
+		seen[dir] = true
+		problems = append(problems, prefix(rel, CheckSafety(a))...)
+		problems = append(problems, prefix(rel, CheckStage(a, s))...)
+	}
+	for _, s := range all {
+		if !seen[s.Name] {
+			problems = append(problems, fmt.Sprintf("actions/%s/action.yml: missing for stage %s", s.Name, s.Name))
+		}
+	}
+	return problems, nil
+}
+
+func prefix(p string, lines []string) []string {
+	for i, l := range lines {
+		lines[i] = p + ": " + l
+	}
+	return lines
+}
+
+var (
+	expr     = regexp.MustCompile(`\$\{\{`)
+	pinnedRE = regexp.MustCompile(`^[^@]+@[0-9a-f]{40}$`)
+)
+
+// CheckSafety checks what any composite action must get right: a shell on
+// each run: step, no ${{ }} inside run: (script injection: values go through
+// env:), and third-party actions pinned by full commit SHA.
+func CheckSafety(a Action) []string {
+	var problems []string
+	if a.Runs.Using != "composite" {
+		problems = append(problems, fmt.Sprintf("runs.using is %q: Gantry actions are composite", a.Runs.Using))
+	}
+	for i, st := range a.Runs.Steps {
+		label := stepLabel(i, st)
+		if st.Run != "" {
+			if expr.MatchString(st.Run) {
+				problems = append(problems, fmt.Sprintf("%s: run: contains ${{ }}: pass the value through env: and read it as a variable", label))
+			}
+			if st.Shell == "" {
+				problems = append(problems, fmt.Sprintf("%s: run: step has no shell: (composite steps need one, e.g. shell: bash)", label))
+			}
+		}
+		if st.Uses != "" && !strings.HasPrefix(st.Uses, "./") && !pinnedRE.MatchString(st.Uses) {
+			problems = append(problems, fmt.Sprintf("%s: uses %q is not pinned by a full commit SHA: write owner/repo@<40-hex sha> # vX.Y.Z", label, st.Uses))
+		}
+	}
+	for name, in := range a.Inputs {
+		if strings.TrimSpace(in.Description) == "" {
+			problems = append(problems, fmt.Sprintf("input %q has no description", name))
+		}
+	}
+	for name, out := range a.Outputs {
+		if strings.TrimSpace(out.Description) == "" {
+			problems = append(problems, fmt.Sprintf("output %q has no description", name))
+		}
+	}
+	sort.Strings(problems)
+	return problems
+}
+
+func stepLabel(i int, st Step) string {
+	if st.Name != "" {
+		return fmt.Sprintf("step %d (%s)", i+1, st.Name)
+	}
+	return fmt.Sprintf("step %d", i+1)
+}
+
+// CheckStage checks a stage action against its Go Inputs and Outputs: the
+// same inputs with the same defaults and required flags, every input passed
+// to the binary's step as INPUT_<NAME>: ${{ inputs.<name> }}, and the same
+// outputs, each read from that step.
+func CheckStage(a Action, s stages.Stage) []string {
+	var problems []string
+	goIn := map[string]ghaction.Field{}
+	for _, f := range ghaction.InputFields(s.Inputs) {
+		goIn[f.Name] = f
+	}
+	goOut := map[string]ghaction.Field{}
+	for _, f := range ghaction.OutputFields(s.Outputs) {
+		goOut[f.Name] = f
+	}
+
+	// The step that runs the binary is the one whose env carries INPUT_*.
+	runStep := -1
+	for i, st := range a.Runs.Steps {
+		if strings.Contains(st.Run, s.Binary) {
+			runStep = i
+		}
+	}
+	if runStep < 0 {
+		return []string{fmt.Sprintf("no step runs %s", s.Binary)}
+	}
+	st := a.Runs.Steps[runStep]
+
+	for _, name := range slices.Sorted(maps.Keys(a.Inputs)) {
+		in := a.Inputs[name]
+		f, ok := goIn[name]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("input %q is not a field of the Go Inputs (add an input:%q tag or remove the input)", name, name))
+			continue
+		}
+		if got := scalar(in.Default); got != f.Default {
+			problems = append(problems, fmt.Sprintf("input %q: default %q in action.yml but %q in Go (%s)", name, got, f.Default, f.GoName))
+		}
+		if req := scalar(in.Required) == "true"; req != f.Required {
+			problems = append(problems, fmt.Sprintf("input %q: required is %v in action.yml but %v in Go (%s)", name, req, f.Required, f.GoName))
+		}
+		key := ghaction.InputName(name)
+		want := fmt.Sprintf("${{ inputs.%s }}", name)
+		if v, ok := st.Env[key]; !ok {
+			problems = append(problems, fmt.Sprintf("input %q is not passed to %s: add %s: %s to the step's env:", name, s.Binary, key, want))
+		} else if strings.TrimSpace(v) != want {
+			problems = append(problems, fmt.Sprintf("input %q: env %s is %q, want %q", name, key, v, want))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(goIn)) {
+		if _, ok := a.Inputs[name]; !ok {
+			problems = append(problems, fmt.Sprintf("Go input %q (%s) is not declared in action.yml", name, goIn[name].GoName))
+		}
+	}
+	for key := range st.Env {
+		if strings.HasPrefix(key, "INPUT_") {
+			found := false
+			for name := range a.Inputs {
+				found = found || ghaction.InputName(name) == key
+			}
+			if !found {
+				problems = append(problems, fmt.Sprintf("env %s matches no declared input", key))
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.Outputs)) {
+		if _, ok := goOut[name]; !ok {
+			problems = append(problems, fmt.Sprintf("output %q is not a field of the Go Outputs", name))
+			continue
+		}
+		want := fmt.Sprintf("${{ steps.%s.outputs.%s }}", st.ID, name)
+		if st.ID == "" || strings.TrimSpace(a.Outputs[name].Value) != want {
+			problems = append(problems, fmt.Sprintf("output %q: value is %q, want %q (the step that runs %s needs an id)", name, a.Outputs[name].Value, want, s.Binary))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(goOut)) {
+		if _, ok := a.Outputs[name]; !ok {
+			problems = append(problems, fmt.Sprintf("Go output %q (%s) is not declared in action.yml", name, goOut[name].GoName))
+		}
+	}
+	return problems
+}
+
+func scalar(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return fmt.Sprint(x)
+	default:
+		return fmt.Sprint(x)
+	}
+}

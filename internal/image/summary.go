@@ -1,0 +1,31 @@
+package image
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Summary renders the job summary for a build: what a reviewer checks
+// without opening the log.
+func Summary(out Outputs) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### gantry-build\n\n")
+	where := "pushed"
+	if !out.Pushed {
+		where = "written to an OCI layout (push: false)"
+	}
+	fmt.Fprintf(&b, "**Image** `%s` — %s, %s of blobs uploaded\n\n", out.Image, where, humanBytes(out.Uploaded))
+	fmt.Fprintf(&b, "**Base** `%s`\n\n", out.Base)
+	fmt.Fprintf(&b, "| platform | manifest digest | size | app layers |\n|---|---|---|---|\n")
+	for _, p := range out.Platforms {
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", p.Platform, p.Digest, humanBytes(p.Size), humanBytes(p.AppSize))
+	}
+	if len(out.Tags) > 0 {
+		fmt.Fprintf(&b, "\n**Tags**\n\n")
+		for _, t := range out.Tags {
+			fmt.Fprintf(&b, "- `%s`\n", t)
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}

@@ -1,0 +1,163 @@
+// Package metadata turns the GitHub context of a run (event name, ref, SHA,
+// event payload) into image tags and OCI labels, with the semantics users know
+// from docker/metadata-action.
+package metadata
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-githubactions"
+)
+
+// Context is what tag and label rules are evaluated against. Build it with
+// FromGitHub in a runner, or fill it directly in tests and local runs.
+type Context struct {
+	EventName     string // push, pull_request, workflow_dispatch, schedule ...
+	Ref           string // refs/heads/main, refs/tags/v1.2.3, refs/pull/42/merge
+	SHA           string // the commit the workflow runs on (the merge commit for a PR)
+	Repository    string // owner/name
+	ServerURL     string // https://github.com
+	DefaultBranch string
+	Description   string
+	License       string // SPDX id from the repository, if GitHub knows it
+
+	PRNumber  int
+	PRHeadSHA string // the PR's head commit, which is what people see in the PR
+	PRHeadRef string
+	PRBaseRef string
+
+	// RunURL links to the workflow run.
+	RunURL string
+
+	// Now is the time of the run; only date placeholders use it.
+	Now time.Time
+}
+
+// FromGitHub reads the runner's context and event payload.
+func FromGitHub(gc *githubactions.GitHubContext, now time.Time) Context {
+	c := Context{
+		EventName:  gc.EventName,
+		Ref:        gc.Ref,
+		SHA:        gc.SHA,
+		Repository: gc.Repository,
+		ServerURL:  gc.ServerURL,
+		PRHeadRef:  gc.HeadRef,
+		PRBaseRef:  gc.BaseRef,
+		Now:        now,
+	}
+	if gc.Repository != "" && gc.RunID != 0 {
+		c.RunURL = fmt.Sprintf("%s/actions/runs/%d", c.SourceURL(), gc.RunID)
+	}
+	ev := gc.Event
+	if repo, ok := ev["repository"].(map[string]any); ok {
+		c.DefaultBranch, _ = repo["default_branch"].(string)
+		c.Description, _ = repo["description"].(string)
+		if lic, ok := repo["license"].(map[string]any); ok {
+			if id, _ := lic["spdx_id"].(string); id != "NOASSERTION" {
+				c.License = id
+			}
+		}
+		if c.Repository == "" {
+			c.Repository, _ = repo["full_name"].(string)
+		}
+	}
+	if pr, ok := ev["pull_request"].(map[string]any); ok {
+		if n, ok := pr["number"].(float64); ok {
+			c.PRNumber = int(n)
+		}
+		if head, ok := pr["head"].(map[string]any); ok {
+			c.PRHeadSHA, _ = head["sha"].(string)
+			if c.PRHeadRef == "" {
+				c.PRHeadRef, _ = head["ref"].(string)
+			}
+		}
+		if base, ok := pr["base"].(map[string]any); ok && c.PRBaseRef == "" {
+			c.PRBaseRef, _ = base["ref"].(string)
+		}
+	}
+	if c.PRNumber == 0 && strings.HasPrefix(c.Ref, "refs/pull/") {
+		n, _ := strconv.Atoi(strings.Split(strings.TrimPrefix(c.Ref, "refs/pull/"), "/")[0])
+		c.PRNumber = n
+	}
+	return c
+}
+
+// IsPR reports whether the run is for a pull request.
+func (c Context) IsPR() bool {
+	return c.PRNumber > 0 || strings.HasPrefix(c.EventName, "pull_request")
+}
+
+// Branch is the branch name for branch runs ("" otherwise). For pull
+// requests it is the PR's head branch.
+func (c Context) Branch() string {
+	if c.IsPR() {
+		return c.PRHeadRef
+	}
+	if b, ok := strings.CutPrefix(c.Ref, "refs/heads/"); ok {
+		return b
+	}
+	return ""
+}
+
+// Tag is the git tag for tag runs ("" otherwise).
+func (c Context) Tag() string {
+	if t, ok := strings.CutPrefix(c.Ref, "refs/tags/"); ok {
+		return t
+	}
+	return ""
+}
+
+// CommitSHA is the commit images are tagged with: the PR head for pull
+// requests (not the merge commit GitHub synthesises), else the run's SHA.
+func (c Context) CommitSHA() string {
+	if c.IsPR() && c.PRHeadSHA != "" {
+		return c.PRHeadSHA
+	}
+	return c.SHA
+}
+
+// IsDefaultBranch reports whether the run is on the repository's default branch.
+func (c Context) IsDefaultBranch() bool {
+	b := c.Branch()
+	return b != "" && !c.IsPR() && b == c.DefaultBranch
+}
+
+// SourceURL is the repository's web address.
+func (c Context) SourceURL() string {
+	if c.Repository == "" {
+		return ""
+	}
+	server := c.ServerURL
+	if server == "" {
+		server = "https://github.com"
+	}
+	return strings.TrimSuffix(server, "/") + "/" + c.Repository
+}
+
+// CommitTime returns the committer time of HEAD in dir, the timestamp builds
+// use for reproducible file times when SOURCE_DATE_EPOCH is not set.
+func CommitTime(ctx context.Context, dir string) (time.Time, error) {
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "log", "-1", "--format=%ct").Output()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the commit time of %s: %w", dir, err)
+	}
+	sec, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the commit time of %s: %w", dir, err)
+	}
+	return time.Unix(sec, 0).UTC(), nil
+}
+
+// ParseEpoch parses SOURCE_DATE_EPOCH.
+func ParseEpoch(s string) (time.Time, error) {
+	sec, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || sec < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a Unix time in seconds: set it to e.g. $(git log -1 --format=%%ct)", s)
+	}
+	return time.Unix(sec, 0).UTC(), nil
+}

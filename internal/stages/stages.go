@@ -1,0 +1,20 @@
+// Package stages lists Gantry's pipeline stages: the binary each ships as and
+// the typed Inputs/Outputs its action.yml must agree with.
+package stages
+
+import "github.com/gantry-ci/gantry/internal/image"
+
+// Stage ties an actions/<Name>/action.yml to its Go types.
+type Stage struct {
+	Name    string // directory under actions/ and cmd/
+	Binary  string // gantry-<name>
+	Inputs  any    // zero value of the stage's Inputs struct
+	Outputs any    // zero value of the stage's Outputs struct
+}
+
+// All returns every stage, in pipeline order.
+func All() []Stage {
+	return []Stage{
+		{Name: "build", Binary: "gantry-build", Inputs: image.Inputs{}, Outputs: image.Outputs{}},
+	}
+}

@@ -73,17 +73,17 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 	fmt.Fprintf(w, "  registry http://%s, base %s\n", reg.Host, base)
 
 	env := map[string]string{
-		"INPUT_IMAGE":      reg.Host + "/acme/Prompt-Builder",
-		"INPUT_BASE":       base,
-		"INPUT_PLATFORMS":  strings.Join(demoPlatforms, ","),
-		"INPUT_CONTEXT":    work,
-		"INPUT_LAYERS":     "dist/prompt-builder-{arch}:/app/server\nstatic:/app/static",
-		"INPUT_ENTRYPOINT": "/app/server",
-		"INPUT_ENV":        "LISTEN_ADDR=:8080\nAPP_VERSION=1.2.3",
-		"INPUT_WORKDIR":    "/app",
-		"INPUT_USER":       "65532:65532",
-		"INPUT_PORTS":      "8080",
-		"INPUT_LABELS":     "org.opencontainers.image.vendor=Acme",
+		"INPUT_IMAGE":               reg.Host + "/acme/Prompt-Builder",
+		"INPUT_BASE":                base,
+		"INPUT_PLATFORMS":           strings.Join(demoPlatforms, ","),
+		"INPUT_CONTEXT":             work,
+		"INPUT_LAYERS":              "dist/prompt-builder-{arch}:/app/server\nstatic:/app/static",
+		"INPUT_ENTRYPOINT":          "/app/server",
+		"INPUT_ENV":                 "LISTEN_ADDR=:8080\nAPP_VERSION=1.2.3",
+		"INPUT_WORKDIR":             "/app",
+		"INPUT_USER":                "65532:65532",
+		"INPUT_PORTS":               "8080",
+		"INPUT_LABELS":              "org.opencontainers.image.vendor=Acme",
 		"INPUT_RELEASE-FILE":        filepath.Join(work, "gantry-release.json"),
 		"INPUT_INSECURE-REGISTRIES": reg.Host,
 		// The GitHub context of a tag push, from a real payload shape.

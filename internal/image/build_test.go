@@ -353,10 +353,10 @@ func TestBuildPushesMultiArchImage(t *testing.T) {
 }
 
 type file struct {
-	content    string
-	mode       int64
-	uid, gid   int
-	mtime      time.Time
+	content  string
+	mode     int64
+	uid, gid int
+	mtime    time.Time
 }
 
 // imageFiles flattens an image's layers into path -> file.

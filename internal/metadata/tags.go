@@ -53,9 +53,6 @@ var knownAttrs = map[string][]string{
 // the sanitised, de-duplicated tags in rule order, "latest" last. A line
 // without type= sets the flavor: "latest=auto|true|false,prefix=..,suffix=..".
 func Tags(c Context, lines []string) ([]string, error) {
-	if len(lines) == 0 {
-		lines = DefaultRules()
-	}
 	fl := flavor{latest: "auto"}
 	var rules []rule
 	for _, line := range lines {
@@ -85,6 +82,13 @@ func Tags(c Context, lines []string) ([]string, error) {
 		}
 		rules = append(rules, rule{line: line, typ: typ, attrs: attrs})
 	}
+	// Flavor lines alone adjust the default rules rather than replace them.
+	if len(rules) == 0 {
+		for _, line := range DefaultRules() {
+			attrs, _ := parseAttrs(line)
+			rules = append(rules, rule{line: line, typ: attrs["type"], attrs: attrs})
+		}
+	}
 
 	var tags []string
 	seen := map[string]bool{}
@@ -109,8 +113,16 @@ func Tags(c Context, lines []string) ([]string, error) {
 			return nil, err
 		}
 		latest = latest || autoLatest
+		prefix, err := expand(c, r.attrs["prefix"])
+		if err != nil {
+			return nil, fmt.Errorf("tag rule %q: %w", r.line, err)
+		}
+		suffix, err := expand(c, r.attrs["suffix"])
+		if err != nil {
+			return nil, fmt.Errorf("tag rule %q: %w", r.line, err)
+		}
 		for _, v := range values {
-			add(fl.prefix + r.attrs["prefix"] + v + r.attrs["suffix"] + fl.suffix)
+			add(fl.prefix + prefix + v + suffix + fl.suffix)
 		}
 	}
 	switch fl.latest {
@@ -213,7 +225,9 @@ func (r rule) eval(c Context) ([]string, bool, error) {
 			}
 		case "tag":
 			if t := c.Tag(); t != "" {
-				return []string{t}, true, nil
+				// A pre-release must not move "latest", whichever rule tags it.
+				v, isSemver := ParseSemver(t)
+				return []string{t}, !isSemver || v.Pre == "", nil
 			}
 		case "pr":
 			if c.IsPR() && c.PRNumber > 0 {

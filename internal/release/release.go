@@ -7,9 +7,7 @@ package release
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -123,6 +121,3 @@ func ForDigest(path, digest string) Record {
 	}
 	return r
 }
-
-// IsNotExist reports whether err means the record file does not exist.
-func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

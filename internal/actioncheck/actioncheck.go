@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -222,7 +223,7 @@ func CheckStage(a Action, s stages.Stage) []string {
 			problems = append(problems, fmt.Sprintf("Go input %q (%s) is not declared in action.yml", name, goIn[name].GoName))
 		}
 	}
-	for key := range st.Env {
+	for _, key := range slices.Sorted(maps.Keys(st.Env)) {
 		if strings.HasPrefix(key, "INPUT_") {
 			found := false
 			for name := range a.Inputs {
@@ -258,7 +259,9 @@ func scalar(v any) string {
 	case string:
 		return x
 	case float64:
-		return fmt.Sprint(x)
+		// YAML numbers arrive as float64; GitHub passes their text, so
+		// 1000000 must not become 1e+06.
+		return strconv.FormatFloat(x, 'f', -1, 64)
 	default:
 		return fmt.Sprint(x)
 	}

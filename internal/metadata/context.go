@@ -123,6 +123,11 @@ func (c Context) CommitSHA() string {
 
 // IsDefaultBranch reports whether the run is on the repository's default branch.
 func (c Context) IsDefaultBranch() bool {
+	// Scheduled runs always run on the default branch (GitHub runs them
+	// nowhere else), even when the payload does not say which it is.
+	if c.EventName == "schedule" {
+		return true
+	}
 	b := c.Branch()
 	return b != "" && !c.IsPR() && b == c.DefaultBranch
 }

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultRules are the tag rules used when the tags input is empty:
@@ -80,6 +81,9 @@ func Tags(c Context, lines []string) ([]string, error) {
 				return nil, fmt.Errorf("tag rule %q: type=%s has no attribute %q (it takes %s, prefix, suffix, enable)", line, typ, k, strings.Join(allowed, ", "))
 			}
 		}
+		if typ == "semver" && attrs["pattern"] == "" {
+			return nil, fmt.Errorf("tag rule %q: type=semver needs pattern=, e.g. pattern={{version}}", line)
+		}
 		rules = append(rules, rule{line: line, typ: typ, attrs: attrs})
 	}
 	// Flavor lines alone adjust the default rules rather than replace them.
@@ -113,16 +117,18 @@ func Tags(c Context, lines []string) ([]string, error) {
 			return nil, err
 		}
 		latest = latest || autoLatest
-		prefix, err := expand(c, r.attrs["prefix"])
+		// As in metadata-action, a rule's own prefix/suffix (sha- and pr-
+		// by default for those types) replaces the flavor's.
+		prefix, err := expand(c, r.affix("prefix", fl.prefix))
 		if err != nil {
 			return nil, fmt.Errorf("tag rule %q: %w", r.line, err)
 		}
-		suffix, err := expand(c, r.attrs["suffix"])
+		suffix, err := expand(c, r.affix("suffix", fl.suffix))
 		if err != nil {
 			return nil, fmt.Errorf("tag rule %q: %w", r.line, err)
 		}
 		for _, v := range values {
-			add(fl.prefix + prefix + v + suffix + fl.suffix)
+			add(prefix + v + suffix)
 		}
 	}
 	switch fl.latest {
@@ -132,11 +138,19 @@ func Tags(c Context, lines []string) ([]string, error) {
 		latest = false
 	}
 	if latest {
+		t := "latest"
 		if fl.onLatest {
-			add(fl.prefix + "latest" + fl.suffix)
-		} else {
-			add("latest")
+			prefix, err := expand(c, fl.prefix)
+			if err != nil {
+				return nil, fmt.Errorf("tag flavor: %w", err)
+			}
+			suffix, err := expand(c, fl.suffix)
+			if err != nil {
+				return nil, fmt.Errorf("tag flavor: %w", err)
+			}
+			t = prefix + t + suffix
 		}
+		add(t)
 	}
 	return tags, nil
 }
@@ -196,6 +210,23 @@ func splitAttrs(line string) []string {
 	return append(parts, line[start:])
 }
 
+// affix returns the rule's prefix or suffix: its own attribute when given
+// (even empty), else the type's default (sha-, pr-), else the flavor's.
+func (r rule) affix(key, flavor string) string {
+	if v, ok := r.attrs[key]; ok {
+		return v
+	}
+	if key == "prefix" {
+		switch {
+		case r.typ == "sha":
+			return "sha-"
+		case r.typ == "ref" && r.attrs["event"] == "pr":
+			return "pr-"
+		}
+	}
+	return flavor
+}
+
 func (r rule) enabled(c Context) (bool, error) {
 	v, ok := r.attrs["enable"]
 	if !ok {
@@ -231,7 +262,7 @@ func (r rule) eval(c Context) ([]string, bool, error) {
 			}
 		case "pr":
 			if c.IsPR() && c.PRNumber > 0 {
-				return []string{"pr-" + strconv.Itoa(c.PRNumber)}, false, nil
+				return []string{strconv.Itoa(c.PRNumber)}, false, nil
 			}
 		default:
 			return nil, false, wrap(fmt.Errorf("event=%q: use branch, tag or pr", ev))
@@ -285,9 +316,6 @@ func (r rule) eval(c Context) ([]string, bool, error) {
 		default:
 			return nil, false, wrap(fmt.Errorf("format=%q: use short or long", r.attrs["format"]))
 		}
-		if _, ok := r.attrs["prefix"]; !ok {
-			sha = "sha-" + sha
-		}
 		return []string{sha}, false, nil
 	case "raw":
 		v, err := expand(c, r.attrs["value"])
@@ -339,7 +367,7 @@ func expand(c Context, s string) (string, error) {
 		"{{is_not_semver}}", strconv.FormatBool(!semver),
 	).Replace(s)
 	s = dateRE.ReplaceAllStringFunc(s, func(m string) string {
-		return c.Now.UTC().Format(momentToGo(dateRE.FindStringSubmatch(m)[1]))
+		return formatDate(c.Now.UTC(), dateRE.FindStringSubmatch(m)[1])
 	})
 	if i := strings.Index(s, "{{"); i >= 0 {
 		return "", fmt.Errorf("unknown placeholder in %q: use {{branch}}, {{tag}}, {{sha}}, {{base_ref}}, {{is_default_branch}} or {{date 'YYYYMMDD'}}", s)
@@ -347,14 +375,44 @@ func expand(c Context, s string) (string, error) {
 	return s, nil
 }
 
-func momentToGo(f string) string {
-	return strings.NewReplacer("YYYY", "2006", "YY", "06", "MM", "01", "DD", "02", "HH", "15", "mm", "04", "ss", "05").Replace(f)
+// formatDate renders a Moment.js-style pattern (YYYY, YY, MM, M, DD, D, HH,
+// H, mm, ss); every other character is copied as it is.
+func formatDate(t time.Time, pattern string) string {
+	tokens := []struct {
+		tok string
+		val func() string
+	}{
+		{"YYYY", func() string { return fmt.Sprintf("%04d", t.Year()) }},
+		{"YY", func() string { return fmt.Sprintf("%02d", t.Year()%100) }},
+		{"MM", func() string { return fmt.Sprintf("%02d", int(t.Month())) }},
+		{"M", func() string { return strconv.Itoa(int(t.Month())) }},
+		{"DD", func() string { return fmt.Sprintf("%02d", t.Day()) }},
+		{"D", func() string { return strconv.Itoa(t.Day()) }},
+		{"HH", func() string { return fmt.Sprintf("%02d", t.Hour()) }},
+		{"H", func() string { return strconv.Itoa(t.Hour()) }},
+		{"mm", func() string { return fmt.Sprintf("%02d", t.Minute()) }},
+		{"ss", func() string { return fmt.Sprintf("%02d", t.Second()) }},
+	}
+	var b strings.Builder
+outer:
+	for i := 0; i < len(pattern); {
+		for _, tk := range tokens {
+			if strings.HasPrefix(pattern[i:], tk.tok) {
+				b.WriteString(tk.val())
+				i += len(tk.tok)
+				continue outer
+			}
+		}
+		b.WriteByte(pattern[i])
+		i++
+	}
+	return b.String()
 }
 
-var invalidTagChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+var invalidTagChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
-// Sanitize turns any string into a valid OCI tag: characters outside
-// [A-Za-z0-9_.-] become '-', leading '.' and '-' are dropped, and the result
+// Sanitize turns any string into a valid OCI tag: each run of characters
+// outside [A-Za-z0-9_.-] becomes one '-', leading '.' and '-' are dropped, and the result
 // is cut to 128 characters.
 func Sanitize(t string) string {
 	t = invalidTagChars.ReplaceAllString(t, "-")

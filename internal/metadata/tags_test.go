@@ -96,7 +96,7 @@ func TestFromGitHub(t *testing.T) {
 		{"schedule.json", want{branch: "main", commitSHA: main3f, defaultBranch: "main", license: "MIT", isDefault: true}},
 		// No repository object: the repository comes from GITHUB_REPOSITORY,
 		// and nothing else is known.
-		{"schedule-legacy.json", want{branch: "main", commitSHA: main3f}},
+		{"schedule-legacy.json", want{branch: "main", commitSHA: main3f, isDefault: true}}, // schedules run only on the default branch
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -259,6 +259,19 @@ func TestTagsCustomRules(t *testing.T) {
 			want:  []string{"main-3f1c5a7"},
 		},
 		{
+			// metadata-action expands the flavor's prefix and suffix too.
+			name:  "placeholder in a flavor suffix is expanded",
+			file:  "push-tag.json",
+			rules: "type=semver,pattern={{version}}\nsuffix=-{{sha}}",
+			want:  []string{"1.2.3-9a8b7c6", "latest"},
+		},
+		{
+			name:  "placeholder in a rule suffix is expanded",
+			file:  "schedule.json",
+			rules: "type=schedule,suffix=-{{date 'YYYYMMDD'}}",
+			want:  []string{"nightly-20261121"},
+		},
+		{
 			name:  "latest=false removes latest from a release",
 			file:  "push-tag.json",
 			rules: "type=semver,pattern={{version}}\ntype=semver,pattern={{major}}\nlatest=false",
@@ -266,12 +279,26 @@ func TestTagsCustomRules(t *testing.T) {
 		},
 		{
 			// The tags input holds the flavor too, so a flavor line alone
-			// must not throw away the default rules. BUG: Gantry returns no
-			// tags at all, and the image is pushed untagged.
+			// must not throw away the default rules (the image would be
+			// pushed untagged).
 			name:  "a flavor line alone keeps the default rules",
 			file:  "push-tag.json",
 			rules: "latest=false",
 			want:  []string{"1.2.3", "1.2", "1", "sha-9a8b7c6"},
+		},
+		{
+			// metadata-action: a rule's own prefix (sha- and pr- by
+			// default) replaces the flavor prefix instead of stacking.
+			name:  "flavor prefix yields to the rule's own prefix",
+			file:  "push-branch.json",
+			rules: "type=ref,event=branch\ntype=sha\ntype=raw,value=x,prefix=\nprefix=app-",
+			want:  []string{"app-main", "sha-3f1c5a7", "x"},
+		},
+		{
+			name:  "date pattern with single-letter tokens and literal digits",
+			file:  "schedule.json",
+			rules: "type=schedule,pattern={{date 'YYYY.M.D-1'}}",
+			want:  []string{"2026.11.21-1"},
 		},
 		{
 			name:  "latest=true adds latest to a branch run",
@@ -501,6 +528,7 @@ func TestTagsErrors(t *testing.T) {
 		{"unknown placeholder", "push-branch.json", "type=raw,value={{nope}}", "unknown placeholder"},
 		{"unknown placeholder in semver", "push-tag.json", "type=semver,pattern={{mayor}}", "unknown placeholder"},
 		{"unknown placeholder in schedule", "schedule.json", "type=schedule,pattern={{time}}", "unknown placeholder"},
+		{"unknown placeholder in prefix", "push-branch.json", "type=sha,prefix={{nope}}-", "unknown placeholder"},
 		{"no type and not a flavor", "push-branch.json", "value=foo", "has no type="},
 		{"not key=value", "push-branch.json", "type=raw,foo", `"foo" is not key=value`},
 		{"bad latest flavor", "push-branch.json", "latest=sometimes", `latest="sometimes"`},
@@ -554,6 +582,7 @@ func TestSanitize(t *testing.T) {
 		{"emoji", "v1🚀", "v1-"},
 		{"empty", "", ""},
 		{"only dots", "...", ""},
+		{"a run of invalid characters is one dash", "a//b  c", "a-b-c"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

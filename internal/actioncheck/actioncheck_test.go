@@ -1,0 +1,186 @@
+package actioncheck_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gantry-ci/gantry/internal/actioncheck"
+	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/stages"
+)
+
+// The repository's own action.yml files pass every check.
+func TestCheckTreeRepo(t *testing.T) {
+	t.Parallel()
+	problems, err := actioncheck.CheckTree(filepath.Join("..", ".."), stages.All())
+	if err != nil {
+		t.Fatalf("CheckTree: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("problem: %s", p)
+	}
+
+	// Guard against a vacuous pass: the build action really was read and
+	// has every Go input and output.
+	a, err := actioncheck.Load(filepath.Join("..", "..", "actions", "build", "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stages.All() {
+		if s.Name != "build" {
+			continue
+		}
+		if got, want := len(a.Inputs), len(ghaction.InputFields(s.Inputs)); got != want || got == 0 {
+			t.Errorf("actions/build/action.yml has %d inputs, Go %d", got, want)
+		}
+		if got, want := len(a.Outputs), len(ghaction.OutputFields(s.Outputs)); got != want || got == 0 {
+			t.Errorf("actions/build/action.yml has %d outputs, Go %d", got, want)
+		}
+	}
+}
+
+// Each directory in testdata is a copy of the repository's action.yml files
+// with one thing broken, and want.txt lists the exact problem lines.
+func TestCheckTreeFixtures(t *testing.T) {
+	t.Parallel()
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []string
+	for _, e := range entries {
+		if e.IsDir() {
+			cases = append(cases, e.Name())
+		}
+	}
+	// Every check the package documents has a fixture.
+	for _, required := range []string{
+		"input-not-passed", "expression-in-run", "unpinned-uses", "input-not-in-go",
+		"default-differs", "output-missing", "missing-shell",
+	} {
+		if !slices.Contains(cases, required) {
+			t.Errorf("testdata/%s is missing", required)
+		}
+	}
+
+	for _, name := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join("testdata", name)
+			b, err := os.ReadFile(filepath.Join(dir, "want.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, line := range strings.Split(string(b), "\n") {
+				if line = strings.TrimSpace(line); line != "" {
+					want = append(want, line)
+				}
+			}
+			if len(want) == 0 {
+				t.Fatalf("%s/want.txt lists no problem: a broken fixture must show one", dir)
+			}
+			got, err := actioncheck.CheckTree(dir, stages.All())
+			if err != nil {
+				t.Fatalf("CheckTree: %v", err)
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("CheckTree(%s) problems:\n got:\n  %s\nwant:\n  %s",
+					dir, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestCheckTreeErrors(t *testing.T) {
+	t.Parallel()
+	t.Run("no action.yml", func(t *testing.T) {
+		t.Parallel()
+		if _, err := actioncheck.CheckTree(t.TempDir(), stages.All()); err == nil {
+			t.Error("CheckTree of an empty directory = nil error, want one")
+		}
+	})
+	t.Run("invalid YAML names the file", func(t *testing.T) {
+		t.Parallel()
+		root := t.TempDir()
+		real, err := os.ReadFile(filepath.Join("..", "..", "action.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, "action.yml"), string(real))
+		bad := filepath.Join(root, "actions", "build", "action.yml")
+		writeFile(t, bad, "inputs:\n  image: [unclosed\n")
+		_, err = actioncheck.CheckTree(root, stages.All())
+		if err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("CheckTree error = %v, want one naming %s", err, bad)
+		}
+	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// numInputs is a stage whose defaults are numbers and booleans, which YAML
+// authors often leave unquoted.
+type numInputs struct {
+	MaxBytes int    `input:"max-bytes" default:"1000000"`
+	Jobs     int    `input:"jobs" default:"4"`
+	Push     bool   `input:"push" default:"true"`
+	Ratio    string `input:"ratio" default:"0.25"`
+}
+
+type noOutputs struct{}
+
+// GitHub hands every input to the action as the text written in action.yml,
+// so an unquoted default equals the same text in Go.
+func TestCheckStageUnquotedDefaults(t *testing.T) {
+	t.Parallel()
+	stage := stages.Stage{Name: "num", Binary: "gantry-num", Inputs: numInputs{}, Outputs: noOutputs{}}
+	tests := []struct {
+		name, input, literal string
+	}{
+		{"small integer", "jobs", "4"},
+		{"boolean", "push", "true"},
+		{"decimal", "ratio", "0.25"},
+		// BUG: scalar() formats the float64 YAML gives as "1e+06".
+		{"large integer", "max-bytes", "1000000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			defaults := map[string]string{"max-bytes": `"1000000"`, "jobs": `"4"`, "push": `"true"`, "ratio": `"0.25"`}
+			defaults[tt.input] = tt.literal // unquoted
+			var inputs, env strings.Builder
+			for _, f := range ghaction.InputFields(numInputs{}) {
+				inputs.WriteString("  " + f.Name + ":\n    description: d\n    required: false\n    default: " + defaults[f.Name] + "\n")
+				env.WriteString("        " + ghaction.InputName(f.Name) + ": ${{ inputs." + f.Name + " }}\n")
+			}
+			path := filepath.Join(t.TempDir(), "action.yml")
+			writeFile(t, path, "name: num\ndescription: d\ninputs:\n"+inputs.String()+
+				"runs:\n  using: composite\n  steps:\n    - name: Run\n      id: run\n      shell: bash\n      env:\n"+
+				env.String()+"      run: gantry-num\n")
+			a, err := actioncheck.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := actioncheck.CheckSafety(a); len(p) != 0 {
+				t.Fatalf("test action is not safe: %q", p)
+			}
+			if p := actioncheck.CheckStage(a, stage); len(p) != 0 {
+				t.Errorf("default: %s (unquoted) against Go default:%q: problems %q, want none", tt.literal, tt.literal, p)
+			}
+		})
+	}
+}

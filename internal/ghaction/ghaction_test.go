@@ -1,0 +1,84 @@
+package ghaction_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
+)
+
+func TestEnvLogger(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		do   func(ghaction.Logger)
+		want string
+	}{
+		{
+			name: "info is a plain line",
+			do:   func(l ghaction.Logger) { l.Infof("pushed %d tags", 3) },
+			want: "pushed 3 tags\n",
+		},
+		{
+			name: "warning annotation",
+			do:   func(l ghaction.Logger) { l.Warningf("base %s is not multi-arch", "alpine") },
+			want: "::warning::base alpine is not multi-arch\n",
+		},
+		{
+			name: "group and its end",
+			do: func(l ghaction.Logger) {
+				end := l.Group("Building ghcr.io/acme/app")
+				l.Infof("inside")
+				end()
+			},
+			want: "::group::Building ghcr.io/acme/app\ninside\n::endgroup::\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e, w := newEnv(nil)
+			tt.do(e)
+			if w.String() != tt.want {
+				t.Errorf("log = %q, want %q", w.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestFailKeepsAMultiLineErrorInOneAnnotation(t *testing.T) {
+	t.Parallel()
+	e, w := newEnv(nil)
+	e.Fail(errors.Join(
+		errors.New(`input "jobs": "four" is not a whole number`),
+		fmt.Errorf("100%% sure: %w", errors.New("second")),
+	))
+	want := "::error::input \"jobs\": \"four\" is not a whole number%0A100%25 sure: second\n"
+	if w.String() != want {
+		t.Errorf("Fail wrote %q, want %q", w.String(), want)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	t.Parallel()
+	e, _ := newEnv(map[string]string{"SOURCE_DATE_EPOCH": "1763643791"})
+	if got := e.Lookup("SOURCE_DATE_EPOCH"); got != "1763643791" {
+		t.Errorf("Lookup(SOURCE_DATE_EPOCH) = %q", got)
+	}
+	if got := e.Lookup("RUNNER_DEBUG"); got != "" {
+		t.Errorf("Lookup of an unset variable = %q, want empty", got)
+	}
+}
+
+func TestDiscard(t *testing.T) {
+	t.Parallel()
+	var l ghaction.Logger = ghaction.Discard{}
+	l.Infof("x")
+	l.Warningf("y")
+	end := l.Group("z")
+	if end == nil {
+		t.Fatal("Discard.Group returned a nil func")
+	}
+	end()
+}

@@ -154,7 +154,7 @@ func TestCheckStageUnquotedDefaults(t *testing.T) {
 		{"small integer", "jobs", "4"},
 		{"boolean", "push", "true"},
 		{"decimal", "ratio", "0.25"},
-		// BUG: scalar() formats the float64 YAML gives as "1e+06".
+		// YAML gives a float64: it must not come out as "1e+06".
 		{"large integer", "max-bytes", "1000000"},
 	}
 	for _, tt := range tests {

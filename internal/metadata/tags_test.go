@@ -252,7 +252,6 @@ func TestTagsCustomRules(t *testing.T) {
 		{
 			// metadata-action README, "Global expressions": prefix and
 			// suffix take {{branch}}, {{sha}} ... like value does.
-			// BUG: Gantry adds the prefix unexpanded ("branch---3f1c5a7").
 			name:  "placeholder in a rule prefix is expanded",
 			file:  "push-branch.json",
 			rules: "type=sha,prefix={{branch}}-",
@@ -357,7 +356,7 @@ func TestTagsCustomRules(t *testing.T) {
 		{
 			// metadata-action: semver has the higher priority, so the
 			// prerelease decides latest=false and ref,event=tag cannot turn
-			// it back on. BUG: Gantry ORs the rules and adds latest to an rc.
+			// it back on.
 			name:  "prerelease with semver and ref,event=tag gets no latest",
 			file:  "push-tag-prerelease.json",
 			rules: "type=semver,pattern={{version}}\ntype=ref,event=tag",

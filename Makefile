@@ -9,7 +9,7 @@ export CGO_ENABLED ?= 0
 GO     ?= go
 BIN    := $(CURDIR)/bin
 STAGES := $(notdir $(wildcard cmd/*))
-TOOLS  := $(BIN)/actionlint $(BIN)/crane
+TOOLS  := $(BIN)/actionlint $(BIN)/crane $(BIN)/act
 
 .PHONY: all build tools test lint bench demo clean
 
@@ -24,15 +24,15 @@ build:
 	done
 	@echo "built: $$(cd $(BIN) && ls gantry* | tr '\n' ' ')"
 
-## tools: actionlint and crane, pinned in tools/go.mod, built from the module proxy
+## tools: actionlint, crane and act, pinned in tools/go.mod, built from the module proxy
 tools: $(TOOLS)
 $(TOOLS): tools/go.mod tools/go.sum
 	@mkdir -p $(BIN)
-	cd tools && $(GO) build -o $(BIN)/ github.com/rhysd/actionlint/cmd/actionlint github.com/google/go-containerregistry/cmd/crane
+	cd tools && $(GO) build -o $(BIN)/ github.com/rhysd/actionlint/cmd/actionlint github.com/google/go-containerregistry/cmd/crane github.com/nektos/act
 
-## test: the whole suite (starts its own registries; nothing to set up)
-test:
-	$(GO) test -count=1 ./...
+## test: the whole suite (starts its own registries; act runs the workflow tests)
+test: tools
+	ACT=$(BIN)/act $(GO) test -count=1 ./...
 	cd testdata/app && $(GO) test -count=1 ./...
 
 ## lint: go vet, gofmt, actionlint on every workflow, and the project's check of every action.yml

@@ -1,0 +1,516 @@
+package analysis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+)
+
+// State is the verdict of one check, one evaluation, or a whole analysis.
+type State string
+
+const (
+	Pass         State = "pass"
+	Fail         State = "fail"
+	Inconclusive State = "inconclusive"
+	NoData       State = "no-data"
+	Error        State = "error"
+)
+
+// Querier runs an instant PromQL query. ok is false when the result is
+// empty (no series), which is different from a zero.
+type Querier interface {
+	Query(ctx context.Context, expr string, at time.Time) (value float64, ok bool, err error)
+}
+
+// Check is the result of one metric in one evaluation.
+type Check struct {
+	Metric    string  `json:"metric"`
+	Query     string  `json:"query,omitempty"`
+	Bad       int64   `json:"bad"`
+	Total     int64   `json:"total"`
+	Estimate  float64 `json:"estimate"`
+	Lower     float64 `json:"lower"`
+	Upper     float64 `json:"upper"`
+	Limit     float64 `json:"limit"`
+	StableBad int64   `json:"stableBad,omitempty"`
+	StableTot int64   `json:"stableTotal,omitempty"`
+	DiffLower float64 `json:"diffLower,omitempty"`
+	DiffUpper float64 `json:"diffUpper,omitempty"`
+	Verdict   State   `json:"verdict"`
+	Reason    string  `json:"reason"`
+}
+
+// Evaluation is one look at the metrics during a step.
+type Evaluation struct {
+	Time    time.Time     `json:"time"`
+	Step    string        `json:"step,omitempty"`
+	Elapsed time.Duration `json:"elapsed"`
+	Verdict State         `json:"verdict"`
+	Reason  string        `json:"reason"`
+	Checks  []Check       `json:"checks,omitempty"`
+}
+
+// Result is the outcome of a whole analysis step.
+type Result struct {
+	Verdict     State
+	Reason      string
+	Evaluations []Evaluation
+}
+
+// LogLine is one line of the decision log (JSON Lines): one per check per
+// evaluation, plus one "overall" line per evaluation.
+type LogLine struct {
+	Time      time.Time `json:"time"`
+	Step      string    `json:"step,omitempty"`
+	ElapsedS  float64   `json:"elapsedSeconds"`
+	Metric    string    `json:"metric"`
+	Query     string    `json:"query,omitempty"`
+	Bad       *int64    `json:"bad,omitempty"`
+	Total     *int64    `json:"total,omitempty"`
+	StableBad *int64    `json:"stableBad,omitempty"`
+	StableTot *int64    `json:"stableTotal,omitempty"`
+	Estimate  *float64  `json:"estimate,omitempty"`
+	Lower     *float64  `json:"lower,omitempty"`
+	Upper     *float64  `json:"upper,omitempty"`
+	Threshold *float64  `json:"threshold,omitempty"`
+	Verdict   State     `json:"verdict"`
+	Reason    string    `json:"reason"`
+}
+
+// Engine evaluates one analysis configuration against a Querier.
+type Engine struct {
+	cfg Config
+	q   Querier
+	z   float64
+	// Log, when set, receives the decision log.
+	Log io.Writer
+	// Now and Sleep are the clock; tests replace them.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// New returns an engine for a validated configuration.
+func New(cfg Config, q Querier) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, q: q, z: Z(cfg.Policy.Confidence), Now: time.Now, Sleep: sleep}, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// ErrNoBucket is returned at plan time when the histogram has no bucket at a
+// latency threshold, so the latency check could only ever guess.
+var ErrNoBucket = errors.New("histogram has no bucket at the latency threshold")
+
+// Plan checks, before the step starts, that Prometheus answers and that the
+// histogram has a bucket at every enabled latency threshold. A version
+// without series yet (no traffic) is not an error here: it becomes NO_DATA.
+func (e *Engine) Plan(ctx context.Context) error {
+	t := e.cfg.Thresholds
+	var lats []time.Duration
+	for _, d := range []time.Duration{t.P95, t.P99} {
+		if d > 0 {
+			lats = append(lats, d)
+		}
+	}
+	if len(lats) == 0 {
+		_, _, err := e.q.Query(ctx, "vector(1)", e.Now())
+		return err
+	}
+	for _, sel := range []string{e.cfg.SelectorNew, e.cfg.SelectorStable} {
+		if sel == "" {
+			continue
+		}
+		les, err := e.buckets(ctx, sel)
+		if err != nil {
+			return err
+		}
+		if len(les) == 0 {
+			continue
+		}
+		for _, d := range lats {
+			found := false
+			for _, le := range les {
+				found = found || bucketMatches(le, d)
+			}
+			if !found {
+				return fmt.Errorf("%w: {%s} has buckets le=%s but none at %v: add a %g bucket to the histogram, change the p95/p99 limit to an existing bucket, or turn the check off",
+					ErrNoBucket, sel, strings.Join(les, ","), d, d.Seconds())
+			}
+		}
+	}
+	return nil
+}
+
+// BucketLister is implemented by queriers that can list the le values of a
+// histogram (the Prometheus adapter does).
+type BucketLister interface {
+	Labels(ctx context.Context, expr, label string, at time.Time) ([]string, error)
+}
+
+func (e *Engine) buckets(ctx context.Context, sel string) ([]string, error) {
+	bl, ok := e.q.(BucketLister)
+	if !ok {
+		return nil, nil
+	}
+	return bl.Labels(ctx, expand(e.cfg.Queries.Buckets, sel, 0, ""), "le", e.Now())
+}
+
+func expand(tmpl, sel string, rng time.Duration, le string) string {
+	secs := int64(math.Ceil(rng.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	return strings.NewReplacer("$selector", sel, "$range", fmt.Sprintf("%ds", secs), "$le", le).Replace(tmpl)
+}
+
+// counts reads one count query; Prometheus' increase() extrapolates, so
+// values are rounded to whole requests.
+func (e *Engine) count(ctx context.Context, tmpl, sel string, rng time.Duration, le string, at time.Time) (int64, bool, string, error) {
+	expr := expand(tmpl, sel, rng, le)
+	v, ok, err := e.q.Query(ctx, expr, at)
+	if err != nil {
+		return 0, false, expr, err
+	}
+	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false, expr, nil
+	}
+	return int64(math.Max(0, math.Round(v))), true, expr, nil
+}
+
+// sample is the request counts of one version over the window.
+type sample struct {
+	total, errors, success int64
+	fast                   map[time.Duration]int64
+	hasData                bool
+	queries                map[string]string
+}
+
+func (e *Engine) sample(ctx context.Context, sel string, rng time.Duration, at time.Time) (sample, error) {
+	s := sample{fast: map[time.Duration]int64{}, queries: map[string]string{}}
+	q := e.cfg.Queries
+	total, ok, expr, err := e.count(ctx, q.Total, sel, rng, "", at)
+	if err != nil {
+		return s, fmt.Errorf("query %s: %w", expr, err)
+	}
+	s.total, s.hasData, s.queries["total"] = total, ok && total > 0, expr
+	if !s.hasData {
+		return s, nil
+	}
+	if s.errors, _, s.queries["errors"], err = e.count(ctx, q.Errors, sel, rng, "", at); err != nil {
+		return s, fmt.Errorf("query %s: %w", s.queries["errors"], err)
+	}
+	if s.success, _, s.queries["success"], err = e.count(ctx, q.Success, sel, rng, "", at); err != nil {
+		return s, fmt.Errorf("query %s: %w", s.queries["success"], err)
+	}
+	for _, d := range []time.Duration{e.cfg.Thresholds.P95, e.cfg.Thresholds.P99} {
+		if d <= 0 {
+			continue
+		}
+		fast, ok, expr, err := e.count(ctx, q.Fast, sel, rng, leRegex(d), at)
+		if err != nil {
+			return s, fmt.Errorf("query %s: %w", expr, err)
+		}
+		if !ok {
+			return s, fmt.Errorf("%w: {%s} serves requests but %s returns nothing", ErrNoBucket, sel, expr)
+		}
+		s.fast[d] = min(fast, s.total)
+		s.queries[d.String()] = expr
+	}
+	// increase() extrapolates each series on its own; keep the parts
+	// consistent with the whole.
+	s.errors, s.success = min(s.errors, s.total), min(s.success, s.total)
+	return s, nil
+}
+
+// Evaluate takes one look at the window [start, at]: it queries both
+// versions over the same range and judges every enabled check.
+func (e *Engine) Evaluate(ctx context.Context, start, at time.Time) (Evaluation, error) {
+	rng := at.Sub(start)
+	ev := Evaluation{Time: at, Step: e.cfg.Step, Elapsed: rng}
+	green, err := e.sample(ctx, e.cfg.SelectorNew, rng, at)
+	if err != nil {
+		return ev, err
+	}
+	var blue sample
+	if e.cfg.SelectorStable != "" {
+		if blue, err = e.sample(ctx, e.cfg.SelectorStable, rng, at); err != nil {
+			return ev, err
+		}
+	}
+	t := e.cfg.Thresholds
+	type prop struct {
+		name       string
+		bad, total int64
+		sbad, stot int64
+		limit      float64
+		query      string
+	}
+	var props []prop
+	if t.ErrorRate > 0 {
+		props = append(props, prop{"error-rate", green.errors, green.total, blue.errors, blue.total, t.ErrorRate, green.queries["errors"]})
+	}
+	if t.SuccessRate > 0 {
+		// "success >= 95%" is "share not answered 2xx/3xx <= 5%".
+		props = append(props, prop{"success-rate", green.total - green.success, green.total, blue.total - blue.success, blue.total, 1 - t.SuccessRate, green.queries["success"]})
+	}
+	// "P95 <= 1s" is exactly "share of requests slower than 1s <= 5%".
+	if t.P95 > 0 {
+		props = append(props, prop{"p95", green.total - green.fast[t.P95], green.total, blue.total - blue.fast[t.P95], blue.total, 0.05, green.queries[t.P95.String()]})
+	}
+	if t.P99 > 0 {
+		props = append(props, prop{"p99", green.total - green.fast[t.P99], green.total, blue.total - blue.fast[t.P99], blue.total, 0.01, green.queries[t.P99.String()]})
+	}
+	for _, p := range props {
+		ev.Checks = append(ev.Checks, e.judge(p.name, p.query, p.bad, p.total, p.sbad, p.stot, p.limit, green.hasData, blue.hasData))
+	}
+	if t.Memory > 0 {
+		c, err := e.memory(ctx, rng, at)
+		if err != nil {
+			return ev, err
+		}
+		ev.Checks = append(ev.Checks, c)
+	}
+	ev.Verdict, ev.Reason = combine(ev.Checks)
+	return ev, nil
+}
+
+// judge decides one proportion check.
+func (e *Engine) judge(name, query string, bad, total, sbad, stot int64, limit float64, hasData, stableHasData bool) Check {
+	c := Check{Metric: name, Query: query, Bad: bad, Total: total, Limit: limit, StableBad: sbad, StableTot: stot}
+	c.Lower, c.Upper = Wilson(bad, total, e.z)
+	c.Estimate = rate(bad, total)
+	min := e.cfg.Policy.MinSamples
+	if !hasData {
+		c.Verdict, c.Reason = NoData, "no requests in the window"
+		return c
+	}
+	abs := JudgeMax(c.Lower, c.Upper, limit)
+	// The comparison with stable runs only when both have enough requests.
+	compare := stableHasData && stot >= min && total >= min
+	worse, notWorse := false, false
+	stableBeyond := false
+	if compare {
+		c.DiffLower, c.DiffUpper = DiffInterval(bad, total, sbad, stot, e.z)
+		m := e.cfg.Policy.Margin
+		worse, notWorse = c.DiffLower > m, c.DiffUpper <= m
+		sl, sh := Wilson(sbad, stot, e.z)
+		stableBeyond = JudgeMax(sl, sh, limit) == Beyond
+	}
+	pct := func(x float64) string { return fmt.Sprintf("%.2f%%", 100*x) }
+	bounds := fmt.Sprintf("%d/%d = %s, bounds [%s, %s], limit %s", bad, total, pct(c.Estimate), pct(c.Lower), pct(c.Upper), pct(limit))
+	switch {
+	case total < min:
+		c.Verdict, c.Reason = Inconclusive, fmt.Sprintf("%d requests < min-samples %d (%s)", total, min, bounds)
+	case abs == Beyond && stableBeyond && !worse:
+		// Both versions break the limit and the new one is not worse: a
+		// shared dependency is failing, not the release. Hold.
+		c.Verdict, c.Reason = Inconclusive, fmt.Sprintf("stable breaks the limit too (%d/%d) and new is not worse: shared incident, holding (%s)", sbad, stot, bounds)
+	case abs == Beyond:
+		c.Verdict, c.Reason = Fail, "lower bound above the limit: "+bounds
+	case worse:
+		c.Verdict, c.Reason = Fail, fmt.Sprintf("worse than stable (%d/%d = %s) by more than the %s margin: difference bounds [%s, %s]; %s",
+			sbad, stot, pct(rate(sbad, stot)), pct(e.cfg.Policy.Margin), pct(c.DiffLower), pct(c.DiffUpper), bounds)
+	case abs == Within:
+		c.Verdict, c.Reason = Pass, "upper bound within the limit: "+bounds
+		if compare && !notWorse {
+			c.Reason += " (not clearly worse than stable)"
+		}
+	default:
+		c.Verdict, c.Reason = Inconclusive, "bounds straddle the limit: "+bounds
+	}
+	return c
+}
+
+func (e *Engine) memory(ctx context.Context, rng time.Duration, at time.Time) (Check, error) {
+	expr := expand(e.cfg.Queries.Memory, e.cfg.SelectorNew, rng, "")
+	c := Check{Metric: "memory", Query: expr, Limit: e.cfg.Thresholds.Memory}
+	v, ok, err := e.q.Query(ctx, expr, at)
+	if err != nil {
+		return c, fmt.Errorf("query %s: %w", expr, err)
+	}
+	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+		c.Verdict, c.Reason = NoData, "no container memory metrics for the new version (set memory: off where there are none)"
+		return c, nil
+	}
+	// A gauge read over the window, not a sample of requests: the worst
+	// value is the measurement, there is no interval to compute.
+	c.Estimate, c.Lower, c.Upper = v, v, v
+	if v > c.Limit {
+		c.Verdict, c.Reason = Fail, fmt.Sprintf("peak working set %.1f%% of the limit > %.1f%%", 100*v, 100*c.Limit)
+	} else {
+		c.Verdict, c.Reason = Pass, fmt.Sprintf("peak working set %.1f%% of the limit <= %.1f%%", 100*v, 100*c.Limit)
+	}
+	return c, nil
+}
+
+// combine turns the checks of one evaluation into its verdict: any FAIL
+// fails; otherwise no data anywhere is NO_DATA; any doubt is INCONCLUSIVE.
+func combine(checks []Check) (State, string) {
+	var fails, nodata, unsure []string
+	for _, c := range checks {
+		switch c.Verdict {
+		case Fail:
+			fails = append(fails, c.Metric+": "+c.Reason)
+		case NoData:
+			nodata = append(nodata, c.Metric+": "+c.Reason)
+		case Inconclusive:
+			unsure = append(unsure, c.Metric+": "+c.Reason)
+		}
+	}
+	switch {
+	case len(fails) > 0:
+		return Fail, strings.Join(fails, "; ")
+	case len(nodata) > 0:
+		return NoData, strings.Join(nodata, "; ")
+	case len(unsure) > 0:
+		return Inconclusive, strings.Join(unsure, "; ")
+	case len(checks) == 0:
+		return NoData, "every check is off"
+	}
+	return Pass, "every check passed"
+}
+
+// Run analyses one step: it evaluates every Interval from now until the
+// window ends, stops at once on a certain FAIL, holds while INCONCLUSIVE up
+// to MaxHold, and applies the no-data policy. Every evaluation is written
+// to the decision log.
+func (e *Engine) Run(ctx context.Context) (Result, error) {
+	if err := e.Plan(ctx); err != nil {
+		if errors.Is(err, ErrNoBucket) {
+			return Result{Verdict: Error, Reason: err.Error()}, err
+		}
+		// Prometheus not answering at plan time counts like any query error
+		// below: the loop retries up to MaxErrors.
+	}
+	start := e.Now()
+	var res Result
+	errorsInRow := 0
+	for {
+		if err := e.Sleep(ctx, e.cfg.Interval); err != nil {
+			return res, err
+		}
+		now := e.Now()
+		ev, err := e.Evaluate(ctx, start, now)
+		if err != nil {
+			if errors.Is(err, ErrNoBucket) {
+				res.Verdict, res.Reason = Error, err.Error()
+				return res, err
+			}
+			errorsInRow++
+			ev.Verdict, ev.Reason = Error, fmt.Sprintf("prometheus query failed (%d of %d in a row): %v", errorsInRow, e.cfg.Policy.MaxErrors, err)
+			e.logEvaluation(ev)
+			res.Evaluations = append(res.Evaluations, ev)
+			if errorsInRow >= e.cfg.Policy.MaxErrors {
+				res.Verdict, res.Reason = Error, "failing safe: "+ev.Reason
+				return res, nil
+			}
+			continue
+		}
+		errorsInRow = 0
+		e.logEvaluation(ev)
+		res.Evaluations = append(res.Evaluations, ev)
+		elapsed := now.Sub(start)
+		windowDone, holdDone := elapsed >= e.cfg.Window, elapsed >= e.cfg.MaxHold
+		switch ev.Verdict {
+		case Fail:
+			res.Verdict, res.Reason = Fail, ev.Reason
+			if !windowDone {
+				res.Reason = fmt.Sprintf("stopped early after %v: %s", elapsed.Round(time.Second), ev.Reason)
+			}
+			return res, nil
+		case Pass:
+			if windowDone {
+				res.Verdict, res.Reason = Pass, ev.Reason
+				return res, nil
+			}
+		case NoData:
+			if windowDone {
+				switch e.cfg.Policy.NoData {
+				case NoDataFail:
+					res.Verdict, res.Reason = Fail, "no data, failing safe (no-data: fail): "+ev.Reason
+					return res, nil
+				case NoDataPromote:
+					res.Verdict, res.Reason = Pass, "no data, promoted by policy (no-data: promote): "+ev.Reason
+					return res, nil
+				}
+				if holdDone {
+					res.Verdict, res.Reason = NoData, "no data until max-hold (no-data: pause): "+ev.Reason
+					return res, nil
+				}
+			}
+		case Inconclusive:
+			if holdDone {
+				if insufficient(ev, e.cfg.Policy.MinSamples) {
+					return e.noDataAtHold(res, ev), nil
+				}
+				res.Verdict, res.Reason = Inconclusive, "still inconclusive at max-hold: "+ev.Reason
+				return res, nil
+			}
+		}
+	}
+}
+
+// insufficient reports whether an inconclusive evaluation lacked samples
+// (sparse traffic) rather than certainty.
+func insufficient(ev Evaluation, min int64) bool {
+	for _, c := range ev.Checks {
+		if c.Verdict == Inconclusive && c.Total < min {
+			return true
+		}
+	}
+	return false
+}
+
+// noDataAtHold applies the no-data policy to sparse traffic at max-hold:
+// too few requests to judge is, for the rollout, the same as none.
+func (e *Engine) noDataAtHold(res Result, ev Evaluation) Result {
+	switch e.cfg.Policy.NoData {
+	case NoDataFail:
+		res.Verdict, res.Reason = Fail, "too few requests by max-hold, failing safe (no-data: fail): "+ev.Reason
+	case NoDataPromote:
+		res.Verdict, res.Reason = Pass, "too few requests by max-hold, promoted by policy (no-data: promote): "+ev.Reason
+	default:
+		res.Verdict, res.Reason = NoData, "too few requests by max-hold (no-data: pause): "+ev.Reason
+	}
+	return res
+}
+
+func (e *Engine) logEvaluation(ev Evaluation) {
+	if e.Log == nil {
+		return
+	}
+	enc := json.NewEncoder(e.Log)
+	for _, c := range ev.Checks {
+		c := c
+		l := LogLine{Time: ev.Time, Step: ev.Step, ElapsedS: ev.Elapsed.Seconds(), Metric: c.Metric, Query: c.Query,
+			Verdict: c.Verdict, Reason: c.Reason, Threshold: &c.Limit}
+		if c.Metric != "memory" {
+			l.Bad, l.Total = &c.Bad, &c.Total
+			if c.StableTot > 0 {
+				l.StableBad, l.StableTot = &c.StableBad, &c.StableTot
+			}
+		}
+		if c.Verdict != NoData {
+			l.Estimate, l.Lower, l.Upper = &c.Estimate, &c.Lower, &c.Upper
+		}
+		enc.Encode(l)
+	}
+	enc.Encode(LogLine{Time: ev.Time, Step: ev.Step, ElapsedS: ev.Elapsed.Seconds(), Metric: "overall", Verdict: ev.Verdict, Reason: ev.Reason})
+}

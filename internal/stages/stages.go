@@ -2,7 +2,10 @@
 // the typed Inputs/Outputs its action.yml must agree with.
 package stages
 
-import "github.com/gantry-ci/gantry/internal/image"
+import (
+	"github.com/gantry-ci/gantry/internal/analysis"
+	"github.com/gantry-ci/gantry/internal/image"
+)
 
 // Stage ties an actions/<Name>/action.yml to its Go types.
 type Stage struct {
@@ -16,5 +19,6 @@ type Stage struct {
 func All() []Stage {
 	return []Stage{
 		{Name: "build", Binary: "gantry-build", Inputs: image.Inputs{}, Outputs: image.Outputs{}},
+		{Name: "analyze", Binary: "gantry-analyze", Inputs: analysis.Inputs{}, Outputs: analysis.Outputs{}},
 	}
 }

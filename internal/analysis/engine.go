@@ -87,7 +87,11 @@ type LogLine struct {
 type Engine struct {
 	cfg Config
 	q   Querier
-	z   float64
+	// z is the quantile of the bounds that PASS; zFail, stricter, of those
+	// that FAIL: a step looks up to looks() times, and each look is another
+	// chance for noise to fail a good release, so the FAIL bounds share the
+	// error budget between the looks (Bonferroni).
+	z, zFail float64
 	// Log, when set, receives the decision log.
 	Log io.Writer
 	// Now and Sleep are the clock; tests replace them.
@@ -100,7 +104,9 @@ func New(cfg Config, q Querier) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, q: q, z: Z(cfg.Policy.Confidence), Now: time.Now, Sleep: sleep}, nil
+	looks := math.Ceil(float64(cfg.MaxHold) / float64(cfg.Interval))
+	zFail := Z(1 - (1-cfg.Policy.Confidence)/math.Max(1, looks))
+	return &Engine{cfg: cfg, q: q, z: Z(cfg.Policy.Confidence), zFail: zFail, Now: time.Now, Sleep: sleep}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -294,7 +300,10 @@ func (e *Engine) Evaluate(ctx context.Context, start, at time.Time) (Evaluation,
 // judge decides one proportion check.
 func (e *Engine) judge(name, query string, bad, total, sbad, stot int64, limit float64, hasData, stableHasData bool) Check {
 	c := Check{Metric: name, Query: query, Bad: bad, Total: total, Limit: limit, StableBad: sbad, StableTot: stot}
-	c.Lower, c.Upper = Wilson(bad, total, e.z)
+	// The interval shown is the FAIL test's lower bound and the PASS test's
+	// upper bound: each verdict is one-sided, at its own confidence.
+	c.Lower, _ = Wilson(bad, total, e.zFail)
+	_, c.Upper = Wilson(bad, total, e.z)
 	c.Estimate = rate(bad, total)
 	min := e.cfg.Policy.MinSamples
 	if !hasData {
@@ -307,11 +316,14 @@ func (e *Engine) judge(name, query string, bad, total, sbad, stot int64, limit f
 	worse, notWorse := false, false
 	stableBeyond := false
 	if compare {
-		c.DiffLower, c.DiffUpper = DiffInterval(bad, total, sbad, stot, e.z)
+		c.DiffLower, _ = DiffInterval(bad, total, sbad, stot, e.zFail)
+		_, c.DiffUpper = DiffInterval(bad, total, sbad, stot, e.z)
 		m := e.cfg.Policy.Margin
 		worse, notWorse = c.DiffLower > m, c.DiffUpper <= m
-		sl, sh := Wilson(sbad, stot, e.z)
-		stableBeyond = JudgeMax(sl, sh, limit) == Beyond
+		// Stable "breaks the limit too" on the PASS test's evidence: holding
+		// is the cautious side, so it needs less proof than failing.
+		sl, _ := Wilson(sbad, stot, e.z)
+		stableBeyond = sl > limit
 	}
 	pct := func(x float64) string { return fmt.Sprintf("%.2f%%", 100*x) }
 	bounds := fmt.Sprintf("%d/%d = %s, bounds [%s, %s], limit %s", bad, total, pct(c.Estimate), pct(c.Lower), pct(c.Upper), pct(limit))

@@ -1,0 +1,246 @@
+package analysis
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The simulation runs the real engine over a simulated Prometheus whose
+// counts are drawn at random from known rates — Poisson arrivals, binomial
+// errors and slow requests — so the statistics can be judged over many
+// runs: how often a healthy canary is rolled back, and how fast a bad one
+// is caught. Beside it, the fixed-threshold point estimate that Flagger and
+// Argo Rollouts use (rate over the last interval compared with the limit,
+// no values counted as a failure) runs on the same traffic.
+
+// simTraffic is one version's true rates.
+type simTraffic struct {
+	rps                   float64
+	errRate, over1, over2 float64
+}
+
+type simCounts struct{ total, errs, slow1, slow2 int64 }
+
+// simProm holds the cumulative counts of both versions since the step began.
+type simProm struct {
+	rng   *rand.Rand
+	rates map[string]simTraffic
+	cum   map[string]simCounts
+	last  map[string]simCounts // counts in the last interval, for the point estimate
+}
+
+func poisson(rng *rand.Rand, mean float64) int64 {
+	if mean > 50 { // normal approximation, accurate enough here
+		return int64(math.Max(0, math.Round(mean+math.Sqrt(mean)*rng.NormFloat64())))
+	}
+	l, k, p := math.Exp(-mean), int64(0), 1.0
+	for {
+		p *= rng.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}
+
+func binomial(rng *rand.Rand, n int64, p float64) int64 {
+	if n > 200 {
+		mean, sd := float64(n)*p, math.Sqrt(float64(n)*p*(1-p))
+		return int64(math.Min(float64(n), math.Max(0, math.Round(mean+sd*rng.NormFloat64()))))
+	}
+	var k int64
+	for i := int64(0); i < n; i++ {
+		if rng.Float64() < p {
+			k++
+		}
+	}
+	return k
+}
+
+func (s *simProm) advance(d time.Duration) {
+	// A fixed order keeps the random stream, and so every run, reproducible.
+	for _, track := range []string{"canary", "stable"} {
+		r := s.rates[track]
+		n := poisson(s.rng, r.rps*d.Seconds())
+		c := simCounts{total: n, errs: binomial(s.rng, n, r.errRate)}
+		c.slow1 = binomial(s.rng, n, r.over1)
+		c.slow2 = binomial(s.rng, c.slow1, r.over2/math.Max(r.over1, 1e-12)) // slower than 2s ⊂ slower than 1s
+		cum := s.cum[track]
+		cum.total += c.total
+		cum.errs += c.errs
+		cum.slow1 += c.slow1
+		cum.slow2 += c.slow2
+		s.cum[track], s.last[track] = cum, c
+	}
+}
+
+func (s *simProm) reset() {
+	s.cum, s.last = map[string]simCounts{}, map[string]simCounts{}
+}
+
+func (s *simProm) Query(_ context.Context, expr string, _ time.Time) (float64, bool, error) {
+	m := trackRE.FindStringSubmatch(expr)
+	if m == nil {
+		return 1, true, nil
+	}
+	c := s.cum[m[1]]
+	if c.total == 0 {
+		return 0, false, nil
+	}
+	switch {
+	case strings.Contains(expr, `code=~"5.."`):
+		return float64(c.errs), true, nil
+	case strings.Contains(expr, `code=~"[23].."`):
+		return float64(c.total - c.errs), true, nil
+	case strings.Contains(expr, `le=~"1|`):
+		return float64(c.total - c.slow1), true, nil
+	case strings.Contains(expr, `le=~"2|`):
+		return float64(c.total - c.slow2), true, nil
+	}
+	return float64(c.total), true, nil
+}
+
+func (s *simProm) Labels(context.Context, string, string, time.Time) ([]string, error) {
+	return []string{"1", "2"}, nil
+}
+
+// simRun is one rollout (10/50/80/100%, each step one window) and its outcome.
+type simRun struct {
+	rolledBack bool
+	detectedAt time.Duration // time from the start of the rollout
+	reason     string
+}
+
+// simulate runs n rollouts of a canary with the given rates (stable is
+// healthy) at totalRPS across both versions, judged by Gantry's engine and
+// by the point estimate, on the same traffic.
+func simulate(n int, seed uint64, totalRPS float64, canary, stable simTraffic) (gantry, point []simRun) {
+	steps := []float64{0.1, 0.5, 0.8, 1.0}
+	window, interval := 5*time.Minute, 30*time.Second
+	for i := 0; i < n; i++ {
+		rng := rand.New(rand.NewPCG(seed, uint64(i)))
+		var g, p simRun
+		var offset time.Duration
+		for _, w := range steps {
+			c, s := canary, stable
+			c.rps, s.rps = totalRPS*w, totalRPS*(1-w)
+			sim := &simProm{rng: rng, rates: map[string]simTraffic{"canary": c, "stable": s}}
+			sim.reset()
+			cfg := Config{
+				SelectorNew: `track="canary"`, SelectorStable: `track="stable"`,
+				Window: window, Interval: interval, MaxHold: 2 * window, Step: strconv.Itoa(int(100*w)) + "%",
+				Thresholds: Thresholds{SuccessRate: 0.95, ErrorRate: 0.05, P95: time.Second, P99: 2 * time.Second},
+				Policy:     DefaultPolicy(), Queries: DefaultQueries(),
+			}
+			if s.rps == 0 {
+				cfg.SelectorStable = ""
+			}
+			e, _ := New(cfg, sim)
+			now := time.Unix(0, 0)
+			e.Now = func() time.Time { return now }
+			pointFailed := p.rolledBack
+			e.Sleep = func(_ context.Context, d time.Duration) error {
+				now = now.Add(d)
+				sim.advance(d)
+				// The point estimate looks at the same interval's traffic.
+				if !pointFailed {
+					l := sim.last["canary"]
+					if l.total == 0 || float64(l.errs)/float64(l.total) > 0.05 ||
+						float64(l.slow1)/float64(l.total) > 0.05 || float64(l.slow2)/float64(l.total) > 0.01 {
+						pointFailed = true
+						p.rolledBack, p.detectedAt = true, offset+now.Sub(time.Unix(0, 0))
+					}
+				}
+				return nil
+			}
+			res, _ := e.Run(context.Background())
+			if !g.rolledBack && (res.Verdict == Fail || res.Verdict == Error) {
+				g.rolledBack, g.detectedAt, g.reason = true, offset+now.Sub(time.Unix(0, 0)), cfg.Step+": "+res.Reason
+			}
+			offset += now.Sub(time.Unix(0, 0))
+			if g.rolledBack && p.rolledBack {
+				break
+			}
+		}
+		gantry, point = append(gantry, g), append(point, p)
+	}
+	return gantry, point
+}
+
+func summarize(runs []simRun) (rolledBack int, meanDetect time.Duration) {
+	var sum time.Duration
+	for _, r := range runs {
+		if r.rolledBack {
+			rolledBack++
+			sum += r.detectedAt
+		}
+	}
+	if rolledBack > 0 {
+		meanDetect = sum / time.Duration(rolledBack)
+	}
+	return rolledBack, meanDetect
+}
+
+// Realistic healthy traffic for a small API: 20 requests/s across both
+// versions, 0.5% errors, 2% slower than 1 s, 0.3% slower than 2 s.
+var (
+	simHealthy = simTraffic{errRate: 0.005, over1: 0.02, over2: 0.003}
+	simBad     = simTraffic{errRate: 0.20, over1: 0.02, over2: 0.003}
+)
+
+// TestSimulatedRollouts holds the engine to the issue's goals on simulated
+// traffic: no false rollback in 1000 healthy rollouts, and 20% errors caught
+// within the first step.
+func TestSimulatedRollouts(t *testing.T) {
+	t.Parallel()
+	g, p := simulate(1000, 1, 20, simHealthy, simHealthy)
+	falseG, _ := summarize(g)
+	falseP, _ := summarize(p)
+	if falseG != 0 {
+		t.Errorf("Gantry rolled back %d of 1000 healthy canaries, want 0", falseG)
+		for _, r := range g {
+			if r.rolledBack {
+				t.Logf("false rollback after %v: %s", r.detectedAt, r.reason)
+			}
+		}
+	}
+	t.Logf("healthy: Gantry rolled back %d/1000, the point estimate %d/1000", falseG, falseP)
+
+	g, p = simulate(200, 2, 20, simBad, simHealthy)
+	caughtG, delayG := summarize(g)
+	caughtP, delayP := summarize(p)
+	if caughtG != 200 {
+		t.Errorf("Gantry caught %d of 200 canaries with 20%% errors, want all", caughtG)
+	}
+	for _, r := range g {
+		if r.detectedAt > 5*time.Minute {
+			t.Errorf("a canary with 20%% errors was caught after %v, later than the first step", r.detectedAt)
+			break
+		}
+	}
+	t.Logf("20%% errors: Gantry caught %d/200 after %v on average, the point estimate %d/200 after %v", caughtG, delayG, caughtP, delayP)
+}
+
+// BenchmarkCanaryJudgement reports, on the same simulated traffic, the
+// false-rollback rate for healthy canaries and the detection delay for a
+// canary with 20% errors, for Gantry and for a fixed-threshold point
+// estimate (Flagger/Argo Rollouts style).
+func BenchmarkCanaryJudgement(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		g, p := simulate(1000, uint64(i+10), 20, simHealthy, simHealthy)
+		fg, _ := summarize(g)
+		fp, _ := summarize(p)
+		g, p = simulate(200, uint64(i+1000), 20, simBad, simHealthy)
+		_, dg := summarize(g)
+		_, dp := summarize(p)
+		b.ReportMetric(float64(fg), "gantry-false-rollbacks/1000")
+		b.ReportMetric(float64(fp), "point-false-rollbacks/1000")
+		b.ReportMetric(dg.Seconds(), "gantry-detect-s")
+		b.ReportMetric(dp.Seconds(), "point-detect-s")
+	}
+}

@@ -24,15 +24,17 @@ build:
 	done
 	@echo "built: $$(cd $(BIN) && ls gantry* | tr '\n' ' ')"
 
-## tools: actionlint, crane and act, pinned in tools/go.mod, built from the module proxy
-tools: $(TOOLS)
+## tools: actionlint, crane and act, pinned in tools/go.mod, built from the module proxy; prometheus from Debian's package
+tools: $(TOOLS) $(BIN)/prometheus
 $(TOOLS): tools/go.mod tools/go.sum
 	@mkdir -p $(BIN)
 	cd tools && $(GO) build -o $(BIN)/ github.com/rhysd/actionlint/cmd/actionlint github.com/google/go-containerregistry/cmd/crane github.com/nektos/act
+$(BIN)/prometheus:
+	scripts/install-prometheus.sh $(BIN)
 
 ## test: the whole suite (starts its own registries; act runs the workflow tests)
 test: tools
-	ACT=$(BIN)/act $(GO) test -count=1 ./...
+	ACT=$(BIN)/act PROMETHEUS=$(BIN)/prometheus $(GO) test -count=1 ./...
 	cd testdata/app && $(GO) test -count=1 ./...
 
 ## lint: go vet, gofmt, actionlint on every workflow, and the project's check of every action.yml

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,10 @@ type config struct {
 	ErrorRate    float64
 	ExtraLatency time.Duration
 	LatencyRate  float64
+
+	// Buckets are the upper bounds of http_request_duration_seconds, in
+	// seconds, strictly increasing. nil means durationBuckets.
+	Buckets []float64
 
 	// Rand decides which requests get a fault. Tests pass a seeded source so
 	// fractional rates give the same outcome on every run; nil means the
@@ -101,6 +106,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 
+	if v := getenv("BUCKETS"); v != "" {
+		b, err := parseBuckets(v)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			cfg.Buckets = b
+		}
+	}
+
 	if len(errs) > 0 {
 		return config{}, errors.Join(errs...)
 	}
@@ -118,4 +132,32 @@ func parseRate(name, v string) (float64, error) {
 		return 0, fmt.Errorf("%s=%q is out of range; set a fraction between 0 and 1, e.g. %s=0.1 (10%% of requests)", name, v, name)
 	}
 	return r, nil
+}
+
+const bucketsExample = "e.g. BUCKETS=0.1,0.5,1,2,5"
+
+// parseBuckets reads comma-separated upper bounds in seconds. They must be
+// positive, finite and strictly increasing: the client library would panic on
+// an unordered list, and +Inf is always added by the histogram itself.
+func parseBuckets(v string) ([]float64, error) {
+	parts := strings.Split(v, ",")
+	out := make([]float64, 0, len(parts))
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return nil, fmt.Errorf("BUCKETS=%q has an empty entry; give comma-separated upper bounds in seconds, %s, or unset it", v, bucketsExample)
+		}
+		b, err := strconv.ParseFloat(p, 64)
+		if err != nil || math.IsNaN(b) || math.IsInf(b, 0) {
+			return nil, fmt.Errorf("BUCKETS=%q: %q is not a finite number of seconds; give comma-separated upper bounds in seconds, %s, or unset it", v, p, bucketsExample)
+		}
+		if b <= 0 {
+			return nil, fmt.Errorf("BUCKETS=%q: %q is not positive; give comma-separated upper bounds in seconds greater than 0, %s, or unset it", v, p, bucketsExample)
+		}
+		if i > 0 && b <= out[i-1] {
+			return nil, fmt.Errorf("BUCKETS=%q is not in increasing order (%q after %v); list each bound once, smallest first, %s, or unset it", v, p, out[i-1], bucketsExample)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.ListenAddr != ":8080" || cfg.Version != "dev" || !cfg.Healthy ||
-		cfg.ErrorRate != 0 || cfg.ExtraLatency != 0 || cfg.LatencyRate != 1 {
+		cfg.ErrorRate != 0 || cfg.ExtraLatency != 0 || cfg.LatencyRate != 1 || cfg.Buckets != nil {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }
@@ -29,6 +30,7 @@ func TestLoadConfigValues(t *testing.T) {
 		"ERROR_RATE":    "0.25",
 		"EXTRA_LATENCY": "1500ms",
 		"LATENCY_RATE":  "0.5",
+		"BUCKETS":       "0.1, 0.5,5",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -40,8 +42,9 @@ func TestLoadConfigValues(t *testing.T) {
 		ErrorRate:    0.25,
 		ExtraLatency: 1500 * time.Millisecond,
 		LatencyRate:  0.5,
+		Buckets:      []float64{0.1, 0.5, 5},
 	}
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got %+v, want %+v", cfg, want)
 	}
 }
@@ -62,6 +65,16 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{"EXTRA_LATENCY", "-1s", "positive duration"},
 		{"HEALTHY", "maybe", "HEALTHY=false"},
 		{"LISTEN_ADDR", "8080", "LISTEN_ADDR=:8080"},
+		{"BUCKETS", "0.1,fast,5", "BUCKETS=0.1,0.5,1,2,5"},
+		{"BUCKETS", "0.1,,5", "BUCKETS=0.1,0.5,1,2,5"},
+		{"BUCKETS", "0.1,5,", "BUCKETS=0.1,0.5,1,2,5"},
+		{"BUCKETS", "0.5,0.1", "increasing order"},
+		{"BUCKETS", "1,1", "increasing order"},
+		{"BUCKETS", "0,1", "greater than 0"},
+		{"BUCKETS", "-1,1", "greater than 0"},
+		{"BUCKETS", "1,+Inf", "finite"},
+		{"BUCKETS", "NaN", "finite"},
+		{"BUCKETS", "1s,2s", "in seconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

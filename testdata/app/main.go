@@ -63,6 +63,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		"error_rate", cfg.ErrorRate,
 		"extra_latency", cfg.ExtraLatency,
 		"latency_rate", cfg.LatencyRate,
+		"buckets", cfg.histogramBuckets(),
 	)
 
 	select {

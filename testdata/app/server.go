@@ -19,8 +19,17 @@ import (
 
 // durationBuckets must contain 1 and 2: canary analysis derives the share of
 // requests slower than 1 s and 2 s from the le="1" and le="2" buckets, and a
-// missing boundary would make those queries silently interpolate.
+// missing boundary would make those queries silently interpolate. BUCKETS
+// replaces them (config.Buckets), e.g. to test analysis against other bounds.
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10}
+
+// histogramBuckets is BUCKETS when set, else durationBuckets.
+func (c config) histogramBuckets() []float64 {
+	if c.Buckets != nil {
+		return c.Buckets
+	}
+	return durationBuckets
+}
 
 // statusClientClosed follows the nginx convention. Recording a request the
 // client gave up on as 200 would hide injected latency from error-rate
@@ -47,7 +56,7 @@ func newServer(cfg config) http.Handler {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "http_request_duration_seconds",
 			Help:    "Time spent answering HTTP requests, including injected latency.",
-			Buckets: durationBuckets,
+			Buckets: cfg.histogramBuckets(),
 		}, []string{"method", "route", "code"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",

@@ -350,6 +350,24 @@ func TestBucketsIncludeCanaryThresholds(t *testing.T) {
 	}
 }
 
+func TestBucketsOverride(t *testing.T) {
+	cfg := testConfig()
+	cfg.Buckets = []float64{0.1, 0.5, 5}
+	h := newServer(cfg)
+	do(t, h, "GET", "/api/prompts", "")
+	m := scrape(t, h)
+	var les []string
+	for _, s := range m {
+		if s.name == "http_request_duration_seconds_bucket" {
+			les = append(les, s.labels["le"])
+		}
+	}
+	want := "0.1 0.5 5 +Inf"
+	if got := strings.Join(les, " "); got != want {
+		t.Errorf("buckets with BUCKETS=0.1,0.5,5 = %s, want %s", got, want)
+	}
+}
+
 type sample struct {
 	name   string
 	labels map[string]string

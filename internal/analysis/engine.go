@@ -284,6 +284,10 @@ func (e *Engine) Evaluate(ctx context.Context, start, at time.Time) (Evaluation,
 		props = append(props, prop{"p99", green.total - green.fast[t.P99], green.total, blue.total - blue.fast[t.P99], blue.total, 0.01, green.queries[t.P99.String()]})
 	}
 	for _, p := range props {
+		if p.query == "" {
+			// No traffic: the query that found none is the one to show.
+			p.query = green.queries["total"]
+		}
 		ev.Checks = append(ev.Checks, e.judge(p.name, p.query, p.bad, p.total, p.sbad, p.stot, p.limit, green.hasData, blue.hasData))
 	}
 	if t.Memory > 0 {

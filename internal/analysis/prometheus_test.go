@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/promtest"
 )
@@ -77,6 +80,13 @@ func TestAgainstPrometheus(t *testing.T) {
 			targets = append(targets, app.Target(map[string]string{"job": "api", "scenario": p.name, "track": track}))
 		}
 	}
+	// cAdvisor's container metrics for the memory scenario's canary: a
+	// working set at 95% of its limit.
+	targets = append(targets, memoryExporter(t, 95<<20, 100<<20, map[string]string{"job": "cadvisor", "scenario": "memory", "track": "canary"}))
+	app := promtest.StartApp(t, nil)
+	stop := promtest.Load(t, app.URL+"/api/prompts", 60)
+	t.Cleanup(func() { stop() })
+	targets = append(targets, app.Target(map[string]string{"job": "api", "scenario": "memory", "track": "canary"}))
 	prom := promtest.StartPrometheus(t, targets...)
 
 	for _, tc := range []struct {
@@ -95,6 +105,8 @@ func TestAgainstPrometheus(t *testing.T) {
 		{scenario: "idle", want: analysis.Fail, reason: "no data, failing safe"},
 		{scenario: "idle", want: analysis.Pass, reason: "promoted by policy",
 			modify: func(in *analysis.Inputs) { in.NoData = "promote" }},
+		{scenario: "memory", want: analysis.Fail, reason: "memory: peak working set 95.0% of the limit > 90.0%",
+			modify: func(in *analysis.Inputs) { in.Memory = "90%"; in.SelectorStable = "" }},
 		{scenario: "no-bucket", want: analysis.Error, reason: "has buckets le=+Inf,0.1,0.5,5 but none at 1s", within: time.Second},
 	} {
 		t.Run(tc.scenario+"/"+string(tc.want), func(t *testing.T) {
@@ -138,6 +150,21 @@ func TestAgainstPrometheus(t *testing.T) {
 			t.Logf("%s in %v: %s", out.Verdict, took.Round(100*time.Millisecond), out.Reason)
 		})
 	}
+}
+
+// memoryExporter serves container_memory_working_set_bytes and
+// container_spec_memory_limit_bytes as cAdvisor does.
+func memoryExporter(t *testing.T, workingSet, limit float64, labels map[string]string) promtest.Target {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	ws := prometheus.NewGauge(prometheus.GaugeOpts{Name: "container_memory_working_set_bytes", Help: "Working set."})
+	lim := prometheus.NewGauge(prometheus.GaugeOpts{Name: "container_spec_memory_limit_bytes", Help: "Limit."})
+	reg.MustRegister(ws, lim)
+	ws.Set(workingSet)
+	lim.Set(limit)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	return promtest.Target{Addr: strings.TrimPrefix(srv.URL, "http://"), Labels: labels}
 }
 
 // TestPrometheusDownFailsSafe stops a real Prometheus in the middle of an

@@ -1,0 +1,216 @@
+package githubapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v84/github"
+)
+
+// do runs call until it succeeds, GitHub says something retrying cannot
+// change, or maxAttempts is reached. r supplies owner/repo for hints.
+func (c *Client) do(ctx context.Context, op string, r Request, call func(context.Context) (*github.Response, error)) error {
+	for attempt := 1; ; attempt++ {
+		resp, err := call(ctx)
+		if err == nil {
+			return nil
+		}
+		e := c.newAPIError(op, r, resp, err)
+		if ctx.Err() != nil {
+			return e
+		}
+		wait, retry, why := c.retryWait(resp, err, attempt)
+		if !retry {
+			e.note = why
+			return e
+		}
+		if attempt == c.maxAttempts {
+			e.note = fmt.Sprintf("gave up after %d attempts", attempt)
+			return e
+		}
+		if serr := c.sleep(ctx, wait); serr != nil {
+			e.note = fmt.Sprintf("stopped waiting to retry: %v", serr)
+			e.stop = serr
+			return e
+		}
+	}
+}
+
+// retryWait says whether the failure is worth another attempt and how long
+// to wait first. GitHub's guidance for rate limits
+// (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#handle-rate-limit-errors-appropriately):
+// honour Retry-After; else, with x-ratelimit-remaining 0, wait until
+// x-ratelimit-reset; else wait at least a minute.
+func (c *Client) retryWait(resp *github.Response, err error, attempt int) (wait time.Duration, retry bool, why string) {
+	backoff := time.Second << (attempt - 1) // 1 s, 2 s, 4 s: one client per job, so no jitter is needed to spread a herd
+	if resp == nil || resp.Response == nil {
+		// No answer at all: a reset connection or the http.Client's own
+		// timeout, as transient as a 502. (The caller's context ending was
+		// handled before we got here.)
+		return backoff, true, ""
+	}
+	h, code := resp.Header, resp.StatusCode
+	retryAfter, hasRetryAfter := parseRetryAfter(h.Get("Retry-After"), c.now())
+	var abuse *github.AbuseRateLimitError
+	switch {
+	case code == http.StatusTooManyRequests ||
+		code == http.StatusForbidden && (hasRetryAfter || h.Get(github.HeaderRateRemaining) == "0" || errors.As(err, &abuse)):
+		// Every GitHub answer carries x-ratelimit-reset, so only a zero
+		// remaining count makes it the reason for a 403.
+		switch reset, ok := parseReset(h); {
+		case hasRetryAfter:
+			wait = retryAfter
+		case h.Get(github.HeaderRateRemaining) == "0" && ok:
+			wait = reset.Sub(c.now()) + time.Second // a second for clock skew between runner and GitHub
+		default:
+			wait = time.Minute
+		}
+	case code >= 500 && code != http.StatusNotImplemented:
+		wait = backoff
+		if hasRetryAfter {
+			wait = retryAfter
+		}
+	default:
+		return 0, false, ""
+	}
+	wait = max(wait, 0)
+	if wait > c.maxWait {
+		// Asking again early only earns another refusal, and GitHub may
+		// block integrations that keep trying while limited.
+		return 0, false, fmt.Sprintf("GitHub asks to wait %s, longer than the %s this stage waits", wait.Round(time.Second), c.maxWait)
+	}
+	return wait, true, ""
+}
+
+// parseRetryAfter reads Retry-After as seconds (what GitHub sends) or as an
+// HTTP date (what RFC 9110 also allows).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t.Sub(now), true
+	}
+	return 0, false
+}
+
+func parseReset(h http.Header) (time.Time, bool) {
+	s, err := strconv.ParseInt(h.Get(github.HeaderRateReset), 10, 64)
+	if err != nil || s <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(s, 0), true
+}
+
+// apiError reports a failed call as "<op>: <status> <text>: <GitHub's
+// message> (<hint>; <why it stopped>)", with the token scrubbed.
+type apiError struct {
+	op     string
+	status int    // 0 when GitHub never answered
+	detail string // GitHub's message, or the transport error
+	hint   string
+	note   string
+	err    error // the go-github error, for errors.As
+	stop   error // why the wait for a retry ended, for errors.Is(err, context.Canceled)
+}
+
+func (e *apiError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.op)
+	b.WriteString(": ")
+	if e.status != 0 {
+		fmt.Fprintf(&b, "%d %s", e.status, http.StatusText(e.status))
+		if e.detail != "" {
+			b.WriteString(": ")
+		}
+	}
+	b.WriteString(e.detail)
+	var notes []string
+	for _, n := range []string{e.hint, e.note} {
+		if n != "" {
+			notes = append(notes, n)
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(notes, "; "))
+	}
+	return b.String()
+}
+
+func (e *apiError) Unwrap() []error {
+	if e.stop != nil {
+		return []error{e.err, e.stop}
+	}
+	return []error{e.err}
+}
+
+func (c *Client) newAPIError(op string, r Request, resp *github.Response, err error) *apiError {
+	e := &apiError{op: op, err: err, detail: c.redact(errorDetail(err))}
+	if resp != nil && resp.Response != nil {
+		e.status = resp.StatusCode
+	}
+	switch e.status {
+	case http.StatusUnauthorized:
+		e.hint = `check input "github-token"`
+	case http.StatusForbidden:
+		if resp.Header.Get(github.HeaderRateRemaining) != "0" && resp.Header.Get("Retry-After") == "" {
+			e.hint = `the token needs "permissions: deployments: write" on the job`
+		}
+	case http.StatusNotFound:
+		e.hint = fmt.Sprintf("repository %s/%s does not exist or the token cannot see it", r.Owner, r.Repo)
+	}
+	return e
+}
+
+// errorDetail extracts GitHub's own words from a go-github error, whose
+// Error() repeats the method and URL that the op already names.
+func errorDetail(err error) string {
+	var (
+		resp     *github.ErrorResponse
+		rate     *github.RateLimitError
+		abuse    *github.AbuseRateLimitError
+		accepted *github.AcceptedError
+	)
+	switch {
+	case errors.As(err, &resp):
+		var parts []string
+		if resp.Message != "" {
+			parts = append(parts, resp.Message)
+		}
+		for _, e := range resp.Errors {
+			if e.Message != "" {
+				parts = append(parts, e.Message)
+			} else {
+				parts = append(parts, fmt.Sprintf("%s %s is %s", e.Resource, e.Field, e.Code))
+			}
+		}
+		return strings.Join(parts, "; ")
+	case errors.As(err, &rate):
+		return rate.Message
+	case errors.As(err, &abuse):
+		return abuse.Message
+	case errors.As(err, &accepted):
+		// 202 is how GitHub reports it merged the default branch instead of
+		// deploying (auto_merge); the body says what it did.
+		var m struct{ Message string }
+		_ = json.Unmarshal(accepted.Raw, &m)
+		return m.Message
+	default:
+		return err.Error()
+	}
+}
+
+// redact removes the token from text that came from the network: a server
+// (or a proxy in front of GHES) may echo request headers in its error body.
+func (c *Client) redact(s string) string {
+	return strings.ReplaceAll(s, c.token, "***")
+}

@@ -15,8 +15,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/manifests"
 	"github.com/gantry-ci/gantry/internal/ocitest"
+	"github.com/gantry-ci/gantry/internal/rollout"
 )
 
 // demoPlatforms are the platforms the demo builds.
@@ -148,8 +152,91 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 		return err
 	}
 	fmt.Fprintf(w, "  second run: digest %s, %d blob bytes uploaded\n", again["digest"], r.Stages.Build.UploadedBytes)
-	fmt.Fprintf(w, "\ndemo finished in the registry at %s (stopped now)\n", reg.Host)
+
+	if err := demoDeploy(ctx, w, root, bin, work, outputs["image"]); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\ndemo finished (the embedded registry at %s is stopped now)\n", reg.Host)
 	return nil
+}
+
+// demoDeploy deploys the image to staging on the local control plane when
+// `make k8s-up` runs one; otherwise it shows what would be deployed: the
+// staging overlay rendered with the image pinned by digest.
+func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string) error {
+	// The demo registry is not ghcr.io: a kustomization on top of the
+	// staging overlay points the image there, as a user's overlay would.
+	overlay := filepath.Join(work, "overlay")
+	repo, _, _ := strings.Cut(image, "@")
+	// kustomize takes bases by relative path only.
+	base, err := filepath.Rel(overlay, filepath.Join(root, "testdata", "k8s", "overlays", "staging"))
+	if err != nil {
+		return err
+	}
+	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- %s\nimages:\n- name: ghcr.io/acme/prompt-builder\n  newName: %s\n", base, repo)
+	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(bin, "k8s", "kubeconfig")
+	if _, err := os.Stat(kubeconfig); err != nil || !clusterUp(ctx, kubeconfig) {
+		step(w, "7. Deploy to staging: no local control plane (run `make k8s-up` for a real deploy); the rendered Deployment instead")
+		objs, err := manifests.Render(overlay)
+		if err != nil {
+			return err
+		}
+		changes, err := manifests.PinImage(objs, image)
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			fmt.Fprintf(w, "  pinned %s\n", c)
+		}
+		y, err := manifests.YAML(manifests.Workloads(objs))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s", indent(string(y), "  "))
+		return nil
+	}
+	step(w, "7. Deploy to staging on the local control plane (gantry-deploy, rolling)")
+	out, err := runStage(ctx, w, filepath.Join(bin, "gantry-deploy"), work, map[string]string{
+		"INPUT_ENVIRONMENT": "staging",
+		"INPUT_IMAGE":       image,
+		"INPUT_MANIFESTS":   overlay,
+		"INPUT_KUBECONFIG":  kubeconfig,
+		"INPUT_TIMEOUT":     "3m",
+		"GITHUB_REPOSITORY": "acme/Prompt-Builder",
+		"GITHUB_SHA":        "9a8b7c6d5e4f30211a2b3c4d5e6f708192a3b4c5",
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range []string{"status", "revision", "digest", "previous-digest"} {
+		fmt.Fprintf(w, "  %s: %s\n", k, out[k])
+	}
+	return nil
+}
+
+// clusterUp reports whether the kubeconfig's API server answers.
+func clusterUp(ctx context.Context, kubeconfig string) bool {
+	cfg, err := rollout.RESTConfigFrom(kubeconfig)
+	if err != nil {
+		return false
+	}
+	cfg.Timeout = 3 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return false
+	}
+	_, err = cs.Discovery().ServerVersion()
+	return err == nil
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix) + "\n"
 }
 
 func step(w io.Writer, format string, args ...any) {

@@ -5,6 +5,7 @@ package stages
 import (
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/image"
+	"github.com/gantry-ci/gantry/internal/rollout"
 )
 
 // Stage ties an actions/<Name>/action.yml to its Go types.
@@ -19,6 +20,7 @@ type Stage struct {
 func All() []Stage {
 	return []Stage{
 		{Name: "build", Binary: "gantry-build", Inputs: image.Inputs{}, Outputs: image.Outputs{}},
+		{Name: "deploy", Binary: "gantry-deploy", Inputs: rollout.Inputs{}, Outputs: rollout.Outputs{}},
 		{Name: "analyze", Binary: "gantry-analyze", Inputs: analysis.Inputs{}, Outputs: analysis.Outputs{}},
 	}
 }

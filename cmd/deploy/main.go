@@ -1,0 +1,59 @@
+// Command gantry-deploy deploys an image by digest to Kubernetes: plan,
+// rolling deploy with fail-fast health checks and automatic rollback, and
+// manual rollback, one deploy per environment at a time.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/metadata"
+	"github.com/gantry-ci/gantry/internal/rollout"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	env := ghaction.New(os.Getenv, os.Stdout)
+	err := run(ctx, env)
+	stop()
+	if err != nil {
+		env.Fail(err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, env *ghaction.Env) error {
+	var in rollout.Inputs
+	if err := env.Decode(&in); err != nil {
+		return err
+	}
+	// A kubeconfig's credentials are masked; its other lines (server,
+	// "apiVersion: v1") are not secret, and masking them would blank
+	// ordinary log lines.
+	for _, s := range rollout.KubeconfigSecrets(in.Kubeconfig) {
+		env.AddMask(s)
+	}
+	gc, err := env.Context()
+	if err != nil {
+		return err
+	}
+	in.Git = metadata.FromGitHub(gc, time.Now())
+	in.GitHubAPIURL = gc.APIURL
+	in.Log = env
+	out, err := rollout.Run(ctx, in)
+	// Outputs and the summary are written for failed deploys too: a later
+	// step (Slack, an issue) needs the status and the revision.
+	if out.Status != "" {
+		if eerr := env.Encode(out); eerr != nil && err == nil {
+			err = eerr
+		}
+	}
+	if out.Summary != "" {
+		env.Summary(out.Summary)
+	}
+	return err
+}

@@ -1,0 +1,483 @@
+// Package rollout is Gantry's deploy stage: it renders the manifests with
+// the image pinned by digest, server-side applies them, waits for the
+// rollout like kubectl rollout status but fails fast on pods that cannot
+// start, rolls back automatically, and reports to GitHub Deployments. One
+// deploy per environment at a time, by a Lease.
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/githubapi"
+	"github.com/gantry-ci/gantry/internal/manifests"
+	"github.com/gantry-ci/gantry/internal/metadata"
+)
+
+// Inputs are gantry-deploy's inputs (actions/deploy/action.yml).
+type Inputs struct {
+	Environment    string        `input:"environment" required:"true"`
+	Image          string        `input:"image"`
+	Manifests      string        `input:"manifests"`
+	Strategy       string        `input:"strategy" default:"rolling"`
+	Action         string        `input:"action" default:"deploy"`
+	RollbackTo     string        `input:"rollback-to" default:"previous"`
+	Namespace      string        `input:"namespace"`
+	Deployment     string        `input:"deployment"`
+	AutoRollback   bool          `input:"auto-rollback" default:"true"`
+	Lock           string        `input:"lock" default:"wait"`
+	Timeout        time.Duration `input:"timeout" default:"10m"`
+	Kubeconfig     string        `input:"kubeconfig"`
+	GitHubToken    string        `input:"github-token" secret:"true"`
+	EnvironmentURL string        `input:"environment-url"`
+	PlanFile       string        `input:"plan-file" default:"gantry-plan.json"`
+
+	// Git is the run's GitHub context (commit, repository, run URL).
+	Git metadata.Context `input:"-"`
+	// GitHubAPIURL is the REST API base (GITHUB_API_URL); "" is github.com.
+	GitHubAPIURL string `input:"-"`
+	// RESTConfig, when set, is used instead of Kubeconfig (tests).
+	RESTConfig *rest.Config `input:"-"`
+	// Keychain resolves registry credentials for tag resolution.
+	Keychain authn.Keychain `input:"-"`
+	// Log receives progress lines; nil discards them.
+	Log ghaction.Logger `input:"-"`
+	// Poll is how often rollout status is read; zero means 1s.
+	Poll time.Duration `input:"-"`
+	// LeaseDuration is how long a lease outlives its last renewal; zero means 60s.
+	LeaseDuration time.Duration `input:"-"`
+	// Holder names this run in the lease; zero means the run URL, or host and pid.
+	Holder string `input:"-"`
+}
+
+// Outputs are gantry-deploy's results.
+type Outputs struct {
+	Revision       string `output:"revision"`
+	Digest         string `output:"digest"`
+	PreviousDigest string `output:"previous-digest"`
+	Status         string `output:"status"`
+	DeploymentURL  string `output:"deployment-url"`
+
+	// Summary is the Markdown job summary.
+	Summary string `output:"-"`
+	// Plan is the plan of action: plan.
+	Plan *Plan `output:"-"`
+	// Failure is why a deploy failed, when it did.
+	Failure *Failure `output:"-"`
+}
+
+// Statuses a deploy ends in.
+const (
+	StatusSuccess    = "success"
+	StatusFailure    = "failure"
+	StatusRolledBack = "rolled-back"
+	StatusPlanned    = "planned"
+)
+
+// Annotations Gantry writes on every workload it deploys.
+const (
+	AnnotationDigest   = "gantry.dev/digest"
+	AnnotationRevision = "gantry.dev/git-sha"
+	AnnotationRunURL   = "gantry.dev/run-url"
+	AnnotationEnv      = "gantry.dev/environment"
+)
+
+// Validate checks the inputs that need no cluster.
+func (in *Inputs) Validate() error {
+	var errs []error
+	switch in.Action {
+	case "deploy", "plan":
+		if in.Image == "" {
+			errs = append(errs, fmt.Errorf(`input "image" is required for action %s: the image by digest (repo@sha256:…), e.g. the build stage's image output`, in.Action))
+		}
+		if in.Manifests == "" {
+			errs = append(errs, fmt.Errorf(`input "manifests" is required for action %s: a kustomize directory (k8s/overlays/staging) or YAML file/directory`, in.Action))
+		}
+	case "rollback":
+		if in.Manifests == "" && in.Deployment == "" {
+			errs = append(errs, errors.New(`action rollback needs the Deployment: set "deployment" (name) and "namespace", or "manifests"`))
+		}
+		if _, err := ParseRollbackTarget(in.RollbackTo); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		errs = append(errs, fmt.Errorf(`input "action" is %q: use deploy, rollback or plan`, in.Action))
+	}
+	switch in.Strategy {
+	case "rolling":
+	case "canary", "blue-green":
+		errs = append(errs, fmt.Errorf(`input "strategy": %s is not available yet: use rolling`, in.Strategy))
+	default:
+		errs = append(errs, fmt.Errorf(`input "strategy" is %q: use rolling`, in.Strategy))
+	}
+	if in.Lock != "wait" && in.Lock != "fail" {
+		errs = append(errs, fmt.Errorf(`input "lock" is %q: use wait (queue behind a running deploy) or fail`, in.Lock))
+	}
+	if strings.ContainsAny(in.Environment, " /") || in.Environment == "" {
+		errs = append(errs, fmt.Errorf(`input "environment" is %q: use a name such as staging or production`, in.Environment))
+	}
+	return errors.Join(errs...)
+}
+
+// Run is gantry-deploy. On a failed deploy it returns the outputs (status
+// failure or rolled-back) together with the error.
+func Run(ctx context.Context, in Inputs) (Outputs, error) {
+	if err := in.Validate(); err != nil {
+		return Outputs{}, err
+	}
+	if in.Log == nil {
+		in.Log = ghaction.Discard{}
+	}
+	if in.Poll == 0 {
+		in.Poll = time.Second
+	}
+	if in.LeaseDuration == 0 {
+		in.LeaseDuration = 60 * time.Second
+	}
+	if in.Holder == "" {
+		// The run URL tells a person where the other deploy is; host and
+		// pid keep two jobs of one run apart.
+		host, _ := os.Hostname()
+		in.Holder = strings.TrimSpace(fmt.Sprintf("%s %s/%d", in.Git.RunURL, host, os.Getpid()))
+	}
+	if in.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, in.Timeout)
+		defer cancel()
+	}
+	cfg := in.RESTConfig
+	if cfg == nil {
+		var err error
+		if cfg, err = RESTConfigFrom(in.Kubeconfig); err != nil {
+			return Outputs{}, err
+		}
+	}
+	c, err := newCluster(cfg)
+	if err != nil {
+		return Outputs{}, err
+	}
+	d := &deployer{in: in, c: c, log: in.Log, started: time.Now()}
+	switch in.Action {
+	case "plan":
+		return d.plan(ctx)
+	case "rollback":
+		return d.rollback(ctx)
+	}
+	return d.deploy(ctx)
+}
+
+type deployer struct {
+	in      Inputs
+	c       *cluster
+	log     ghaction.Logger
+	started time.Time
+	digest  name.Digest
+}
+
+// resolveImage turns the image input into a digest reference: a tag is
+// resolved once, logged, and never used again.
+func (d *deployer) resolveImage(ctx context.Context) error {
+	ref, err := name.ParseReference(d.in.Image)
+	if err != nil {
+		return fmt.Errorf(`input "image": %q: %w`, d.in.Image, err)
+	}
+	if dg, ok := ref.(name.Digest); ok {
+		d.digest = dg
+		return nil
+	}
+	kc := d.in.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	desc, err := remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc))
+	if err != nil {
+		return fmt.Errorf(`input "image": %s is a tag and resolving it failed (pass repo@sha256:… instead): %w`, d.in.Image, err)
+	}
+	d.digest = ref.Context().Digest(desc.Digest.String())
+	d.log.Warningf("image %s is a tag: resolved once to %s; only the digest is deployed", d.in.Image, d.digest)
+	return nil
+}
+
+// render renders the manifests with the image pinned and namespaces set.
+func (d *deployer) render() ([]*unstructured.Unstructured, []manifests.Change, error) {
+	objs, err := manifests.Render(d.in.Manifests)
+	if err != nil {
+		return nil, nil, err
+	}
+	var changes []manifests.Change
+	if d.digest.String() != "" {
+		if changes, err = manifests.PinImage(objs, d.digest.String()); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := manifests.SetNamespace(objs, d.in.Namespace, d.c.namespaced); err != nil {
+		return nil, nil, err
+	}
+	return objs, changes, nil
+}
+
+// target is one Deployment being rolled out, with what ran before.
+type target struct {
+	obj            *unstructured.Unstructured
+	existed        bool
+	prevRevision   int64
+	previousDigest string
+}
+
+func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
+	out := Outputs{DeploymentURL: d.in.EnvironmentURL}
+	if err := d.resolveImage(ctx); err != nil {
+		return out, err
+	}
+	out.Digest = d.digest.DigestStr()
+	end := d.log.Group(fmt.Sprintf("Rendering %s with %s", d.in.Manifests, d.digest))
+	objs, changes, err := d.render()
+	end()
+	if err != nil {
+		return out, err
+	}
+	for _, ch := range changes {
+		d.log.Infof("pinned %s", ch)
+	}
+	var targets []*target
+	for _, o := range manifests.Workloads(objs) {
+		targets = append(targets, &target{obj: o})
+	}
+	if len(targets) == 0 {
+		return out, fmt.Errorf(`input "manifests": %s has no Deployment to roll out (strategy rolling deploys Deployments)`, d.in.Manifests)
+	}
+	ns := targets[0].obj.GetNamespace()
+
+	tracker := d.tracker()
+	tracker.Start(ctx)
+	finish := func(state, desc string) {
+		// Reporting must outlive a cancelled deploy context.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		tracker.Finish(fctx, state, desc)
+	}
+
+	// Namespaces first: the lease lives in the workloads' namespace.
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
+			if _, err := d.c.apply(ctx, o, false); err != nil {
+				finish("error", err.Error())
+				return out, err
+			}
+		}
+	}
+	end = d.log.Group(fmt.Sprintf("Taking the deploy lease for %s in %s", d.in.Environment, ns))
+	lk, err := d.c.acquire(ctx, d.log, ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")
+	end()
+	if err != nil {
+		finish("error", err.Error())
+		return out, err
+	}
+	defer lk.release()
+
+	for _, t := range targets {
+		live, err := d.c.typed.AppsV1().Deployments(t.obj.GetNamespace()).Get(ctx, t.obj.GetName(), metav1.GetOptions{})
+		if err == nil {
+			t.existed, t.prevRevision = true, revisionOf(live)
+			t.previousDigest = digestOf(live.Spec.Template, d.digest.Context().String())
+		}
+		ann := t.obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationDigest] = d.digest.DigestStr()
+		ann[AnnotationEnv] = d.in.Environment
+		if d.in.Git.SHA != "" {
+			ann[AnnotationRevision] = d.in.Git.CommitSHA()
+		}
+		if d.in.Git.RunURL != "" {
+			ann[AnnotationRunURL] = d.in.Git.RunURL
+		}
+		t.obj.SetAnnotations(ann)
+	}
+	out.PreviousDigest = targets[0].previousDigest
+
+	end = d.log.Group(fmt.Sprintf("Applying %d objects (server-side apply, field manager %s)", len(objs), FieldManager))
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
+			continue
+		}
+		if _, err := d.c.apply(ctx, o, false); err != nil {
+			end()
+			finish("error", err.Error())
+			return out, err
+		}
+		d.log.Infof("applied %s %s", o.GetKind(), key(o))
+	}
+	end()
+
+	end = d.log.Group("Waiting for the rollout")
+	var failed *target
+	var failure error
+	for _, t := range targets {
+		dep, err := d.c.waitRollout(ctx, d.log, t.obj.GetNamespace(), t.obj.GetName(), d.in.Poll)
+		if err != nil {
+			failed, failure = t, err
+			break
+		}
+		out.Revision = fmt.Sprint(revisionOf(dep))
+		d.log.Infof("%s/%s: rolled out revision %s", dep.Namespace, dep.Name, out.Revision)
+	}
+	end()
+	if failed == nil {
+		out.Status = StatusSuccess
+		out.Summary = d.summary(out, targets, nil, nil)
+		finish("success", "deployed "+d.digest.String())
+		return out, nil
+	}
+
+	f, _ := asFailure(failure)
+	out.Failure = f
+	out.Status = StatusFailure
+	cause := failure
+	var restored *Revision
+	if d.in.AutoRollback && failed.existed && failed.prevRevision > 0 {
+		end = d.log.Group(fmt.Sprintf("Rolling %s back: %v", key(failed.obj), failure))
+		r, err := d.restore(context.WithoutCancel(ctx), failed.obj.GetNamespace(), failed.obj.GetName(), RollbackTarget{Kind: "revision", Value: fmt.Sprint(failed.prevRevision)}, "automatic rollback: "+failure.Error())
+		end()
+		if err != nil {
+			cause = fmt.Errorf("%w; the automatic rollback failed too: %v", failure, err)
+		} else {
+			restored = &r
+			out.Status = StatusRolledBack
+			out.Revision = fmt.Sprint(r.Number)
+			cause = fmt.Errorf("deploy of %s failed and was rolled back to %s: %w", d.digest, r, failure)
+		}
+	} else if !failed.existed {
+		cause = fmt.Errorf("deploy of %s failed (first deploy of %s: nothing to roll back to): %w", d.digest, key(failed.obj), failure)
+	}
+	out.Summary = d.summary(out, targets, failure, restored)
+	finish("failure", cause.Error())
+	return out, cause
+}
+
+// restore rolls a Deployment back to a revision and waits for it.
+func (d *deployer) restore(ctx context.Context, ns, name string, to RollbackTarget, reason string) (Revision, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(d.in.Timeout, time.Minute))
+	defer cancel()
+	dep, err := d.c.typed.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return Revision{}, fmt.Errorf("reading deployment %s/%s: %w", ns, name, err)
+	}
+	repo := ""
+	if d.digest.String() != "" {
+		repo = d.digest.Context().String()
+	}
+	revs, err := d.c.history(ctx, dep, repo)
+	if err != nil {
+		return Revision{}, err
+	}
+	r, err := pick(revs, to)
+	if err != nil {
+		return Revision{}, err
+	}
+	if r.Current {
+		d.log.Infof("%s/%s already runs %s", ns, name, r)
+		return r, nil
+	}
+	ann := map[string]string{"gantry.dev/rollback-reason": truncate(reason, 250)}
+	if r.Digest != "" {
+		ann[AnnotationDigest] = r.Digest
+	}
+	if _, err := d.c.undo(ctx, dep, r, ann); err != nil {
+		return r, err
+	}
+	d.log.Infof("%s/%s: restoring %s", ns, name, r)
+	after, err := d.c.waitRollout(ctx, d.log, ns, name, d.in.Poll)
+	if err != nil {
+		return r, fmt.Errorf("waiting for the rollback to %s: %w", r, err)
+	}
+	r.Number = revisionOf(after) // the controller renumbers the restored revision
+	return r, nil
+}
+
+func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
+	out := Outputs{DeploymentURL: d.in.EnvironmentURL}
+	to, _ := ParseRollbackTarget(d.in.RollbackTo)
+	ns, depName := d.in.Namespace, d.in.Deployment
+	if depName == "" {
+		objs, _, err := d.render()
+		if err != nil {
+			return out, err
+		}
+		w := manifests.Workloads(objs)
+		if len(w) == 0 {
+			return out, fmt.Errorf(`input "manifests": %s has no Deployment to roll back`, d.in.Manifests)
+		}
+		ns, depName = w[0].GetNamespace(), w[0].GetName()
+	}
+	if ns == "" {
+		ns = "default"
+	}
+	lk, err := d.c.acquire(ctx, d.log, ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")
+	if err != nil {
+		return out, err
+	}
+	defer lk.release()
+	before, err := d.c.typed.AppsV1().Deployments(ns).Get(ctx, depName, metav1.GetOptions{})
+	if err != nil {
+		return out, fmt.Errorf("reading deployment %s/%s: %w", ns, depName, err)
+	}
+	out.PreviousDigest = digestOf(before.Spec.Template, "")
+	tracker := d.tracker()
+	tracker.Start(ctx)
+	r, err := d.restore(ctx, ns, depName, to, "manual rollback ("+d.in.RollbackTo+")")
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err != nil {
+		tracker.Finish(fctx, "failure", err.Error())
+		return out, err
+	}
+	out.Status, out.Revision, out.Digest = StatusRolledBack, fmt.Sprint(r.Number), r.Digest
+	out.Summary = d.rollbackSummary(ns, depName, out, r)
+	tracker.Finish(fctx, "success", "rolled back to "+r.String())
+	return out, nil
+}
+
+func (d *deployer) tracker() *githubapi.Tracker {
+	req := githubapi.Request{
+		Ref:                   d.in.Git.CommitSHA(),
+		Environment:           d.in.Environment,
+		Description:           "gantry: " + d.in.Action + " " + d.digest.String(),
+		Payload:               map[string]any{"image": d.digest.String(), "action": d.in.Action},
+		ProductionEnvironment: strings.Contains(strings.ToLower(d.in.Environment), "prod"),
+	}
+	var client *githubapi.Client
+	if d.in.GitHubToken != "" && d.in.Git.Repository != "" && req.Ref != "" {
+		owner, repo, err := githubapi.ParseRepository(d.in.Git.Repository)
+		if err == nil {
+			req.Owner, req.Repo = owner, repo
+			client, err = githubapi.New(d.in.GitHubToken, d.in.GitHubAPIURL, nil)
+		}
+		if err != nil {
+			d.log.Warningf("GitHub Deployments disabled: %v", err)
+			client = nil
+		}
+	}
+	return githubapi.NewTracker(client, req, d.in.Git.RunURL, d.in.EnvironmentURL, d.log.Warningf)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+

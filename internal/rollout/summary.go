@@ -1,0 +1,90 @@
+package rollout
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func toDeployment(u *unstructured.Unstructured) *appsv1.Deployment {
+	var d appsv1.Deployment
+	runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d)
+	return &d
+}
+
+func (d *deployer) summary(out Outputs, targets []*target, failure error, restored *Revision) string {
+	var b strings.Builder
+	icon := map[string]string{StatusSuccess: "✅", StatusRolledBack: "↩️", StatusFailure: "❌"}[out.Status]
+	fmt.Fprintf(&b, "### gantry-deploy: %s %s to %s\n\n", icon, out.Status, d.in.Environment)
+	before := out.PreviousDigest
+	if before == "" {
+		before = "(none)"
+	}
+	fmt.Fprintf(&b, "| | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| image | `%s` |\n", d.digest)
+	fmt.Fprintf(&b, "| digest | `%s` → `%s` |\n", before, out.Digest)
+	fmt.Fprintf(&b, "| revision | %s |\n", out.Revision)
+	for _, t := range targets {
+		fmt.Fprintf(&b, "| workload | Deployment %s |\n", key(t.obj))
+	}
+	fmt.Fprintf(&b, "| strategy | %s |\n| took | %s |\n", d.in.Strategy, time.Since(d.started).Round(100*time.Millisecond))
+	if d.in.Git.RunURL != "" {
+		fmt.Fprintf(&b, "| run | %s |\n", d.in.Git.RunURL)
+	}
+	if failure != nil {
+		fmt.Fprintf(&b, "\n**Failure:** %s\n", failure)
+		if f, ok := asFailure(failure); ok && f.Logs != "" {
+			fmt.Fprintf(&b, "\n<details><summary>last log lines of %s/%s</summary>\n\n```\n%s\n```\n</details>\n", f.Pod, f.Container, f.Logs)
+		}
+		if restored != nil {
+			fmt.Fprintf(&b, "\nRolled back automatically to %s.\n", restored)
+		}
+	}
+	if len(targets) > 0 && out.Revision != "" {
+		t := targets[0]
+		fmt.Fprintf(&b, "\nTo return to this exact revision later: action `rollback`, rollback-to `revision:%s` (or `digest:%s`), or\n`kubectl rollout undo deployment/%s -n %s --to-revision=%s`\n",
+			out.Revision, out.Digest, t.obj.GetName(), t.obj.GetNamespace(), out.Revision)
+	}
+	return b.String()
+}
+
+func (d *deployer) rollbackSummary(ns, name string, out Outputs, r Revision) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### gantry-deploy: ↩️ rolled back %s\n\n", d.in.Environment)
+	fmt.Fprintf(&b, "Deployment %s/%s now runs %s (requested: %s).\n\n", ns, name, r, d.in.RollbackTo)
+	fmt.Fprintf(&b, "| before | after |\n|---|---|\n| `%s` | `%s` |\n", out.PreviousDigest, strings.Join(r.Images, "`, `"))
+	return b.String()
+}
+
+func planSummary(p *Plan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### gantry-deploy: plan for %s\n\nImage `%s` (server-side dry run; nothing was changed)\n\n", p.Environment, p.Image)
+	b.WriteString("| action | kind | object | image |\n|---|---|---|---|\n")
+	for _, it := range p.Items {
+		var imgs []string
+		for _, ic := range it.Images {
+			before := ic.Before
+			if before == "" {
+				before = "(new)"
+			}
+			imgs = append(imgs, fmt.Sprintf("%s: `%s` → `%s`", ic.Container, before, ic.After))
+		}
+		obj := it.Name
+		if it.Namespace != "" {
+			obj = it.Namespace + "/" + it.Name
+		}
+		note := strings.Join(imgs, "<br>")
+		if it.Note != "" {
+			note = strings.TrimPrefix(note+"<br>"+it.Note, "<br>")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", it.Action, it.Kind, obj, note)
+	}
+	if p.File != "" {
+		fmt.Fprintf(&b, "\nPlan as JSON: `%s`\n", p.File)
+	}
+	return b.String()
+}

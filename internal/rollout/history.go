@@ -19,11 +19,11 @@ const revisionAnnotation = "deployment.kubernetes.io/revision"
 // Revision is one entry of a Deployment's history: a ReplicaSet the
 // Deployment controller keeps (up to revisionHistoryLimit).
 type Revision struct {
-	Number   int64
-	RS       *appsv1.ReplicaSet
-	Images   []string // every container image of the template
-	Digest   string   // sha256:... of the first image pinned by digest
-	Current  bool
+	Number  int64
+	RS      *appsv1.ReplicaSet
+	Images  []string // every container image of the template
+	Digest  string   // sha256:... of the first image pinned by digest
+	Current bool
 }
 
 func (r Revision) String() string {

@@ -11,7 +11,7 @@ BIN    := $(CURDIR)/bin
 STAGES := $(notdir $(wildcard cmd/*))
 TOOLS  := $(BIN)/actionlint $(BIN)/crane $(BIN)/act
 
-.PHONY: all build tools test lint bench demo clean
+.PHONY: all build tools test lint bench demo clean k8s k8s-up k8s-down
 
 all: lint test
 
@@ -32,9 +32,24 @@ $(TOOLS): tools/go.mod tools/go.sum
 $(BIN)/prometheus:
 	scripts/install-prometheus.sh $(BIN)
 
-## test: the whole suite (starts its own registries; act runs the workflow tests)
-test: tools
-	ACT=$(BIN)/act PROMETHEUS=$(BIN)/prometheus $(GO) test -count=1 ./...
+## k8s: Kubernetes control-plane binaries for the deploy tests (etcd, kube-apiserver, kube-controller-manager,
+## kube-scheduler, kubectl, kwok), pinned in tools/k8s/*/go.mod, built from the module proxy into bin/k8s (cached)
+## (the script is the cache check: every binary present and .stamp matching the pinned versions, else it builds)
+k8s: $(BIN)/k8s/.stamp
+$(BIN)/k8s/.stamp: FORCE
+	@scripts/k8s-build.sh $(BIN)/k8s
+FORCE:
+
+## k8s-up / k8s-down: start that control plane in the background (kubeconfig: bin/k8s/kubeconfig) / stop it
+k8s-up: k8s
+	scripts/k8s-up.sh $(BIN)/k8s
+k8s-down:
+	scripts/k8s-down.sh $(BIN)/k8s
+
+## test: the whole suite. Tests start what they need (registries, Prometheus, a Kubernetes control plane);
+## make builds the binaries they run first (tools, k8s: the first k8s build takes ~10 minutes, then it is cached)
+test: tools k8s
+	ACT=$(BIN)/act PROMETHEUS=$(BIN)/prometheus GANTRY_K8S_BIN=$(BIN)/k8s $(GO) test -count=1 ./...
 	cd testdata/app && $(GO) test -count=1 ./...
 
 ## lint: go vet, gofmt, actionlint on every workflow, and the project's check of every action.yml

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
@@ -277,6 +278,11 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 				return out, err
 			}
 		}
+	}
+	if _, err := d.c.typed.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		err = fmt.Errorf("namespace %s does not exist: create it, or add a Namespace object to the manifests", ns)
+		finish("error", err.Error())
+		return out, err
 	}
 	end = d.log.Group(fmt.Sprintf("Taking the deploy lease for %s in %s", d.in.Environment, ns))
 	lk, err := d.c.acquire(ctx, d.log, ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")

@@ -43,7 +43,7 @@ func TestRenderKustomize(t *testing.T) {
 			replicas:  2,
 			env:       "staging",
 			envLabel:  "staging",
-			wantKinds: []string{"ConfigMap", "Service", "Deployment"},
+			wantKinds: []string{"Namespace", "ConfigMap", "Service", "Deployment"},
 		},
 		{
 			dir:       "overlays/production",
@@ -51,7 +51,7 @@ func TestRenderKustomize(t *testing.T) {
 			replicas:  4,
 			env:       "production",
 			envLabel:  "production",
-			wantKinds: []string{"PodDisruptionBudget", "ConfigMap", "Service", "Deployment"},
+			wantKinds: []string{"Namespace", "PodDisruptionBudget", "ConfigMap", "Service", "Deployment"},
 		},
 	}
 	for _, tt := range tests {
@@ -65,6 +65,13 @@ func TestRenderKustomize(t *testing.T) {
 				t.Errorf("kinds = %v, want %v (in apply order)", got, tt.wantKinds)
 			}
 			for _, o := range objs {
+				if o.GetKind() == "Namespace" {
+					// The overlay's own namespace object is cluster-scoped.
+					if o.GetName() != tt.namespace {
+						t.Errorf("overlay creates namespace %s, want %s", o.GetName(), tt.namespace)
+					}
+					continue
+				}
 				if got := o.GetNamespace(); got != tt.namespace {
 					t.Errorf("%s: namespace = %q, want %q", describe(o), got, tt.namespace)
 				}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
@@ -236,6 +235,15 @@ func TestFailingRolloutIsRolledBackAutomatically(t *testing.T) {
 	}
 }
 
+func TestMissingNamespaceIsRefused(t *testing.T) {
+	t.Parallel()
+	c := k8stest.Start(t)
+	in, _ := inputs(c, "staging", app(t, "no-such-namespace", ""), repo+"@"+digest("x"))
+	if _, err := rollout.Run(t.Context(), in); err == nil || !strings.Contains(err.Error(), "namespace no-such-namespace does not exist") {
+		t.Fatalf("deploy into a missing namespace: %v, want a clear error", err)
+	}
+}
+
 func TestFirstDeployFailureHasNothingToRollBackTo(t *testing.T) {
 	t.Parallel()
 	c := k8stest.Start(t)
@@ -406,14 +414,9 @@ func TestKustomizeOverlayWithDigestPinned(t *testing.T) {
 	t.Parallel()
 	c := k8stest.Start(t)
 	// The overlay names its namespace; this test owns it.
+	// The overlay names its namespace and creates it; this test owns it.
 	ns := "prompt-builder-staging"
 	in, _ := inputs(c, "staging", "../../testdata/k8s/overlays/staging", repo+"@"+digest("overlay"))
-	if _, err := rollout.Run(t.Context(), in); err == nil || !strings.Contains(err.Error(), "namespace prompt-builder-staging does not exist") {
-		t.Fatalf("deploy into a missing namespace: %v, want a clear error", err)
-	}
-	if _, err := c.Clientset().CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	out := deploy(t, in)
 	d, err := c.Clientset().AppsV1().Deployments(ns).Get(t.Context(), "prompt-builder", metav1.GetOptions{})
 	if err != nil {

@@ -235,6 +235,7 @@ type target struct {
 	existed        bool
 	prevRevision   int64
 	previousDigest string
+	ready          string // pods ready after the rollout
 }
 
 func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
@@ -339,6 +340,8 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 			break
 		}
 		out.Revision = fmt.Sprint(revisionOf(dep))
+		p := progressOf(dep)
+		t.ready = fmt.Sprintf("%d/%d ready", p.Ready, p.Desired)
 		d.log.Infof("%s/%s: rolled out revision %s", dep.Namespace, dep.Name, out.Revision)
 	}
 	end()

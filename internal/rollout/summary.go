@@ -29,7 +29,7 @@ func (d *deployer) summary(out Outputs, targets []*target, failure error, restor
 	fmt.Fprintf(&b, "| digest | `%s` → `%s` |\n", before, out.Digest)
 	fmt.Fprintf(&b, "| revision | %s |\n", out.Revision)
 	for _, t := range targets {
-		fmt.Fprintf(&b, "| workload | Deployment %s |\n", key(t.obj))
+		fmt.Fprintf(&b, "| workload | Deployment %s %s |\n", key(t.obj), t.ready)
 	}
 	fmt.Fprintf(&b, "| strategy | %s |\n| took | %s |\n", d.in.Strategy, time.Since(d.started).Round(100*time.Millisecond))
 	if d.in.Git.RunURL != "" {

@@ -22,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/gantry-ci/gantry/internal/testproc"
 )
 
 // EnvBin names the environment variable that points at a directory with the
@@ -106,7 +108,7 @@ type Cluster struct {
 
 	rest      *rest.Config
 	client    kubernetes.Interface
-	procs     []*proc // in start order
+	procs     []*testproc.Proc // in start order
 	removeDir bool
 	stopOnce  sync.Once
 }
@@ -119,8 +121,8 @@ type Cluster struct {
 func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 	var root string
 	if o.BinDir == "" || o.StageDir == "" {
-		if root, err = repoRoot(); err != nil {
-			return nil, err
+		if root, err = testproc.RepoRoot(); err != nil {
+			return nil, fmt.Errorf("k8stest: %w", err)
 		}
 	}
 	binDir := o.BinDir
@@ -158,7 +160,9 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 
 	c := &Cluster{Dir: o.Dir}
 	if c.Dir == "" {
-		sweepStaleDirs()
+		// Directories of test processes that exited without Stop (a panic,
+		// a timeout) are left behind; their processes died with them.
+		testproc.RemoveStaleDirs(dirPrefix)
 		if c.Dir, err = os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid())); err != nil {
 			return nil, fmt.Errorf("k8stest: %w", err)
 		}
@@ -215,9 +219,17 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 	}
 
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + os.TempDir()}
-	start := func(name string, args ...string) (*proc, error) {
-		pr, err := startProc(name, filepath.Join(binDir, name), args, env, c.Dir,
-			filepath.Join(logDir, name+".log"), o.Detach)
+	start := func(name string, args ...string) (*testproc.Proc, error) {
+		pr, err := testproc.Start(testproc.Spec{
+			Name:   name,
+			Bin:    filepath.Join(binDir, name),
+			Args:   args,
+			Env:    env,
+			Dir:    c.Dir,
+			Log:    filepath.Join(logDir, name+".log"),
+			Detach: o.Detach,
+			Grace:  stopGrace,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("k8stest: %w", err)
 		}
@@ -242,7 +254,7 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	plain := &http.Client{Timeout: 2 * time.Second}
-	if err := waitHTTP(ctx, plain, url(etcdClient)+"/health", "", []*proc{etcd}); err != nil {
+	if err := waitHTTP(ctx, plain, url(etcdClient)+"/health", "", []*testproc.Proc{etcd}); err != nil {
 		return nil, fmt.Errorf("k8stest: etcd on %s: %w", url(etcdClient), err)
 	}
 	logf("etcd ready after %v", time.Since(began).Round(time.Millisecond))
@@ -281,7 +293,7 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.CAPEM)
 	api := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	if err := waitHTTP(ctx, api, c.Server+"/readyz", p.Token, []*proc{etcd, apiserver}); err != nil {
+	if err := waitHTTP(ctx, api, c.Server+"/readyz", p.Token, []*testproc.Proc{etcd, apiserver}); err != nil {
 		return nil, fmt.Errorf("k8stest: kube-apiserver on %s: %w", c.Server, err)
 	}
 	logf("kube-apiserver ready after %v", time.Since(began).Round(time.Millisecond))
@@ -326,7 +338,7 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	all := []*proc{etcd, apiserver, kcm, scheduler, kwok}
+	all := []*testproc.Proc{etcd, apiserver, kcm, scheduler, kwok}
 
 	if _, err := c.client.CoreV1().Nodes().Create(ctx, fakeNode(), metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("k8stest: creating node %s: %w", NodeName, err)
@@ -438,7 +450,7 @@ func nodeSchedulable(n *corev1.Node) (bool, error) {
 }
 
 // waitHTTP polls url until it answers 200.
-func waitHTTP(ctx context.Context, client *http.Client, url, token string, procs []*proc) error {
+func waitHTTP(ctx context.Context, client *http.Client, url, token string, procs []*testproc.Proc) error {
 	return poll(ctx, 50*time.Millisecond, procs, func() (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -492,7 +504,7 @@ func (c *Cluster) Clientset() kubernetes.Interface { return c.client }
 func (c *Cluster) PIDs() map[string]int {
 	m := make(map[string]int, len(c.procs))
 	for _, p := range c.procs {
-		m[p.name] = p.cmd.Process.Pid
+		m[p.Name()] = p.Pid()
 	}
 	return m
 }
@@ -503,13 +515,13 @@ func (c *Cluster) LogTails(n int) string {
 	var b strings.Builder
 	for _, p := range c.procs {
 		state := "running"
-		if p.exited() {
+		if p.Exited() {
 			state = "exited"
-			if p.waitErr != nil {
-				state = "exited: " + p.waitErr.Error()
+			if err := p.Wait(); err != nil {
+				state = "exited: " + err.Error()
 			}
 		}
-		fmt.Fprintf(&b, "--- %s (%s), last %d lines of %s:\n%s\n", p.name, state, n, p.logPath, p.tail(n))
+		fmt.Fprintf(&b, "--- %s (%s), last %d lines of %s:\n%s\n", p.Name(), state, n, p.LogPath(), p.Tail(n))
 	}
 	return b.String()
 }
@@ -517,8 +529,8 @@ func (c *Cluster) LogTails(n int) string {
 // alive returns an error naming the first component that has exited.
 func (c *Cluster) alive() error {
 	for _, p := range c.procs {
-		if p.exited() {
-			return p.exitError()
+		if p.Exited() {
+			return exitError(p)
 		}
 	}
 	return nil
@@ -533,12 +545,12 @@ func (c *Cluster) Stop() {
 		slices.Reverse(procs)
 		var wg sync.WaitGroup
 		for _, p := range procs {
-			if p.name == "kube-apiserver" || p.name == "etcd" {
+			if p.Name() == "kube-apiserver" || p.Name() == "etcd" {
 				wg.Wait()
-				p.stop()
+				p.Stop()
 				continue
 			}
-			wg.Go(p.stop)
+			wg.Go(p.Stop)
 		}
 		wg.Wait()
 		if c.removeDir {
@@ -550,17 +562,3 @@ func (c *Cluster) Stop() {
 // dirPrefix names the directories New creates; the owning process's pid
 // follows it.
 const dirPrefix = "gantry-k8stest-"
-
-// sweepStaleDirs removes directories of test processes that have exited
-// without Stop (a panic, a timeout): their processes died with them.
-func sweepStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		suffix := strings.TrimPrefix(filepath.Base(d), dirPrefix)
-		pid, err := strconv.Atoi(suffix[:max(strings.IndexByte(suffix, '-'), 0)])
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		os.RemoveAll(d)
-	}
-}

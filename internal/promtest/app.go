@@ -10,22 +10,19 @@
 package promtest
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-const modulePath = "github.com/gantry-ci/gantry"
+	"github.com/gantry-ci/gantry/internal/testproc"
+)
 
 var (
 	appOnce sync.Once
@@ -46,11 +43,13 @@ func AppBinary(t testing.TB) string {
 }
 
 func buildApp() (string, error) {
-	root, err := repoRoot()
+	root, err := testproc.RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	sweepStaleBuilds()
+	// Nothing runs when a test process ends, so each run removes the
+	// builds of the earlier ones.
+	testproc.RemoveStaleDirs(buildDirPrefix)
 	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", buildDirPrefix, os.Getpid()))
 	if err != nil {
 		return "", fmt.Errorf("building the sample app: %w", err)
@@ -71,67 +70,11 @@ func buildApp() (string, error) {
 // test process's pid follows it.
 const buildDirPrefix = "gantry-promtest-app-"
 
-// sweepStaleBuilds removes build directories of test processes that have
-// exited: nothing runs when a test process ends, so each run cleans up after
-// the earlier ones.
-func sweepStaleBuilds() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), buildDirPrefix+"*"))
-	for _, d := range dirs {
-		rest := strings.TrimPrefix(filepath.Base(d), buildDirPrefix)
-		pid, err := strconv.Atoi(rest[:max(strings.IndexByte(rest, '-'), 0)])
-		if err != nil || pid == os.Getpid() || processAlive(pid) {
-			continue
-		}
-		os.RemoveAll(d)
-	}
-}
-
-// repoRoot finds the checkout: from this source file when the package was
-// built without -trimpath, else by walking up from the working directory
-// (a test's working directory is its package directory).
-func repoRoot() (string, error) {
-	var starts []string
-	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
-		starts = append(starts, filepath.Dir(file))
-	}
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	for _, dir := range starts {
-		for {
-			if isRepoRoot(dir) {
-				return dir, nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return "", fmt.Errorf("cannot find the repository root (a go.mod with module %s) above %s", modulePath, strings.Join(starts, " or "))
-}
-
-func isRepoRoot(dir string) bool {
-	f, err := os.Open(filepath.Join(dir, "go.mod"))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) == 2 && fields[0] == "module" {
-			return strings.Trim(fields[1], `"`) == modulePath
-		}
-	}
-	return false
-}
-
 // App is a running instance of the sample app.
 type App struct {
 	Addr string // 127.0.0.1:PORT
 	URL  string // http://127.0.0.1:PORT
-	proc *proc
+	proc *testproc.Proc
 }
 
 // StartApp runs the sample app with LISTEN_ADDR on a free loopback port plus
@@ -163,7 +106,7 @@ func StartApp(t testing.TB, env map[string]string) *App {
 		probe = "/readyz"
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
-	err := p.waitFor(10*time.Second, func() (bool, error) {
+	err := waitFor(p, 10*time.Second, func() (bool, error) {
 		resp, err := client.Get(a.URL + probe)
 		if err != nil {
 			return false, err
@@ -182,7 +125,7 @@ func StartApp(t testing.TB, env map[string]string) *App {
 
 // Stop stops the app now (SIGTERM, SIGKILL after 5 s), e.g. to make a
 // target go down mid-test. Cleanup calls it too; calling both is fine.
-func (a *App) Stop() { a.proc.stop() }
+func (a *App) Stop() { a.proc.Stop() }
 
 // Target returns the app as a scrape target with labels.
 func (a *App) Target(labels map[string]string) Target {

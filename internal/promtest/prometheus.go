@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gantry-ci/gantry/internal/testproc"
 )
 
 // Target is something for Prometheus to scrape at http://Addr/metrics. Its
@@ -38,7 +40,7 @@ func (tg Target) String() string {
 type Prometheus struct {
 	URL     string // http://127.0.0.1:PORT
 	targets []Target
-	proc    *proc
+	proc    *testproc.Proc
 }
 
 // Timeouts of StartPrometheus.
@@ -88,7 +90,7 @@ func StartPrometheus(t testing.TB, targets ...Target) *Prometheus {
 	prom := &Prometheus{URL: "http://" + addr, targets: targets, proc: p}
 
 	client := &http.Client{Timeout: 2 * time.Second}
-	err = p.waitFor(promReadyTimeout, func() (bool, error) {
+	err = waitFor(p, promReadyTimeout, func() (bool, error) {
 		resp, err := client.Get(prom.URL + "/-/ready")
 		if err != nil {
 			return false, err
@@ -105,7 +107,7 @@ func StartPrometheus(t testing.TB, targets ...Target) *Prometheus {
 	ready := time.Since(start)
 
 	if len(targets) > 0 {
-		err = p.waitFor(promFirstScrapeTimeout, func() (bool, error) {
+		err = waitFor(p, promFirstScrapeTimeout, func() (bool, error) {
 			missing, err := prom.targetsNotUp(context.Background())
 			if err != nil {
 				return false, err
@@ -127,7 +129,7 @@ func StartPrometheus(t testing.TB, targets ...Target) *Prometheus {
 // Stop stops Prometheus now (SIGTERM, SIGKILL after 5 s), e.g. to test what
 // happens when it goes away mid-run. Cleanup calls it too; calling both is
 // fine.
-func (p *Prometheus) Stop() { p.proc.stop() }
+func (p *Prometheus) Stop() { p.proc.Stop() }
 
 // WaitScrape waits (up to 10 s) until every target has been scraped after
 // the call, so that queries made next include everything the targets
@@ -135,7 +137,7 @@ func (p *Prometheus) Stop() { p.proc.stop() }
 func (p *Prometheus) WaitScrape(t testing.TB) {
 	t.Helper()
 	since := time.Now()
-	err := p.proc.waitFor(10*time.Second, func() (bool, error) {
+	err := waitFor(p.proc, 10*time.Second, func() (bool, error) {
 		samples, err := QueryVector(context.Background(), p.URL, "timestamp(up)")
 		if err != nil {
 			return false, err
@@ -235,7 +237,7 @@ next:
 func prometheusBinary() (string, error) {
 	bin := os.Getenv("PROMETHEUS")
 	if bin == "" {
-		root, err := repoRoot()
+		root, err := testproc.RepoRoot()
 		if err != nil {
 			return "", fmt.Errorf("prometheus not found (%v): run `make tools` or set PROMETHEUS", err)
 		}

@@ -1,12 +1,13 @@
-package k8stest
+package testproc
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// setDeathSignal kills the child when the test process dies (a panic, a
-// `go test -timeout`), so no control plane is left running.
+// setDeathSignal kills the child when this process dies (a panic, a
+// `go test -timeout`), so no control plane, Prometheus or app is left
+// running.
 func setDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }

@@ -1,11 +1,12 @@
 //go:build !linux
 
-package k8stest
+package testproc
 
 import "os/exec"
 
-// setDeathSignal has no portable equivalent outside Linux; Main still stops
-// the shared control plane when the tests end normally.
+// setDeathSignal has no portable equivalent outside Linux; the callers
+// still stop their children when the tests end normally (k8stest.Main,
+// promtest's Cleanups).
 func setDeathSignal(*exec.Cmd) {}
 
 // detachProcess: elsewhere a child already outlives its parent.

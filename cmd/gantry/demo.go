@@ -156,6 +156,9 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 	if err := demoDeploy(ctx, w, root, bin, work, outputs["image"]); err != nil {
 		return err
 	}
+	if err := demoNotify(ctx, w, root, bin, work, outputs["image"]); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "\ndemo finished (the embedded registry at %s is stopped now)\n", reg.Host)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/image"
 	"github.com/gantry-ci/gantry/internal/rollout"
+	"github.com/gantry-ci/gantry/internal/slacknotify"
 )
 
 // Stage ties an actions/<Name>/action.yml to its Go types.
@@ -22,5 +23,6 @@ func All() []Stage {
 		{Name: "build", Binary: "gantry-build", Inputs: image.Inputs{}, Outputs: image.Outputs{}},
 		{Name: "deploy", Binary: "gantry-deploy", Inputs: rollout.Inputs{}, Outputs: rollout.Outputs{}},
 		{Name: "analyze", Binary: "gantry-analyze", Inputs: analysis.Inputs{}, Outputs: analysis.Outputs{}},
+		{Name: "notify", Binary: "gantry-notify", Inputs: slacknotify.Inputs{}, Outputs: slacknotify.Outputs{}},
 	}
 }

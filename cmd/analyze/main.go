@@ -5,24 +5,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/ghaction"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env := ghaction.New(os.Getenv, os.Stdout)
-	err := run(ctx, env)
-	stop()
-	if err != nil {
-		env.Fail(err)
-		os.Exit(1)
-	}
-}
+func main() { ghaction.Main(run) }
 
 func run(ctx context.Context, env *ghaction.Env) error {
 	var in analysis.Inputs

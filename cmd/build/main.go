@@ -8,9 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/logs"
@@ -20,16 +18,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/metadata"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env := ghaction.New(os.Getenv, os.Stdout)
-	err := run(ctx, env)
-	stop()
-	if err != nil {
-		env.Fail(err)
-		os.Exit(1)
-	}
-}
+func main() { ghaction.Main(run) }
 
 func run(ctx context.Context, env *ghaction.Env) error {
 	var in image.Inputs

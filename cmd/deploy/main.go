@@ -5,9 +5,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
@@ -15,16 +12,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/rollout"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env := ghaction.New(os.Getenv, os.Stdout)
-	err := run(ctx, env)
-	stop()
-	if err != nil {
-		env.Fail(err)
-		os.Exit(1)
-	}
-}
+func main() { ghaction.Main(run) }
 
 func run(ctx context.Context, env *ghaction.Env) error {
 	var in rollout.Inputs

@@ -5,9 +5,12 @@
 package ghaction
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/sethvargo/go-githubactions"
 )
@@ -83,4 +86,18 @@ func (e *Env) Summary(markdown string) {
 		return
 	}
 	e.AddStepSummary(markdown)
+}
+
+// Main is every stage binary's main: a context cancelled by SIGINT/SIGTERM
+// (the runner's cancel), run with the process environment, and on error an
+// error annotation and exit code 1. Only main functions call it.
+func Main(run func(ctx context.Context, env *Env) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	env := New(os.Getenv, os.Stdout)
+	err := run(ctx, env)
+	stop()
+	if err != nil {
+		env.Fail(err)
+		os.Exit(1)
+	}
 }

@@ -1,21 +1,17 @@
 package manifests
 
 import (
-	"bytes"
-	"flag"
 	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/gantry-ci/gantry/internal/golden"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // k8s is the sample app's kustomize tree, shared with the deploy stage's
 // end-to-end tests.
@@ -136,7 +132,7 @@ func TestRenderStaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, got)
+	golden.Check(t, got)
 }
 
 func TestRenderPlain(t *testing.T) {
@@ -295,46 +291,6 @@ metadata: {name: b}
 	if g, w := names(again), names(objs); !slices.Equal(g, w) {
 		t.Errorf("round trip = %v, want %v", g, w)
 	}
-}
-
-// golden compares got with testdata/<Test>.golden, or rewrites that file
-// under -update.
-func golden(t *testing.T, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", t.Name()+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run '^%s$' -update to create it)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run go test -run '^%s$' -update after checking the change):\n%s", path, t.Name(), lineDiff(string(want), string(got)))
-	}
-}
-
-// lineDiff lists the lines only one side has; enough to spot a change
-// in a rendered manifest without a diff library.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n- " + wl + "\n+ " + gl + "\n")
-		}
-	}
-	return b.String()
 }
 
 func parse(t *testing.T, s string) []*unstructured.Unstructured {

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,8 +15,6 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/slacknotify/notifytest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // recorder is a ghaction.Logger that keeps every line, and the Sleep that
 // records the waits it was asked for and returns at once.
@@ -154,48 +149,6 @@ func goldenMessage(t *testing.T, m notifytest.Message) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
-}
-
-// golden compares got with testdata/<Test>.golden (subtests in a directory
-// per test), or rewrites that file under -update.
-func golden(t *testing.T, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", t.Name()+".golden")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run '^%s$' -update to create it)", err, strings.Split(t.Name(), "/")[0])
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run go test -run '^%s$' -update after checking the change):\n%s", path, strings.Split(t.Name(), "/")[0], lineDiff(string(want), string(got)))
-	}
-}
-
-// lineDiff lists the lines only one side has.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n- " + wl + "\n+ " + gl + "\n")
-		}
-	}
-	return b.String()
 }
 
 // mrkdwnTexts returns every text a message shows (top-level text, block

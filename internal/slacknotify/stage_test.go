@@ -14,6 +14,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/gantry-ci/gantry/internal/golden"
 	"github.com/gantry-ci/gantry/internal/slacknotify/notifytest"
 )
 
@@ -80,7 +81,7 @@ func TestPost(t *testing.T) {
 			t.Errorf("chat.postMessage unfurl_links = %q, want false (a link preview would bury the message)", c.Form.Get("unfurl_links"))
 		}
 	}
-	golden(t, goldenMessage(t, msgs[0]))
+	golden.Check(t, goldenMessage(t, msgs[0]))
 }
 
 // TestUpdateInPlace runs a whole pipeline against one message: every step
@@ -162,7 +163,7 @@ func TestUpdateInPlace(t *testing.T) {
 			if c := attachmentColor(t, msgs[0]); c != tt.wantColor {
 				t.Errorf("colour = %s, want %s", c, tt.wantColor)
 			}
-			golden(t, goldenMessage(t, msgs[0]))
+			golden.Check(t, goldenMessage(t, msgs[0]))
 		})
 	}
 }
@@ -214,8 +215,8 @@ func TestThreadReplies(t *testing.T) {
 	if s := strings.Join(mrkdwnTexts(t, parent), "\n"); strings.Contains(s, "staging.example.com") || strings.Contains(s, "Revision 12") {
 		t.Errorf("the run's message holds a step's details in thread mode:\n%s", s)
 	}
-	t.Run("message", func(t *testing.T) { golden(t, goldenMessage(t, parent)) })
-	t.Run("reply", func(t *testing.T) { golden(t, goldenMessage(t, msgs[2])) })
+	t.Run("message", func(t *testing.T) { golden.Check(t, goldenMessage(t, parent)) })
+	t.Run("reply", func(t *testing.T) { golden.Check(t, goldenMessage(t, msgs[2])) })
 }
 
 // controlSeq matches Slack's control sequences: <…> links, mentions and
@@ -282,7 +283,7 @@ func TestEscaping(t *testing.T) {
 					t.Errorf("hostile link survived: %s", text)
 				}
 			}
-			golden(t, goldenMessage(t, msgs[0]))
+			golden.Check(t, goldenMessage(t, msgs[0]))
 		})
 	}
 }
@@ -654,7 +655,7 @@ func TestWebhook(t *testing.T) {
 		blocks, _ := json.Marshal(p["blocks"])
 		atts, _ := json.Marshal(p["attachments"])
 		text, _ := p["text"].(string)
-		golden(t, goldenMessage(t, notifytest.Message{Text: text, Blocks: blocks, Attachments: atts}))
+		golden.Check(t, goldenMessage(t, notifytest.Message{Text: text, Blocks: blocks, Attachments: atts}))
 		if strings.Contains(rec.all(), "s3cr3tw3bh00k") || !strings.Contains(rec.all(), "upstream failed for POST /***") {
 			t.Errorf("the webhook URL is in the log, or the log lacks the redacted retry:\n%s", rec.all())
 		}

@@ -15,14 +15,7 @@ import (
 // failing canary's step fails the step (exit code) with verdict fail, and
 // the outputs reach the next step.
 func TestAnalyzeActionInAWorkflow(t *testing.T) {
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	act, err := workflowtest.Find(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	act := workflowtest.New(t)
 	var targets []promtest.Target
 	for _, sc := range []struct {
 		name   string

@@ -22,21 +22,7 @@ import (
 // the composite action installs gantry-build from this checkout, maps every
 // input to INPUT_*, and its outputs reach a later step.
 func TestBuildActionInAWorkflow(t *testing.T) {
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	act, err := workflowtest.Find(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	yml, err := os.ReadFile(filepath.Join(repo, "actions", "build", "action.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(yml), "actions/setup-go@"+workflowtest.SetupGoSHA) {
-		t.Fatalf("actions/build pins another actions/setup-go than workflowtest.SetupGoSHA (%s): update the constant", workflowtest.SetupGoSHA)
-	}
+	act := workflowtest.New(t)
 	const password = "act-secret-password"
 	reg, err := ocitest.StartRegistry(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

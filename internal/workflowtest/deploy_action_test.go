@@ -21,14 +21,7 @@ func TestMain(m *testing.M) { k8stest.Main(m) }
 // act against a real control plane: plan, deploy, an automatic rollback of a
 // crash-looping release (the step fails), and a manual rollback.
 func TestDeployActionInAWorkflow(t *testing.T) {
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	act, err := workflowtest.Find(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	act := workflowtest.New(t)
 	c := k8stest.Start(t)
 	ns := c.Namespace(t)
 	dir := t.TempDir()

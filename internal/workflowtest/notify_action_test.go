@@ -14,14 +14,7 @@ import (
 // act against a local Slack workspace: one message is posted, then updated
 // in place by a later step with both stages on it; the token stays masked.
 func TestNotifyActionInAWorkflow(t *testing.T) {
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	act, err := workflowtest.Find(repo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	act := workflowtest.New(t)
 	ws := notifytest.Start()
 	defer ws.Close()
 	result := t.TempDir()

@@ -11,8 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
+	"testing"
+
+	"github.com/gantry-ci/gantry/internal/testproc"
 )
 
 // SetupGoSHA is the actions/setup-go commit Gantry's actions pin.
@@ -35,6 +39,38 @@ func Find(repo string) (Act, error) {
 	}
 	return Act{Binary: bin, Repo: repo}, nil
 }
+
+// New finds act and the repository for a test, failing it (never skipping)
+// when act is missing. It also checks that every action pins the
+// actions/setup-go commit the offline stand-in replaces, so a bumped pin
+// fails here with a clear message instead of as a network error inside act.
+func New(t testing.TB) Act {
+	t.Helper()
+	repo, err := testproc.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Find(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ymls, _ := filepath.Glob(filepath.Join(repo, "actions", "*", "action.yml"))
+	ymls = append(ymls, filepath.Join(repo, "action.yml"))
+	for _, p := range ymls {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range setupGoRE.FindAllStringSubmatch(string(b), -1) {
+			if m[1] != SetupGoSHA {
+				t.Fatalf("%s pins actions/setup-go@%s, but workflowtest.SetupGoSHA is %s: update the constant", p, m[1], SetupGoSHA)
+			}
+		}
+	}
+	return a
+}
+
+var setupGoRE = regexp.MustCompile(`actions/setup-go@([0-9a-f]{40})`)
 
 // Run runs one workflow file for event with the given --env values and
 // returns act's combined log.

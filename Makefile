@@ -10,6 +10,9 @@ GO     ?= go
 BIN    := $(CURDIR)/bin
 STAGES := $(notdir $(wildcard cmd/*))
 TOOLS  := $(BIN)/actionlint $(BIN)/crane $(BIN)/act
+# CLIs the tests cross-check against and the local sigstore the keyless tests
+# sign with: one module each under tools/ (their dependency graphs disagree).
+XTOOLS := cosign syft trivy fulcio rekor tsa jv
 
 .PHONY: all build tools test lint bench demo clean k8s k8s-up k8s-down
 
@@ -25,10 +28,14 @@ build:
 	@echo "built: $$(cd $(BIN) && ls gantry* | tr '\n' ' ')"
 
 ## tools: actionlint, crane and act, pinned in tools/go.mod, built from the module proxy; prometheus from Debian's package
-tools: $(TOOLS) $(BIN)/prometheus
+tools: $(TOOLS) $(BIN)/prometheus $(addprefix $(BIN)/,$(XTOOLS))
 $(TOOLS): tools/go.mod tools/go.sum
 	@mkdir -p $(BIN)
 	cd tools && $(GO) build -o $(BIN)/ github.com/rhysd/actionlint/cmd/actionlint github.com/google/go-containerregistry/cmd/crane github.com/nektos/act
+# tools/<name>/go.mod pins one tool directive; build it as bin/<name>.
+$(addprefix $(BIN)/,$(XTOOLS)): $(BIN)/%: tools/%/go.mod tools/%/go.sum
+	@mkdir -p $(BIN)
+	cd tools/$* && $(GO) build -trimpath -o $@ $$(awk '$$1 == "tool" {print $$2}' go.mod)
 $(BIN)/prometheus:
 	scripts/install-prometheus.sh $(BIN)
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/gantry-ci/gantry/internal/registry"
 )
 
 // registries carries the connection settings shared by every request of a
@@ -34,28 +35,21 @@ func newRegistries(in Inputs) *registries {
 		kc = authn.DefaultKeychain
 	}
 	if in.RegistryUsername != "" {
-		kc = authn.NewMultiKeychain(staticKeychain{
-			registry: registryOf(in.Image),
-			auth:     authn.FromConfig(authn.AuthConfig{Username: in.RegistryUsername, Password: in.RegistryPassword}),
-		}, kc)
+		kc = authn.NewMultiKeychain(registry.StaticKeychain(registryOf(in.Image),
+			authn.FromConfig(authn.AuthConfig{Username: in.RegistryUsername, Password: in.RegistryPassword})), kc)
 	}
 	r.keychain = kc
 	base := in.Transport
 	if base == nil {
 		base = remote.DefaultTransport
 	}
-	r.counter = &countingTransport{next: &retryAfterTransport{next: base, max: 3}}
+	r.counter = &countingTransport{next: registry.RetryAfter(base, 3)}
 	return r
 }
 
 // registryOf returns the registry host of a reference string the way
 // go-containerregistry would parse it (docker.io when there is none).
-func registryOf(s string) string {
-	if ref, err := name.ParseReference(strings.ToLower(s)); err == nil {
-		return ref.Context().RegistryStr()
-	}
-	return ""
-}
+func registryOf(s string) string { return registry.HostOf(s) }
 
 func (r *registries) nameOptions(s string) []name.Option {
 	if r.insecure[registryOf(s)] {
@@ -97,18 +91,6 @@ func (r *registries) options(ctx context.Context) []remote.Option {
 	}
 }
 
-type staticKeychain struct {
-	registry string
-	auth     authn.Authenticator
-}
-
-func (k staticKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
-	if res.RegistryStr() == k.registry {
-		return k.auth, nil
-	}
-	return authn.Anonymous, nil
-}
-
 // countingTransport counts the blob bytes actually sent, so the summary (and
 // the tests) can tell a real upload from a skipped or mounted one.
 type countingTransport struct {
@@ -133,55 +115,4 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
-}
-
-// retryAfterTransport waits as long as a 429's Retry-After asks (up to a
-// minute) before go-containerregistry's own backoff gets to retry; a rate
-// limited registry is best served by doing what it says.
-type retryAfterTransport struct {
-	next http.RoundTripper
-	max  int
-}
-
-func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	for attempt := 0; ; attempt++ {
-		resp, err := t.next.RoundTrip(req)
-		if err != nil || resp.StatusCode != http.StatusTooManyRequests || attempt >= t.max {
-			return resp, err
-		}
-		wait, ok := retryAfter(resp.Header.Get("Retry-After"))
-		if !ok || (req.Body != nil && req.GetBody == nil) {
-			return resp, nil
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		select {
-		case <-req.Context().Done():
-			return nil, req.Context().Err()
-		case <-time.After(wait):
-		}
-		if req.GetBody != nil {
-			body, err := req.GetBody()
-			if err != nil {
-				return nil, err
-			}
-			req = req.Clone(req.Context())
-			req.Body = body
-		}
-	}
-}
-
-func retryAfter(h string) (time.Duration, bool) {
-	if h == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(h); err == nil {
-		d = time.Until(t)
-	} else {
-		return 0, false
-	}
-	return min(max(d, 0), time.Minute), true
 }

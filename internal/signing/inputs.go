@@ -1,0 +1,228 @@
+// Package signing is Gantry's signing stage: it signs an image index and
+// its platform manifests, attaches in-toto attestations (SBOM, SLSA
+// provenance, vulnerability scan) signed the same way, and verifies them
+// against a policy. Everything it writes is what cosign v3 writes — Sigstore
+// bundles as OCI referrers — so `cosign verify` and `cosign
+// verify-attestation` accept it, and Verify accepts what `cosign sign` and
+// `cosign attest` wrote.
+package signing
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
+)
+
+// Inputs are the sign stage's inputs (actions/sign/action.yml). Fields
+// tagged input:"-" are set by the caller from the runner's environment.
+type Inputs struct {
+	Image                     string        `input:"image" required:"true"`
+	Key                       string        `input:"key"`
+	KeyPassword               string        `input:"key-password" secret:"true"`
+	Keyless                   string        `input:"keyless" default:"auto"`
+	FulcioURL                 string        `input:"fulcio-url" default:"https://fulcio.sigstore.dev"`
+	RekorURL                  string        `input:"rekor-url" default:"https://rekor.sigstore.dev"`
+	TSAURL                    string        `input:"tsa-url"`
+	TrustedRoot               string        `input:"trusted-root"`
+	SigningConfig             string        `input:"signing-config"`
+	TlogUpload                string        `input:"tlog-upload" default:"auto"`
+	Recursive                 bool          `input:"recursive" default:"true"`
+	Attestations              []string      `input:"attestations"`
+	SBOMFiles                 string        `input:"sbom-files"`
+	ScanResult                string        `input:"scan-result"`
+	Verify                    bool          `input:"verify" default:"false"`
+	CertificateIdentity       string        `input:"certificate-identity"`
+	CertificateIdentityRegexp string        `input:"certificate-identity-regexp"`
+	CertificateOIDCIssuer     string        `input:"certificate-oidc-issuer" default:"https://token.actions.githubusercontent.com"`
+	Require                   []string      `input:"require"`
+	RegistryUsername          string        `input:"registry-username"`
+	RegistryPassword          string        `input:"registry-password" secret:"true"`
+	InsecureRegistries        []string      `input:"insecure-registries"`
+	ReportFile                string        `input:"report-file" default:"gantry-sign-report.json"`
+	ReleaseFile               string        `input:"release-file" default:"gantry-release.json"`
+	Jobs                      int           `input:"jobs" default:"4"`
+	Timeout                   time.Duration `input:"timeout" default:"10m"`
+
+	// IDToken is an OIDC token for keyless signing given directly (e.g.
+	// SIGSTORE_ID_TOKEN); else one is requested from TokenRequestURL.
+	IDToken string `input:"-"`
+	// TokenRequestURL and TokenRequestToken are GitHub's
+	// ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN (the job needs
+	// permissions: id-token: write).
+	TokenRequestURL   string `input:"-"`
+	TokenRequestToken string `input:"-"`
+	// Getenv resolves env://VAR key references; nil resolves none.
+	Getenv func(string) string `input:"-"`
+	// Dir is what relative paths are relative to; "" is the working directory.
+	Dir string `input:"-"`
+	// Build is the GitHub context provenance is made from.
+	Build BuildContext `input:"-"`
+	// Log receives progress lines; nil discards them.
+	Log ghaction.Logger `input:"-"`
+	// Keychain, Transport and Backoff tune the registry connection.
+	Keychain  authn.Keychain    `input:"-"`
+	Transport http.RoundTripper `input:"-"`
+	Backoff   remote.Backoff    `input:"-"`
+	// HTTPClient fetches the OIDC token; nil means http.DefaultClient.
+	HTTPClient *http.Client `input:"-"`
+}
+
+// Outputs are the sign stage's results.
+type Outputs struct {
+	Signed     []SignedDigest `output:"signed"`
+	Verified   bool           `output:"verified"`
+	ReportFile string         `output:"report-file"`
+
+	// Report is the full record (also written to ReportFile).
+	Report Report `output:"-"`
+}
+
+// SignedDigest is one digest and what was signed on it.
+type SignedDigest struct {
+	Digest   string   `json:"digest"`
+	Platform string   `json:"platform,omitempty"` // "" for the index
+	Types    []string `json:"types"`              // signature, sbom/spdx, sbom/cyclonedx, provenance, scan
+}
+
+// Attestation kinds of the attestations and require inputs.
+const (
+	KindSBOM       = "sbom"
+	KindProvenance = "provenance"
+	KindScan       = "scan"
+)
+
+var kinds = []string{KindSBOM, KindProvenance, KindScan}
+
+// Mode is how a run signs.
+type Mode string
+
+// Signing modes.
+const (
+	ModeKey     Mode = "key"
+	ModeKeyless Mode = "keyless"
+)
+
+// mode decides key or keyless signing from the inputs.
+func (in *Inputs) mode() (Mode, error) {
+	switch strings.ToLower(strings.TrimSpace(in.Keyless)) {
+	case "true", "yes", "on", "1":
+		if in.Key != "" {
+			return "", errors.New(`inputs "keyless: true" and "key" exclude each other: remove one`)
+		}
+		return ModeKeyless, nil
+	case "false", "no", "off", "0":
+		if in.Key == "" {
+			return "", errors.New(`input "keyless" is false but "key" is empty: set "key" to a cosign.key path, env://VAR or a KMS URI`)
+		}
+		return ModeKey, nil
+	case "auto", "":
+		if in.Key != "" {
+			return ModeKey, nil
+		}
+		if in.IDToken != "" || in.TokenRequestURL != "" {
+			return ModeKeyless, nil
+		}
+		return "", errors.New(`nothing to sign with: set "key" (a cosign.key path, env://VAR or a KMS URI), or sign keyless by giving the job "permissions: id-token: write" so GitHub provides an OIDC token`)
+	}
+	return "", fmt.Errorf(`input "keyless" is %q: use auto, true or false`, in.Keyless)
+}
+
+// tlog reports whether signatures go to the transparency log: "auto" means
+// yes for keyless (the certificate's only public record) and no for keys.
+func (in *Inputs) tlog(mode Mode) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(in.TlogUpload)) {
+	case "auto", "":
+		return mode == ModeKeyless, nil
+	case "true", "yes", "on", "1":
+		return true, nil
+	case "false", "no", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf(`input "tlog-upload" is %q: use auto, true or false`, in.TlogUpload)
+}
+
+// Validate checks inputs that need no network.
+func (in *Inputs) Validate() error {
+	var errs []error
+	if strings.TrimSpace(in.Image) == "" {
+		errs = append(errs, errors.New(`input "image" is required: pass the image by digest (the "image" output of gantry-build), e.g. ghcr.io/acme/app@sha256:…`))
+	}
+	if in.Verify {
+		if err := policyInputs(in.Key, in.CertificateIdentity, in.CertificateIdentityRegexp, in.CertificateOIDCIssuer); err != nil {
+			errs = append(errs, err)
+		}
+		if err := checkKinds("require", in.Require); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		if _, err := in.mode(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := checkKinds("attestations", in.Attestations); err != nil {
+			errs = append(errs, err)
+		}
+		if has(in.Attestations, KindSBOM) && strings.TrimSpace(in.SBOMFiles) == "" {
+			errs = append(errs, errors.New(`input "attestations" includes sbom but "sbom-files" is empty: pass the sbom-files output of gantry-sbom or a directory of SBOMs`))
+		}
+		if has(in.Attestations, KindScan) && strings.TrimSpace(in.ScanResult) == "" {
+			errs = append(errs, errors.New(`input "attestations" includes scan but "scan-result" is empty: pass the attestation file of the scan stage`))
+		}
+		if _, err := in.tlog(ModeKey); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if (in.RegistryUsername == "") != (in.RegistryPassword == "") {
+		errs = append(errs, errors.New(`inputs "registry-username" and "registry-password" go together: set both (for GHCR: github.actor and secrets.GITHUB_TOKEN) or neither`))
+	}
+	if in.Jobs < 0 {
+		errs = append(errs, fmt.Errorf(`input "jobs" is %d: use a positive number`, in.Jobs))
+	}
+	return errors.Join(errs...)
+}
+
+// policyInputs checks that a verification policy names what to trust.
+func policyInputs(key, identity, identityRE, issuer string) error {
+	keyless := identity != "" || identityRE != ""
+	switch {
+	case key != "" && keyless:
+		return errors.New(`verify: set either "key" or "certificate-identity"/"certificate-identity-regexp", not both`)
+	case key == "" && !keyless:
+		return errors.New(`verify needs a policy: set "key" (the public key, cosign.pub) or "certificate-identity" (e.g. https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) with "certificate-oidc-issuer"`)
+	case identity != "" && identityRE != "":
+		return errors.New(`set "certificate-identity" or "certificate-identity-regexp", not both`)
+	case keyless && issuer == "":
+		return errors.New(`input "certificate-oidc-issuer" is empty: set the OIDC issuer, https://token.actions.githubusercontent.com for GitHub Actions`)
+	}
+	if identityRE != "" {
+		if _, err := regexp.Compile(identityRE); err != nil {
+			return fmt.Errorf(`input "certificate-identity-regexp": %w`, err)
+		}
+	}
+	return nil
+}
+
+func checkKinds(input string, list []string) error {
+	for _, k := range list {
+		if !has(kinds, k) {
+			return fmt.Errorf(`input %q: %q is not one of %s`, input, k, strings.Join(kinds, ", "))
+		}
+	}
+	return nil
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

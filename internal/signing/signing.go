@@ -1,0 +1,452 @@
+package signing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/registry"
+	"github.com/gantry-ci/gantry/internal/release"
+)
+
+// Report is the stage's JSON report (the report-file output).
+type Report struct {
+	Image    string         `json:"image"` // repo@sha256:… of the index
+	Mode     string         `json:"mode"`  // sign or verify
+	Signer   string         `json:"signer,omitempty"`
+	Policy   string         `json:"policy,omitempty"`
+	Verified bool           `json:"verified"`
+	Signed   []SignedDigest `json:"signed,omitempty"`
+	SBOMs    []SBOM         `json:"sboms,omitempty"`
+	Checks   []Check        `json:"checks,omitempty"`
+}
+
+// target is one digest to sign or verify.
+type target struct {
+	Digest   name.Digest
+	Platform string // "" for the index (or a single-platform image)
+	IsIndex  bool
+}
+
+// Run signs (or, with Verify set, verifies) the image.
+func Run(ctx context.Context, in Inputs) (Outputs, error) {
+	var out Outputs
+	if err := in.Validate(); err != nil {
+		return out, err
+	}
+	if in.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, in.Timeout)
+		defer cancel()
+	}
+	log := in.Log
+	if log == nil {
+		log = ghaction.Discard{}
+	}
+	conn := registry.Conn{
+		Username: in.RegistryUsername, Password: in.RegistryPassword,
+		Insecure: in.InsecureRegistries, Keychain: in.Keychain,
+		Transport: in.Transport, Backoff: in.Backoff, UserAgent: "gantry-sign", Jobs: in.Jobs,
+	}
+	digest, err := conn.Resolve(ctx, "image", in.Image, log)
+	if err != nil {
+		return out, err
+	}
+	if in.Verify {
+		rep, err := Verify(ctx, digest.String(), Policy{
+			Key: in.Key, KeyPassword: in.KeyPassword, Getenv: in.Getenv, Dir: in.Dir,
+			CertificateIdentity: in.CertificateIdentity, CertificateIdentityRegexp: in.CertificateIdentityRegexp,
+			CertificateOIDCIssuer: in.CertificateOIDCIssuer, TrustedRoot: in.TrustedRoot,
+			Require: in.Require, Recursive: in.Recursive, Conn: conn, Log: log,
+		})
+		out.Report, out.Verified = rep, rep.Verified
+		if rep.Image == "" {
+			return out, err
+		}
+		if werr := finish(&out, in, digest); werr != nil {
+			return out, errors.Join(err, werr)
+		}
+		return out, err
+	}
+
+	signer, err := newSigner(ctx, in)
+	if err != nil {
+		return out, err
+	}
+	log.Infof("signing %s with %s", digest, signer.Describe())
+	sboms, err := readSBOMs(in.SBOMFiles, in.Dir)
+	if err != nil {
+		return out, err
+	}
+	if !has(in.Attestations, KindSBOM) {
+		sboms = nil
+	}
+	var scan []byte
+	if has(in.Attestations, KindScan) {
+		if scan, err = readScan(in.ScanResult, in.Dir); err != nil {
+			return out, err
+		}
+	}
+	var prov []byte
+	if has(in.Attestations, KindProvenance) {
+		bc := in.Build
+		if bc.StartedOn.IsZero() {
+			bc.StartedOn = time.Now()
+		}
+		if prov, err = provenance(bc); err != nil {
+			return out, err
+		}
+	}
+	targets, err := listTargets(ctx, conn, digest, in.Recursive || len(sboms) > 0)
+	if err != nil {
+		return out, err
+	}
+	jobs, err := plan(targets, sboms, prov, scan, in.Recursive)
+	if err != nil {
+		return out, err
+	}
+	signed, err := signAll(ctx, conn, signer, jobs, in.Jobs, log)
+	if err != nil {
+		return out, err
+	}
+	out.Signed = signed
+	out.Report = Report{Image: digest.String(), Mode: "sign", Signer: signer.Describe(), Signed: signed, SBOMs: sboms}
+	return out, finish(&out, in, digest)
+}
+
+// finish writes the report file and the release record's "sign" section.
+func finish(out *Outputs, in Inputs, digest name.Digest) error {
+	if in.ReportFile != "" {
+		path := in.ReportFile
+		if !filepath.IsAbs(path) && in.Dir != "" {
+			path = filepath.Join(in.Dir, path)
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return err
+		}
+		b, err := json.MarshalIndent(out.Report, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(abs, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing the report: %w", err)
+		}
+		out.ReportFile = abs
+	}
+	if in.ReleaseFile == "" {
+		return nil
+	}
+	path := in.ReleaseFile
+	if !filepath.IsAbs(path) && in.Dir != "" {
+		path = filepath.Join(in.Dir, path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil // only add to a record an earlier stage wrote
+	}
+	rec := release.ForDigest(path, digest.DigestStr())
+	if rec.Digest == "" {
+		return nil
+	}
+	section := map[string]any{"mode": out.Report.Mode, "signer": out.Report.Signer, "verified": out.Report.Verified}
+	if len(out.Report.Signed) > 0 {
+		section["signed"] = out.Report.Signed
+	}
+	if len(out.Report.Checks) > 0 {
+		section["checks"] = out.Report.Checks
+	}
+	stage := "sign"
+	if out.Report.Mode == "verify" {
+		stage = "verify"
+	}
+	if err := rec.SetStage(stage, section); err != nil {
+		return err
+	}
+	_, err := release.Write(path, rec)
+	return err
+}
+
+// listTargets returns the digest itself and, when it is an index and
+// recursive is set, its platform manifests (attestation manifests with
+// platform unknown/unknown are not images and are left out).
+func listTargets(ctx context.Context, conn registry.Conn, digest name.Digest, recursive bool) ([]target, error) {
+	opts := conn.Options(ctx, digest.String())
+	desc, err := remote.Get(digest, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("input \"image\": reading %s: %w", digest, err)
+	}
+	targets := []target{{Digest: digest, IsIndex: desc.MediaType.IsIndex()}}
+	if !desc.MediaType.IsIndex() || !recursive {
+		return targets, nil
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range im.Manifests {
+		if m.Platform == nil || m.Platform.OS == "unknown" || !m.MediaType.IsImage() {
+			continue
+		}
+		targets = append(targets, target{Digest: digest.Context().Digest(m.Digest.String()), Platform: m.Platform.String()})
+	}
+	return targets, nil
+}
+
+// job is one statement to sign and attach.
+type job struct {
+	Target        target
+	Kind          string // signature, sbom/spdx, sbom/cyclonedx, provenance, scan
+	PredicateType string
+	Predicate     []byte
+}
+
+// plan lists every statement: a signature on every target, provenance on
+// every target, each platform's SBOMs on its manifest, the scan on the index.
+func plan(targets []target, sboms []SBOM, prov, scan []byte, recursive bool) ([]job, error) {
+	var jobs []job
+	byPlatform := map[string]target{}
+	for _, t := range targets {
+		if t.Platform != "" {
+			byPlatform[t.Platform] = t
+		}
+	}
+	for _, s := range sboms {
+		t, ok := byPlatform[s.Platform]
+		if !ok && len(targets) == 1 && !targets[0].IsIndex {
+			t, ok = targets[0], true // a single-platform image
+		}
+		if !ok {
+			have := make([]string, 0, len(byPlatform))
+			for p := range byPlatform {
+				have = append(have, p)
+			}
+			sort.Strings(have)
+			return nil, fmt.Errorf(`input "sbom-files": platform %s (%s) is not in the image, which has %s`, s.Platform, s.File, strings.Join(have, ", "))
+		}
+		jobs = append(jobs, job{Target: t, Kind: "sbom/" + s.Format, PredicateType: s.PredicateType, Predicate: s.doc})
+	}
+	for _, t := range targets {
+		if t.Platform != "" && !recursive {
+			continue
+		}
+		jobs = append(jobs, job{Target: t, Kind: "signature", PredicateType: PredicateSignature})
+		if prov != nil {
+			jobs = append(jobs, job{Target: t, Kind: KindProvenance, PredicateType: PredicateSLSA1, Predicate: prov})
+		}
+		if scan != nil && t.Platform == "" {
+			jobs = append(jobs, job{Target: t, Kind: KindScan, PredicateType: PredicateVuln, Predicate: scan})
+		}
+	}
+	return jobs, nil
+}
+
+// signAll signs and attaches every job, a few at a time.
+func signAll(ctx context.Context, conn registry.Conn, signer Signer, jobs []job, limit int, log ghaction.Logger) ([]SignedDigest, error) {
+	if limit <= 0 {
+		limit = 4
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	var mu sync.Mutex
+	done := map[string]*SignedDigest{}
+	var order []string
+	for _, j := range jobs {
+		d := j.Target.Digest.String()
+		if _, ok := done[d]; !ok {
+			done[d] = &SignedDigest{Digest: j.Target.Digest.DigestStr(), Platform: j.Target.Platform}
+			order = append(order, d)
+		}
+	}
+	for _, j := range jobs {
+		g.Go(func() error {
+			repo := j.Target.Digest.Context().Name()
+			st, err := newStatement(repo, j.Target.Digest.DigestStr(), j.PredicateType, j.Predicate)
+			if err != nil {
+				return err
+			}
+			b, err := signer.SignStatement(gctx, st)
+			if err != nil {
+				return fmt.Errorf("signing the %s of %s: %w", j.Kind, j.Target.Digest, err)
+			}
+			ref := j.Target.Digest.String()
+			if err := attachBundle(j.Target.Digest, b, j.PredicateType, conn.Options(gctx, ref), conn.NameOptions(ref)); err != nil {
+				return fmt.Errorf("attaching the %s of %s: %w", j.Kind, j.Target.Digest, err)
+			}
+			where := j.Target.Platform
+			if where == "" {
+				where = "index"
+			}
+			log.Infof("%-16s %-12s %s", j.Kind, where, j.Target.Digest.DigestStr())
+			mu.Lock()
+			done[j.Target.Digest.String()].Types = append(done[j.Target.Digest.String()].Types, j.Kind)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]SignedDigest, 0, len(order))
+	for _, d := range order {
+		sd := *done[d]
+		sort.Strings(sd.Types)
+		out = append(out, sd)
+	}
+	// The index first, then the platforms in order.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Platform < out[j].Platform })
+	return out, nil
+}
+
+// newSigner builds the key or keyless signer the inputs ask for.
+func newSigner(ctx context.Context, in Inputs) (Signer, error) {
+	mode, err := in.mode()
+	if err != nil {
+		return nil, err
+	}
+	if mode == ModeKeyless && in.IDToken == "" && (in.TokenRequestURL == "" || in.TokenRequestToken == "") {
+		_, err := RequestIDToken(ctx, in.HTTPClient, in.TokenRequestURL, in.TokenRequestToken, "sigstore")
+		return nil, err
+	}
+	tlog, err := in.tlog(mode)
+	if err != nil {
+		return nil, err
+	}
+	var svc services
+	if in.SigningConfig != "" {
+		if svc, err = servicesFromSigningConfig(resolvePath(in.SigningConfig, in.Dir), tlog); err != nil {
+			return nil, err
+		}
+	} else {
+		svc = services{FulcioURL: in.FulcioURL, TSAURL: in.TSAURL, RekorAPI: 1}
+		if tlog {
+			svc.RekorURL = in.RekorURL
+		}
+	}
+	if in.TSAURL != "" {
+		svc.TSAURL = in.TSAURL
+	}
+	if tlog && svc.RekorURL == "" {
+		return nil, errors.New(`input "tlog-upload" is true but no Rekor is set: set "rekor-url" or a "signing-config" with a transparency log`)
+	}
+	if mode == ModeKey {
+		pemBytes, err := keyBytes(in.Key, in.Getenv, in.Dir)
+		if err != nil {
+			return nil, err
+		}
+		sv, err := loadSignerVerifier(ctx, in.Key, pemBytes, []byte(in.KeyPassword))
+		if err != nil {
+			return nil, err
+		}
+		return newKeySigner(sv, svc)
+	}
+	token := in.IDToken
+	if token == "" {
+		if token, err = RequestIDToken(ctx, in.HTTPClient, in.TokenRequestURL, in.TokenRequestToken, "sigstore"); err != nil {
+			return nil, err
+		}
+	}
+	if in.TrustedRoot != "" {
+		if err := svc.checkWith(resolvePath(in.TrustedRoot, in.Dir)); err != nil {
+			return nil, err
+		}
+	}
+	return newKeylessSigner(token, svc)
+}
+
+// keyBytes reads the key input: a file, env://VAR, or PEM text itself.
+// A KMS URI has no bytes.
+func keyBytes(ref string, getenv func(string) string, dir string) ([]byte, error) {
+	switch {
+	case isKMS(ref):
+		return nil, nil
+	case strings.HasPrefix(ref, "-----BEGIN"):
+		return []byte(ref), nil
+	case strings.HasPrefix(ref, "env://"):
+		v := strings.TrimPrefix(ref, "env://")
+		var s string
+		if getenv != nil {
+			s = getenv(v)
+		}
+		if s == "" {
+			return nil, fmt.Errorf(`input "key": %s: the environment variable %s is empty: map the secret to it in the step's env:`, ref, v)
+		}
+		return []byte(s), nil
+	case strings.Contains(ref, "://"):
+		return nil, fmt.Errorf(`input "key": %q: unknown scheme: use a file path, env://VAR, or awskms://, gcpkms://, azurekms://, hashivault://`, ref)
+	}
+	b, err := os.ReadFile(resolvePath(ref, dir))
+	if err != nil {
+		return nil, fmt.Errorf(`input "key": %w`, err)
+	}
+	return b, nil
+}
+
+func resolvePath(p, dir string) string {
+	if p == "" || filepath.IsAbs(p) || dir == "" {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// RequestIDToken asks GitHub Actions for an OIDC token with the given
+// audience (ACTIONS_ID_TOKEN_REQUEST_URL / _TOKEN, which GitHub sets when
+// the job has permissions: id-token: write).
+func RequestIDToken(ctx context.Context, client *http.Client, requestURL, requestToken, audience string) (string, error) {
+	if requestURL == "" || requestToken == "" {
+		return "", errors.New(`keyless signing needs an OIDC token: give the job "permissions: id-token: write" (GitHub then sets ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN), or set "key"`)
+	}
+	u, err := url.Parse(requestURL)
+	if err != nil {
+		return "", fmt.Errorf("ACTIONS_ID_TOKEN_REQUEST_URL is not a URL: %w", err)
+	}
+	q := u.Query()
+	q.Set("audience", audience)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+requestToken)
+	req.Header.Set("Accept", "application/json")
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("requesting the OIDC token: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("requesting the OIDC token: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	var tok struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.Value == "" {
+		return "", errors.New("requesting the OIDC token: the answer has no token value")
+	}
+	return tok.Value, nil
+}

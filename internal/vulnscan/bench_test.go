@@ -1,0 +1,75 @@
+package vulnscan_test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/gantry-ci/gantry/internal/testproc"
+	"github.com/gantry-ci/gantry/internal/vulnscan"
+	"github.com/gantry-ci/gantry/internal/vulnscan/scantest"
+)
+
+// BenchmarkScanImageVsTrivyCLI times gantry-scan's scan of one image (the
+// crafted Alpine image, linux/amd64, by digest from a loopback registry,
+// with the fixture DB offline) against the trivy v0.74.0 CLI doing the same
+// scan with the same DB in its own cache dir, alternating in the same loop
+// so machine noise hits both alike. gantry-scan's time includes everything
+// the stage does (resolve, DB check, scan, SARIF/JSON/attestation files);
+// the CLI's includes starting the process. One sub-benchmark per scanner
+// set. Reported: gantry-ms/op, trivy-ms/op and gantry/trivy (goal: <= 1).
+//
+// It needs the trivy CLI: TRIVY=path, or bin/trivy from `make tools`.
+func BenchmarkScanImageVsTrivyCLI(b *testing.B) {
+	trivy := testproc.Tool(b, "trivy")
+	reg := startRegistry(b)
+	tag := pushFixtureImage(b, reg)
+	ref, _ := name.ParseReference(tag)
+	desc, err := remote.Head(ref)
+	if err != nil {
+		b.Fatal(err)
+	}
+	image := ref.Context().Digest(desc.Digest.String()).String()
+	cache := fixtureCache(b)
+	cliCache := b.TempDir()
+	if err := scantest.Copy(cache, cliCache); err != nil {
+		b.Fatal(err)
+	}
+	home := b.TempDir()
+
+	for _, sc := range []string{"vuln", "vuln,secret,misconfig,license"} {
+		b.Run(strings.ReplaceAll(sc, ",", "+"), func(b *testing.B) {
+			in := baseInputs(b, cache)
+			in.Image, in.Platforms, in.Scanners = image, []string{"linux/amd64"}, strings.Split(sc, ",")
+			in.Severity = nil // no gate: time the scan, not the verdict
+			args := []string{"image", "--cache-dir", cliCache, "--skip-db-update", "--skip-java-db-update", "--offline-scan",
+				"--skip-check-update", "--skip-version-check", "--disable-telemetry", "--no-progress", "--quiet",
+				"--cache-backend", "memory", "--format", "json", "--output", os.DevNull,
+				"--image-src", "remote", "--platform", "linux/amd64", "--scanners", sc, image}
+			var gantry, cli time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if _, err := vulnscan.Run(b.Context(), in); err != nil {
+					b.Fatal(err)
+				}
+				gantry += time.Since(start)
+
+				start = time.Now()
+				cmd := exec.CommandContext(b.Context(), trivy, args...)
+				cmd.Env = append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+home)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("trivy: %v\n%s", err, out)
+				}
+				cli += time.Since(start)
+			}
+			b.ReportMetric(float64(gantry.Milliseconds())/float64(b.N), "gantry-ms/op")
+			b.ReportMetric(float64(cli.Milliseconds())/float64(b.N), "trivy-ms/op")
+			b.ReportMetric(float64(gantry)/float64(cli), "gantry/trivy")
+		})
+	}
+}

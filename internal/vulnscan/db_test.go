@@ -1,0 +1,194 @@
+package vulnscan_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/gantry-ci/gantry/internal/ocitest"
+	"github.com/gantry-ci/gantry/internal/vulnscan"
+	"github.com/gantry-ci/gantry/internal/vulnscan/scantest"
+)
+
+// TestDBDownloadFallsBackAcrossMirrors serves the fixture DB as an OCI
+// artifact from a real registry where the first mirror always answers 429
+// TOOMANYREQUESTS: the stage retries it with backoff, falls back to the
+// second mirror, logs progress, stores the DB in cache-dir and scans with it.
+func TestDBDownloadFallsBackAcrossMirrors(t *testing.T) {
+	var limited atomic.Int32
+	reg, err := ocitest.StartRegistry(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/v2/busy/") {
+				limited.Add(1)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusTooManyRequests)
+				w.Write([]byte(`{"errors":[{"code":"TOOMANYREQUESTS","message":"retry-after: 1s, allowed: 44000/minute"}]}`))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+
+	art, err := scantest.Artifact(fixtureCache(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := name.ParseReference(reg.Host + "/mirror/trivy-db:2")
+	if err := remote.Write(good, art); err != nil {
+		t.Fatal(err)
+	}
+
+	cache := t.TempDir() // empty: nothing cached yet
+	in := baseInputs(t, cache)
+	in.Offline = false
+	in.DBRepositories = []string{reg.Host + "/busy/trivy-db:2", reg.Host + "/mirror/trivy-db:2"}
+	in.Backoff = remote.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 3}
+	in.Path = copyRepo(t)
+	in.Scanners = []string{"vuln"}
+	log := &recorder{}
+	in.Log = log
+
+	out, err := vulnscan.Run(t.Context(), in)
+	if err != nil && !strings.Contains(err.Error(), "severity gate") {
+		t.Fatalf("Run: %v\n%s", err, log)
+	}
+	if n := limited.Load(); n < 2 {
+		t.Errorf("the rate-limited mirror got %d request(s), want retries", n)
+	}
+	logs := log.String()
+	for _, want := range []string{
+		"trying mirror 1/2 " + reg.Host + "/busy/trivy-db:2",
+		"TOOMANYREQUESTS",
+		"falling back to " + reg.Host + "/mirror/trivy-db:2",
+		"trying mirror 2/2",
+		"100% of",
+		"downloaded from " + reg.Host + "/mirror/trivy-db:2",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if db := out.Report.DB; db == nil || db.Source != "download" || !strings.Contains(db.Repository, "/mirror/trivy-db") || !strings.HasPrefix(db.Digest, "sha256:") {
+		t.Errorf("DB info = %+v", out.Report.DB)
+	}
+	for _, f := range []string{"trivy.db", "metadata.json"} {
+		if _, err := os.Stat(filepath.Join(cache, "db", f)); err != nil {
+			t.Errorf("cache-dir lacks db/%s: %v", f, err)
+		}
+	}
+	if _, ok := find(findingsOf(out.Report, "path "), vulnscan.KindVulnerability, "CVE-2021-23337"); !ok {
+		t.Errorf("the downloaded DB did not find lodash CVE-2021-23337")
+	}
+
+	// A second run within NextUpdate uses the cache and asks no mirror.
+	before := limited.Load()
+	in.DBRepositories = []string{reg.Host + "/busy/trivy-db:2"}
+	log2 := &recorder{}
+	in.Log = log2
+	out2, err := vulnscan.Run(t.Context(), in)
+	if err != nil && !strings.Contains(err.Error(), "severity gate") {
+		t.Fatalf("second Run: %v\n%s", err, log2)
+	}
+	if db := out2.Report.DB; db == nil || db.Source != "cache" || db.URI() != out.Report.DB.URI() {
+		t.Errorf("cached DB info = %+v, want the origin recorded at download (%s)", db, out.Report.DB.URI())
+	}
+	if limited.Load() != before || !strings.Contains(log2.String(), "is fresh") {
+		t.Errorf("second run did not use the fresh cache:\n%s", log2)
+	}
+}
+
+// TestDBEveryMirrorFails names each mirror and the fix.
+func TestDBEveryMirrorFails(t *testing.T) {
+	reg, err := ocitest.StartRegistry(func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusTooManyRequests)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	in := baseInputs(t, t.TempDir())
+	in.Offline = false
+	in.Path = copyRepo(t)
+	in.DBRepositories = []string{reg.Host + "/a/trivy-db:2", reg.Host + "/b/trivy-db:2"}
+	in.Backoff = remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 2}
+	_, err = vulnscan.Run(t.Context(), in)
+	if err == nil {
+		t.Fatal("Run succeeded with every mirror rate limiting")
+	}
+	for _, want := range []string{"every mirror", `"db-repositories"`, "/a/trivy-db:2", "/b/trivy-db:2", "offline: true"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+
+	// A cached DB past its NextUpdate but within db-max-age carries on,
+	// with a warning.
+	in.CacheDir = fixtureCache(t)
+	in.Now = func() time.Time { return dbBuilt.Add(30 * time.Hour) }
+	log := &recorder{}
+	in.Log = log
+	fake := &vulnscan.FakeScanner{}
+	in.NewScanner = func(vulnscan.ScannerConfig) (vulnscan.Scanner, error) { return fake, nil }
+	if _, err := vulnscan.Run(t.Context(), in); err != nil || len(fake.Scanned) != 1 {
+		t.Fatalf("Run with a cached DB = %v (scanned %d)\n%s", err, len(fake.Scanned), log)
+	}
+	if !strings.Contains(log.String(), "warning: vulnerability DB: downloading the vulnerability DB failed") || !strings.Contains(log.String(), "using the cached DB built 2026-11-20T06:00:00Z") {
+		t.Errorf("no warning about falling back to the cached DB:\n%s", log)
+	}
+}
+
+// TestOffline uses only the cache, and fails clearly when it is missing or
+// older than db-max-age — before any scanning.
+func TestOffline(t *testing.T) {
+	cache := fixtureCache(t)
+	tests := []struct {
+		name  string
+		cache string
+		age   time.Duration
+		want  []string
+	}{
+		{"missing", t.TempDir(), time.Hour, []string{`input "offline"`, "no vulnerability DB", "actions/cache"}},
+		{"stale", cache, 10 * 24 * time.Hour, []string{`input "offline"`, "older than db-max-age 72h0m0s", "240h"}},
+		{"fresh enough", cache, 48 * time.Hour, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := baseInputs(t, tt.cache)
+			in.Path = copyRepo(t)
+			in.Now = func() time.Time { return dbBuilt.Add(tt.age) }
+			fake := &vulnscan.FakeScanner{}
+			in.NewScanner = func(vulnscan.ScannerConfig) (vulnscan.Scanner, error) { return fake, nil }
+			_, err := vulnscan.Run(t.Context(), in)
+			if tt.want == nil {
+				if err != nil || len(fake.Scanned) != 1 {
+					t.Fatalf("Run = %v, scanned %d, want a scan with the cached DB", err, len(fake.Scanned))
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Run succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+			if len(fake.Scanned) != 0 {
+				t.Errorf("scanned before failing on the DB")
+			}
+		})
+	}
+}

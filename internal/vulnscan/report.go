@@ -1,0 +1,394 @@
+package vulnscan
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ReportSchema identifies Gantry's JSON scan report.
+const ReportSchema = "gantry.dev/scan/v1"
+
+// Report is one run's result: the JSON report as written, and what the
+// summary, SARIF and attestation are made from.
+type Report struct {
+	Schema   string    `json:"schema"`
+	Image    string    `json:"image,omitempty"` // repo@sha256:… of the scanned image (index)
+	Scanner  Tool      `json:"scanner"`
+	DB       *DBInfo   `json:"db,omitempty"`
+	Started  time.Time `json:"startedOn"`
+	Finished time.Time `json:"finishedOn"`
+	Scanners []string  `json:"scanners"`
+	Gate     Gate      `json:"gate"`
+	// Counts are the findings not ignored, by severity, over all targets.
+	Counts  Counts          `json:"counts"`
+	Targets []TargetResult  `json:"targets"`
+	Expired []ExpiredIgnore `json:"expiredIgnores,omitempty"`
+	// Unfixed is how many unfixed vulnerabilities ignore-unfixed dropped.
+	Unfixed int `json:"droppedUnfixed,omitempty"`
+}
+
+// Tool names the scanner.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	URI     string `json:"uri"`
+}
+
+// Gate is the severity gate's decision.
+type Gate struct {
+	Severities []string `json:"severities"`
+	Verdict    string   `json:"verdict"`
+	// Failed are the findings that failed the gate.
+	Failed []GateFinding `json:"failed,omitempty"`
+}
+
+// GateFinding is a finding that failed the gate, with its target.
+type GateFinding struct {
+	Target string `json:"target"`
+	Finding
+}
+
+// TargetResult is one scanned target and its findings.
+type TargetResult struct {
+	Target
+	Counts   Counts    `json:"counts"`
+	Findings []Finding `json:"findings"`
+}
+
+// Counts are findings by severity.
+type Counts struct {
+	Critical int `json:"critical"`
+	High     int `json:"high"`
+	Medium   int `json:"medium"`
+	Low      int `json:"low"`
+	Unknown  int `json:"unknown"`
+	Ignored  int `json:"ignored"`
+}
+
+func (c *Counts) add(f Finding) {
+	if f.Ignored != nil {
+		c.Ignored++
+		return
+	}
+	switch f.Severity {
+	case "CRITICAL":
+		c.Critical++
+	case "HIGH":
+		c.High++
+	case "MEDIUM":
+		c.Medium++
+	case "LOW":
+		c.Low++
+	default:
+		c.Unknown++
+	}
+}
+
+func (c *Counts) plus(o Counts) {
+	c.Critical += o.Critical
+	c.High += o.High
+	c.Medium += o.Medium
+	c.Low += o.Low
+	c.Unknown += o.Unknown
+	c.Ignored += o.Ignored
+}
+
+func severityRank(s string) int {
+	if i := slices.Index(severities, s); i >= 0 {
+		return i
+	}
+	return len(severities)
+}
+
+// writeJSON writes v as indented JSON and returns the absolute path.
+func writeJSON(file string, v any) (string, error) {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(abs, append(b, '\n'), 0o644); err != nil {
+		return "", fmt.Errorf("writing %s: %w", abs, err)
+	}
+	return abs, nil
+}
+
+var categoryUnsafe = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// category makes a SARIF category from parts: lower case, one segment.
+func category(parts ...string) string {
+	s := strings.ToLower(strings.Join(parts, "-"))
+	return strings.Trim(categoryUnsafe.ReplaceAllString(s, "-"), "-")
+}
+
+// --- SARIF 2.1.0 ---
+
+const (
+	sarifSchema  = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+	sarifVersion = "2.1.0"
+)
+
+type sarifLog struct {
+	Schema  string     `json:"$schema"`
+	Version string     `json:"version"`
+	Runs    []sarifRun `json:"runs"`
+}
+
+type sarifRun struct {
+	Tool              sarifTool              `json:"tool"`
+	AutomationDetails sarifAutomationDetails `json:"automationDetails"`
+	Results           []sarifResult          `json:"results"`
+	Properties        map[string]any         `json:"properties,omitempty"`
+}
+
+type sarifAutomationDetails struct {
+	ID string `json:"id"`
+}
+
+type sarifTool struct {
+	Driver sarifDriver `json:"driver"`
+}
+
+type sarifDriver struct {
+	Name           string      `json:"name"`
+	Version        string      `json:"version"`
+	InformationURI string      `json:"informationUri"`
+	Rules          []sarifRule `json:"rules"`
+}
+
+type sarifRule struct {
+	ID                   string         `json:"id"`
+	Name                 string         `json:"name"`
+	ShortDescription     sarifText      `json:"shortDescription"`
+	Help                 sarifText      `json:"help"`
+	HelpURI              string         `json:"helpUri,omitempty"`
+	DefaultConfiguration sarifConfig    `json:"defaultConfiguration"`
+	Properties           map[string]any `json:"properties"`
+}
+
+type sarifConfig struct {
+	Level string `json:"level"`
+}
+
+type sarifText struct {
+	Text string `json:"text"`
+}
+
+type sarifResult struct {
+	RuleID       string            `json:"ruleId"`
+	RuleIndex    int               `json:"ruleIndex"`
+	Level        string            `json:"level"`
+	Message      sarifText         `json:"message"`
+	Locations    []sarifLocation   `json:"locations"`
+	Suppressions []sarifSuppressed `json:"suppressions,omitempty"`
+}
+
+type sarifSuppressed struct {
+	Kind          string `json:"kind"`
+	Justification string `json:"justification,omitempty"`
+}
+
+type sarifLocation struct {
+	PhysicalLocation sarifPhysical `json:"physicalLocation"`
+}
+
+type sarifPhysical struct {
+	ArtifactLocation sarifArtifact `json:"artifactLocation"`
+	Region           sarifRegion   `json:"region"`
+}
+
+type sarifArtifact struct {
+	URI string `json:"uri"`
+}
+
+type sarifRegion struct {
+	StartLine int `json:"startLine"`
+}
+
+func sarifLevel(sev string) string {
+	switch sev {
+	case "CRITICAL", "HIGH":
+		return "error"
+	case "MEDIUM":
+		return "warning"
+	}
+	return "note"
+}
+
+// securitySeverity is GitHub code scanning's numeric severity.
+func securitySeverity(sev string) string {
+	switch sev {
+	case "CRITICAL":
+		return "9.5"
+	case "HIGH":
+		return "8.0"
+	case "MEDIUM":
+		return "5.5"
+	case "LOW":
+		return "2.0"
+	}
+	return "0.0"
+}
+
+// sarifReport makes one run per target, each with its own
+// automationDetails.id, so code scanning keeps the targets' alerts apart.
+func sarifReport(rep Report) sarifLog {
+	log := sarifLog{Schema: sarifSchema, Version: sarifVersion, Runs: []sarifRun{}}
+	for _, t := range rep.Targets {
+		run := sarifRun{
+			Tool: sarifTool{Driver: sarifDriver{
+				Name: "gantry-scan", Version: rep.Scanner.Version, InformationURI: "https://github.com/gantry-ci/gantry/blob/main/docs/scan.md",
+				Rules: []sarifRule{},
+			}},
+			AutomationDetails: sarifAutomationDetails{ID: t.Category + "/"},
+			Results:           []sarifResult{},
+			Properties:        map[string]any{"target": t.Name, "kind": t.Kind},
+		}
+		index := map[string]int{}
+		for _, f := range t.Findings {
+			ruleID := f.ID
+			i, ok := index[ruleID]
+			if !ok {
+				i = len(run.Tool.Driver.Rules)
+				index[ruleID] = i
+				help := f.Title
+				if f.Resolution != "" {
+					help += "\nResolution: " + f.Resolution
+				}
+				if f.URL != "" {
+					help += "\n" + f.URL
+				}
+				run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{
+					ID: ruleID, Name: sarifRuleName(f), ShortDescription: sarifText{Text: nonEmpty(f.Title, f.ID)},
+					Help: sarifText{Text: nonEmpty(help, f.ID)}, HelpURI: f.URL,
+					DefaultConfiguration: sarifConfig{Level: sarifLevel(f.Severity)},
+					Properties: map[string]any{
+						"security-severity": securitySeverity(f.Severity),
+						"tags":              []string{"security", f.Kind, f.Severity},
+					},
+				})
+			}
+			uri := strings.TrimPrefix(nonEmpty(f.File, f.Source), "/")
+			res := sarifResult{
+				RuleID: ruleID, RuleIndex: i, Level: sarifLevel(f.Severity),
+				Message: sarifText{Text: sarifMessage(t, f)},
+				Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{
+					ArtifactLocation: sarifArtifact{URI: nonEmpty(uri, t.Name)},
+					Region:           sarifRegion{StartLine: max(f.Line, 1)},
+				}}},
+			}
+			if f.Ignored != nil {
+				res.Suppressions = []sarifSuppressed{{Kind: "external", Justification: f.Ignored.Reason}}
+			}
+			run.Results = append(run.Results, res)
+		}
+		log.Runs = append(log.Runs, run)
+	}
+	return log
+}
+
+func sarifRuleName(f Finding) string {
+	switch f.Kind {
+	case KindVulnerability:
+		return "Vulnerability"
+	case KindSecret:
+		return "Secret"
+	case KindMisconfig:
+		return "Misconfiguration"
+	}
+	return "License"
+}
+
+func sarifMessage(t TargetResult, f Finding) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s (%s)", f.Severity, f.ID, f.Kind)
+	if f.Package != "" {
+		fmt.Fprintf(&b, " in %s %s", f.Package, f.Installed)
+	}
+	if f.Fixed != "" {
+		fmt.Fprintf(&b, ", fixed in %s", f.Fixed)
+	}
+	if f.Title != "" {
+		fmt.Fprintf(&b, ": %s", f.Title)
+	}
+	fmt.Fprintf(&b, " [target %s]", t.Name)
+	return b.String()
+}
+
+func nonEmpty(s, fallback string) string {
+	if strings.TrimSpace(s) == "" {
+		return fallback
+	}
+	return s
+}
+
+// --- cosign vulnerability attestation ---
+
+// PredicateType is the cosign vulnerability attestation predicate type.
+const PredicateType = "https://cosign.sigstore.dev/attestation/vuln/v1"
+
+// Invocation describes how the scan was run (cosign's vuln predicate).
+type Invocation struct {
+	Parameters []string `json:"parameters"`
+	URI        string   `json:"uri"`
+	EventID    string   `json:"event_id"`
+	BuilderID  string   `json:"builder.id"`
+}
+
+// Predicate is cosign's vuln/v1 predicate.
+type Predicate struct {
+	Invocation Invocation       `json:"invocation"`
+	Scanner    PredicateScanner `json:"scanner"`
+	Metadata   PredicateMeta    `json:"metadata"`
+}
+
+// PredicateScanner is the predicate's scanner section.
+type PredicateScanner struct {
+	URI     string      `json:"uri"`
+	Version string      `json:"version"`
+	DB      PredicateDB `json:"db"`
+	Result  any         `json:"result"`
+}
+
+// PredicateDB is the vulnerability DB the scanner used.
+type PredicateDB struct {
+	URI     string `json:"uri"`
+	Version string `json:"version"`
+}
+
+// PredicateMeta holds the scan times.
+type PredicateMeta struct {
+	ScanStartedOn  time.Time `json:"scanStartedOn"`
+	ScanFinishedOn time.Time `json:"scanFinishedOn"`
+}
+
+func predicate(rep Report, inv Invocation) Predicate {
+	p := Predicate{
+		Invocation: inv,
+		Scanner: PredicateScanner{
+			URI:     rep.Scanner.URI,
+			Version: rep.Scanner.Version,
+			Result:  rep,
+		},
+		Metadata: PredicateMeta{ScanStartedOn: rep.Started, ScanFinishedOn: rep.Finished},
+	}
+	if p.Invocation.Parameters == nil {
+		p.Invocation.Parameters = []string{}
+	}
+	if rep.DB != nil {
+		p.Scanner.DB = PredicateDB{URI: rep.DB.URI(), Version: rep.DB.Version()}
+	}
+	return p
+}

@@ -47,7 +47,7 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 		defer os.RemoveAll(work)
 	}
 
-	step(w, "1. Cross-compile the sample app (testdata/app) for %s", strings.Join(demoPlatforms, ", "))
+	step(w, "Build: cross-compile the sample app (testdata/app) for %s", strings.Join(demoPlatforms, ", "))
 	for _, p := range demoPlatforms {
 		osName, arch, _ := strings.Cut(p, "/")
 		out := filepath.Join(work, "dist", "prompt-builder-"+arch)
@@ -64,7 +64,7 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 		return err
 	}
 
-	step(w, "2. Start an embedded OCI registry and push a multi-arch base image")
+	step(w, "Build: start an embedded OCI registry and push a multi-arch base image")
 	reg, err := ocitest.StartRegistry(nil)
 	if err != nil {
 		return err
@@ -101,12 +101,12 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 		"GITHUB_RUN_ID":     "4242",
 		"SOURCE_DATE_EPOCH": "1795534082", // the tag's commit time
 	}
-	step(w, "3. Run gantry-build as the action does (inputs as INPUT_* variables)")
+	step(w, "Build: run gantry-build as the action does (inputs as INPUT_* variables)")
 	outputs, err := runStage(ctx, w, filepath.Join(bin, "gantry-build"), work, env)
 	if err != nil {
 		return err
 	}
-	step(w, "4. Outputs")
+	step(w, "Build: outputs")
 	for _, k := range []string{"digest", "image", "tags", "platform-digests", "release-file"} {
 		fmt.Fprintf(w, "  %s: %s\n", k, strings.ReplaceAll(outputs[k], "\n", "\n    "))
 	}
@@ -121,7 +121,7 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 	}
 	var pretty bytes.Buffer
 	json.Indent(&pretty, desc.Manifest, "  ", "  ")
-	step(w, "5. The index in the registry")
+	step(w, "Build: the index in the registry")
 	fmt.Fprintf(w, "  %s\n", pretty.String())
 	tags, err := remote.List(ref.Context(), remote.WithContext(ctx))
 	if err != nil {
@@ -129,7 +129,7 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 	}
 	fmt.Fprintf(w, "  tags in %s: %s\n", ref.Context(), strings.Join(tags, ", "))
 
-	step(w, "6. Run it again: same digest (reproducible), nothing uploaded")
+	step(w, "Build: run it again: same digest (reproducible), nothing uploaded")
 	again, err := runStage(ctx, io.Discard, filepath.Join(bin, "gantry-build"), work, env)
 	if err != nil {
 		return err
@@ -153,6 +153,17 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 	}
 	fmt.Fprintf(w, "  second run: digest %s, %d blob bytes uploaded\n", again["digest"], r.Stages.Build.UploadedBytes)
 
+	sbomOut, err := demoSBOM(ctx, w, root, bin, work, outputs["image"])
+	if err != nil {
+		return err
+	}
+	scanOut, err := demoScan(ctx, w, root, bin, work, outputs["image"])
+	if err != nil {
+		return err
+	}
+	if err := demoSign(ctx, w, root, bin, work, outputs["image"], sbomOut["sbom-files"], scanOut["attestation-file"]); err != nil {
+		return err
+	}
 	if err := demoDeploy(ctx, w, root, bin, work, outputs["image"]); err != nil {
 		return err
 	}
@@ -185,7 +196,7 @@ func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string)
 	}
 	kubeconfig := filepath.Join(bin, "k8s", "kubeconfig")
 	if _, err := os.Stat(kubeconfig); err != nil || !clusterUp(ctx, kubeconfig) {
-		step(w, "7. Deploy to staging: no local control plane (run `make k8s-up` for a real deploy); the rendered Deployment instead")
+		step(w, "Deploy: to staging: no local control plane (run `make k8s-up` for a real deploy); the rendered Deployment instead")
 		objs, err := manifests.Render(overlay)
 		if err != nil {
 			return err
@@ -204,7 +215,7 @@ func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string)
 		fmt.Fprintf(w, "%s", indent(string(y), "  "))
 		return nil
 	}
-	step(w, "7. Deploy to staging on the local control plane (gantry-deploy, rolling)")
+	step(w, "Deploy: to staging on the local control plane (gantry-deploy, rolling)")
 	out, err := runStage(ctx, w, filepath.Join(bin, "gantry-deploy"), work, map[string]string{
 		"INPUT_ENVIRONMENT": "staging",
 		"INPUT_IMAGE":       image,

@@ -16,7 +16,7 @@ import (
 // it starts and when it ends, each step knowing only the previous step's
 // ts and channel-id outputs. It prints the final message.
 func demoNotify(ctx context.Context, w io.Writer, root, bin, work, image string) error {
-	step(w, "8. Notify Slack (gantry-notify against a local slacktest workspace: one message, updated in place)")
+	step(w, "Notify: Slack (gantry-notify against a local slacktest workspace: one message, updated in place)")
 	ws := notifytest.Start()
 	defer ws.Close()
 	base := map[string]string{

@@ -38,6 +38,7 @@ func demoScan(ctx context.Context, w io.Writer, root, bin, work, image string) (
 		"INPUT_SEVERITY":         "CRITICAL,HIGH",
 		"INPUT_OFFLINE":          "true",
 		"INPUT_CACHE-DIR":        cache,
+		"INPUT_IGNORE-FILE":      filepath.Join(root, "testdata", "demo", "scan-ignore.yaml"),
 		"INPUT_SARIF-FILE":       filepath.Join(out, "gantry-scan.sarif"),
 		"INPUT_JSON-FILE":        filepath.Join(out, "gantry-scan.json"),
 		"INPUT_ATTESTATION-FILE": filepath.Join(out, "gantry-scan.vuln.json"),

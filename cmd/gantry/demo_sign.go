@@ -18,9 +18,10 @@ import (
 // demoSign signs the image the way a release job would, in key mode with a
 // key pair made for the demo: gantry-sign signs the index and each platform
 // manifest and attests the SBOMs (sbomFiles, the sbom-files output of
-// gantry-sbom) and SLSA provenance; then gantry-sign with verify: true
+// gantry-sbom), SLSA provenance and the scan result (scanResult, the
+// attestation-file output of gantry-scan); then gantry-sign with verify: true
 // checks all of it against the public key and prints the checks.
-func demoSign(ctx context.Context, w io.Writer, root, bin, work, image, sbomFiles string) error {
+func demoSign(ctx context.Context, w io.Writer, root, bin, work, image, sbomFiles, scanResult string) error {
 	step(w, "Sign: generate a key pair (cosign's encrypted format, as `cosign generate-key-pair` writes)")
 	pw := make([]byte, 16)
 	if _, err := rand.Read(pw); err != nil {
@@ -59,12 +60,13 @@ func demoSign(ctx context.Context, w io.Writer, root, bin, work, image, sbomFile
 		"RUNNER_ENVIRONMENT":  "github-hosted",
 	}
 
-	step(w, "Sign: gantry-sign signs the index and every platform, attests SBOMs and SLSA provenance")
+	step(w, "Sign: gantry-sign signs the index and every platform, attests SBOMs, SLSA provenance and the scan result")
 	env := maps.Clone(base)
 	env["INPUT_KEY"] = key
 	env["INPUT_KEY-PASSWORD"] = password
-	env["INPUT_ATTESTATIONS"] = "sbom,provenance"
+	env["INPUT_ATTESTATIONS"] = "sbom,provenance,scan"
 	env["INPUT_SBOM-FILES"] = sbomFiles
+	env["INPUT_SCAN-RESULT"] = scanResult
 	env["INPUT_REPORT-FILE"] = filepath.Join(work, "sign-report.json")
 	out, err := runStage(ctx, io.Discard, filepath.Join(bin, "gantry-sign"), work, env)
 	if err != nil {
@@ -82,11 +84,11 @@ func demoSign(ctx context.Context, w io.Writer, root, bin, work, image, sbomFile
 		fmt.Fprintf(w, "  %-12s %s  %s\n", p, s.Digest, strings.Join(s.Types, ", "))
 	}
 
-	step(w, "Sign: gantry-sign verify: true, requiring sbom and provenance, against the public key")
+	step(w, "Sign: gantry-sign verify: true, requiring sbom, provenance and scan, against the public key")
 	env = maps.Clone(base)
 	env["INPUT_VERIFY"] = "true"
 	env["INPUT_KEY"] = pubFile
-	env["INPUT_REQUIRE"] = "sbom,provenance"
+	env["INPUT_REQUIRE"] = "sbom,provenance,scan"
 	env["INPUT_REPORT-FILE"] = filepath.Join(work, "verify-report.json")
 	out, err = runStage(ctx, io.Discard, filepath.Join(bin, "gantry-sign"), work, env)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,26 +14,12 @@ import (
 	"github.com/gantry-ci/gantry/internal/ocitest"
 )
 
-// requireBasicAuth makes the registry demand credentials, like GHCR does.
-func requireBasicAuth(user, pass string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}
-}
-
 // TestBinaryRunsFromActionEnvironment runs the binary's run() exactly as the
 // composite action does: inputs as INPUT_* (hyphens kept), the GitHub
 // context from a real event payload, outputs and summary to runner files.
 func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 	const secret = "s3cr3t-token-value"
-	reg, err := ocitest.StartRegistry(requireBasicAuth("ci-bot", secret))
+	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", secret))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,16 +29,7 @@ const apkDB = "P:zlib\nV:1.3.1-r2\nA:x86_64\nL:Zlib\no:zlib\nT:A compression/dec
 // credentials, a tag as the image, outputs and summary to runner files.
 func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 	const user, secret = "ci-bot", "s3cr3t-sbom-token"
-	reg, err := ocitest.StartRegistry(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != user || p != secret {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
+	reg, err := ocitest.StartRegistry(ocitest.BasicAuth(user, secret))
 	if err != nil {
 		t.Fatal(err)
 	}

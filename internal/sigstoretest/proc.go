@@ -2,7 +2,6 @@ package sigstoretest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,31 +15,12 @@ import (
 	"github.com/gantry-ci/gantry/internal/testproc"
 )
 
-// startProc runs bin with args and exactly env, logging to dir/name.log. A
-// Cleanup stops it (SIGTERM, SIGKILL after grace) and, when the test
-// failed, prints the end of its log.
+// startProc runs bin with args and exactly env, logging to dir/name.log,
+// stopped (SIGTERM, SIGKILL after grace) by a Cleanup that shows the end of
+// its log when the test failed.
 func startProc(t testing.TB, dir, name, bin string, args, env []string, grace time.Duration) *testproc.Proc {
 	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	p, err := testproc.Start(testproc.Spec{
-		Name:  name,
-		Bin:   bin,
-		Args:  args,
-		Env:   env,
-		Dir:   dir,
-		Log:   logPath,
-		Grace: grace,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.Stop()
-		if t.Failed() {
-			t.Logf("%s log (last lines of %s):\n%s", name, logPath, p.Tail(40))
-		}
-	})
-	return p
+	return testproc.StartTest(t, testproc.Spec{Name: name, Bin: bin, Args: args, Env: env, Dir: dir, Grace: grace})
 }
 
 // childEnv is the environment of every server: nothing inherited, so a
@@ -50,33 +30,9 @@ func childEnv(dir string) []string {
 	return []string{"HOME=" + dir, "TMPDIR=" + dir, "PATH=/usr/bin:/bin"}
 }
 
-// waitFor calls check every 50 ms until it reports done, p exits or the
-// deadline passes. check's last error explains a timeout.
+// waitFor is testproc.WaitFor.
 func waitFor(p *testproc.Proc, timeout time.Duration, check func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := check()
-		if ok {
-			return nil
-		}
-		if p.Exited() {
-			status := "exit status 0"
-			if werr := p.Wait(); werr != nil {
-				status = werr.Error()
-			}
-			return fmt.Errorf("%s exited early (%s); last lines of %s:\n%s", p.Name(), status, p.LogPath(), p.Tail(20))
-		}
-		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New("condition not met")
-			}
-			return fmt.Errorf("%s not ready after %v: %w", p.Name(), timeout, err)
-		}
-		select {
-		case <-p.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return testproc.WaitFor(p, timeout, check)
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.

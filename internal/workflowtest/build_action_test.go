@@ -1,7 +1,6 @@
 package workflowtest_test
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,16 +23,7 @@ import (
 func TestBuildActionInAWorkflow(t *testing.T) {
 	act := workflowtest.New(t)
 	const password = "act-secret-password"
-	reg, err := ocitest.StartRegistry(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != "ci-bot" || p != password {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
+	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", password))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,16 +32,7 @@ import (
 func TestSBOMActionInAWorkflow(t *testing.T) {
 	act := workflowtest.New(t)
 	const password = "act-sbom-password"
-	reg, err := ocitest.StartRegistry(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != "ci-bot" || p != password {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
+	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", password))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package workflowtest_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,16 +24,7 @@ import (
 func TestSignActionInAWorkflow(t *testing.T) {
 	act := workflowtest.New(t)
 	const regPassword = "act-registry-password-0815"
-	reg, err := ocitest.StartRegistry(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if u, p, ok := r.BasicAuth(); !ok || u != "ci-bot" || p != regPassword {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	})
+	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", regPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

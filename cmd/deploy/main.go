@@ -32,6 +32,7 @@ func run(ctx context.Context, env *ghaction.Env) error {
 	in.Git = metadata.FromGitHub(gc, time.Now())
 	in.GitHubAPIURL = gc.APIURL
 	in.Log = env
+	in.Getenv = env.Lookup
 	out, err := rollout.Run(ctx, in)
 	// Outputs and the summary are written for failed deploys too: a later
 	// step (Slack, an issue) needs the status and the revision.

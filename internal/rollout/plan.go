@@ -45,6 +45,10 @@ func (d *deployer) plan(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	out.Digest = d.digest.DigestStr()
+	if err := d.verify(ctx); err != nil {
+		out.Summary = d.refusedSummary(err)
+		return out, err
+	}
 	objs, _, err := d.render()
 	if err != nil {
 		return out, err
@@ -102,7 +106,7 @@ func (d *deployer) plan(ctx context.Context) (Outputs, error) {
 		p.File = abs
 	}
 	out.Plan = p
-	out.Summary = planSummary(p)
+	out.Summary = planSummary(p) + d.verifiedSummary()
 	for _, it := range p.Items {
 		d.log.Infof("%-10s %s %s", it.Action, it.Kind, strings.TrimPrefix(it.Namespace+"/"+it.Name, "/"))
 	}

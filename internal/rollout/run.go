@@ -25,6 +25,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/githubapi"
 	"github.com/gantry-ci/gantry/internal/manifests"
 	"github.com/gantry-ci/gantry/internal/metadata"
+	"github.com/gantry-ci/gantry/internal/signing"
 )
 
 // Inputs are gantry-deploy's inputs (actions/deploy/action.yml).
@@ -45,14 +46,27 @@ type Inputs struct {
 	EnvironmentURL string        `input:"environment-url"`
 	PlanFile       string        `input:"plan-file" default:"gantry-plan.json"`
 
+	// Verify-before-deploy: with a key or a certificate identity set, the
+	// image's signature (and the attestations in VerifyRequire) must verify
+	// before anything is applied.
+	VerifyKey                       string   `input:"verify-key"`
+	VerifyCertificateIdentity       string   `input:"verify-certificate-identity"`
+	VerifyCertificateIdentityRegexp string   `input:"verify-certificate-identity-regexp"`
+	VerifyCertificateOIDCIssuer     string   `input:"verify-certificate-oidc-issuer" default:"https://token.actions.githubusercontent.com"`
+	VerifyTrustedRoot               string   `input:"verify-trusted-root"`
+	VerifyRequire                   []string `input:"verify-require"`
+
 	// Git is the run's GitHub context (commit, repository, run URL).
 	Git metadata.Context `input:"-"`
 	// GitHubAPIURL is the REST API base (GITHUB_API_URL); "" is github.com.
 	GitHubAPIURL string `input:"-"`
 	// RESTConfig, when set, is used instead of Kubeconfig (tests).
 	RESTConfig *rest.Config `input:"-"`
-	// Keychain resolves registry credentials for tag resolution.
+	// Keychain resolves registry credentials for tag resolution and
+	// signature verification.
 	Keychain authn.Keychain `input:"-"`
+	// Getenv resolves verify-key env://VAR references.
+	Getenv func(string) string `input:"-"`
 	// Log receives progress lines; nil discards them.
 	Log ghaction.Logger `input:"-"`
 	// Poll is how often rollout status is read; zero means 1s.
@@ -126,6 +140,9 @@ func (in *Inputs) Validate() error {
 	if in.Lock != "wait" && in.Lock != "fail" {
 		errs = append(errs, fmt.Errorf(`input "lock" is %q: use wait (queue behind a running deploy) or fail`, in.Lock))
 	}
+	if len(in.VerifyRequire) > 0 && !in.verifies() {
+		errs = append(errs, errors.New(`input "verify-require" needs a policy to verify against: set "verify-key", or "verify-certificate-identity" (or "-regexp") for keyless signatures`))
+	}
 	if strings.ContainsAny(in.Environment, " /") || in.Environment == "" {
 		errs = append(errs, fmt.Errorf(`input "environment" is %q: use a name such as staging or production`, in.Environment))
 	}
@@ -185,6 +202,8 @@ type deployer struct {
 	log     ghaction.Logger
 	started time.Time
 	digest  name.Digest
+	// verified is the verify-before-deploy report, when a policy is set.
+	verified *signing.Report
 }
 
 // resolveImage turns the image input into a digest reference: a tag is
@@ -244,6 +263,11 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	out.Digest = d.digest.DigestStr()
+	if err := d.verify(ctx); err != nil {
+		out.Status = StatusFailure
+		out.Summary = d.refusedSummary(err)
+		return out, err
+	}
 	end := d.log.Group(fmt.Sprintf("Rendering %s with %s", d.in.Manifests, d.digest))
 	objs, changes, err := d.render()
 	end()

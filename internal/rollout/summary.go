@@ -44,6 +44,7 @@ func (d *deployer) summary(out Outputs, targets []*target, failure error, restor
 			fmt.Fprintf(&b, "\nRolled back automatically to %s.\n", restored)
 		}
 	}
+	b.WriteString(d.verifiedSummary())
 	if len(targets) > 0 && out.Revision != "" {
 		t := targets[0]
 		fmt.Fprintf(&b, "\nTo return to this exact revision later: action `rollback`, rollback-to `revision:%s` (or `digest:%s`), or\n`kubectl rollout undo deployment/%s -n %s --to-revision=%s`\n",

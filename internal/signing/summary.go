@@ -9,23 +9,10 @@ import (
 // table of verification checks.
 func Summary(out Outputs) string {
 	r := out.Report
-	var b strings.Builder
 	if r.Mode == "verify" {
-		verdict := "verified"
-		if !r.Verified {
-			verdict = "NOT verified"
-		}
-		fmt.Fprintf(&b, "### Gantry verify: %s\n\n`%s` against %s\n\n", verdict, r.Image, r.Policy)
-		b.WriteString("| digest | platform | check | result | reason |\n|---|---|---|---|---|\n")
-		for _, c := range r.Checks {
-			res := "✅ pass"
-			if !c.Passed {
-				res = "❌ fail"
-			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", short(c.Digest), orIndex(c.Platform), c.What, res, cell(c.Reason))
-		}
-		return b.String()
+		return VerifySummary(r)
 	}
+	var b strings.Builder
 	fmt.Fprintf(&b, "### Gantry sign\n\n`%s` signed with %s\n\n", r.Image, r.Signer)
 	b.WriteString("| digest | platform | signed |\n|---|---|---|\n")
 	for _, s := range r.Signed {
@@ -38,6 +25,26 @@ func Summary(out Outputs) string {
 			files = append(files, fmt.Sprintf("%s (%s, %s)", s.File, s.Platform, s.Format))
 		}
 		b.WriteString(strings.Join(files, "; ") + "\n")
+	}
+	return b.String()
+}
+
+// VerifySummary renders a verification report: the verdict, the policy,
+// and one row per check with its reason.
+func VerifySummary(r Report) string {
+	var b strings.Builder
+	verdict := "verified"
+	if !r.Verified {
+		verdict = "NOT verified"
+	}
+	fmt.Fprintf(&b, "### Gantry verify: %s\n\n`%s` against %s\n\n", verdict, r.Image, r.Policy)
+	b.WriteString("| digest | platform | check | result | reason |\n|---|---|---|---|---|\n")
+	for _, c := range r.Checks {
+		res := "✅ pass"
+		if !c.Passed {
+			res = "❌ fail"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", short(c.Digest), orIndex(c.Platform), c.What, res, cell(c.Reason))
 	}
 	return b.String()
 }

@@ -87,7 +87,7 @@ type SBOM struct {
 var sbomNameRE = regexp.MustCompile(`^([a-z0-9]+)-([a-z0-9_]+)(?:-([a-z0-9]+))?\.(spdx|cyclonedx|cdx)\.json$`)
 
 // readSBOMs reads the sbom-files input: a JSON object platform → files,
-// gantry-sbom's sboms output (a JSON list of {"platform", "file", …}), or a
+// a JSON list of {"platform", "file", …}, or a
 // directory of <os>-<arch>[-<variant>].<spdx|cyclonedx|cdx>.json files. The
 // format is told by content, never by name.
 func readSBOMs(input, dir string) ([]SBOM, error) {
@@ -97,13 +97,13 @@ func readSBOMs(input, dir string) ([]SBOM, error) {
 	}
 	byPlatform := map[string][]string{}
 	if strings.HasPrefix(input, "[") {
-		// The sboms output of gantry-sbom: [{"platform":…,"file":…}, …].
+		// A list: [{"platform":…,"file":…}, …].
 		var docs []struct {
 			Platform string `json:"platform"`
 			File     string `json:"file"`
 		}
 		if err := json.Unmarshal([]byte(input), &docs); err != nil {
-			return nil, fmt.Errorf(`input "sbom-files" is not a JSON list of {"platform", "file"} (the sboms output of gantry-sbom): %w`, err)
+			return nil, fmt.Errorf(`input "sbom-files" is not a JSON list of {"platform", "file"} nor an object platform → files (the sbom-files output of gantry-sbom): %w`, err)
 		}
 		for _, d := range docs {
 			if d.Platform == "" || d.File == "" {

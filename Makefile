@@ -12,7 +12,7 @@ STAGES := $(notdir $(wildcard cmd/*))
 TOOLS  := $(BIN)/actionlint $(BIN)/crane $(BIN)/act
 # CLIs the tests cross-check against and the local sigstore the keyless tests
 # sign with: one module each under tools/ (their dependency graphs disagree).
-XTOOLS := cosign syft trivy fulcio rekor tsa jv traefik
+XTOOLS := cosign syft trivy fulcio rekor tsa jv traefik rollouts-controller
 
 .PHONY: all build tools test lint bench demo clean k8s k8s-up k8s-down
 

@@ -1,6 +1,8 @@
 // Command gantry-deploy deploys an image by digest to Kubernetes: plan,
-// rolling deploy with fail-fast health checks and automatic rollback, and
-// manual rollback, one deploy per environment at a time.
+// rolling deploy with fail-fast health checks and automatic rollback,
+// blue-green and canary with traffic steps, canary analysis and automatic
+// rollback (resume, promote, abort), and manual rollback, one deploy per
+// environment at a time.
 package main
 
 import (

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -128,16 +129,41 @@ func (l *lock) keep() {
 	}()
 }
 
-// release gives the lease up (if it is still ours).
+// release gives the lease up (if it is still ours). A Lease that carries
+// a progressive rollout's state (gantry.dev/ annotations) is kept, with
+// its holder cleared: the next run reads the state from it to resume or
+// abort, or to know what was promoted.
 func (l *lock) release() {
 	close(l.stop)
 	<-l.done
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	lease, err := l.c.typed.CoordinationV1().Leases(l.ns).Get(ctx, l.name, metav1.GetOptions{})
-	if err != nil || holderOf(lease) != l.holder {
-		return
+	for range 5 {
+		lease, err := l.c.typed.CoordinationV1().Leases(l.ns).Get(ctx, l.name, metav1.GetOptions{})
+		if err != nil || holderOf(lease) != l.holder {
+			return
+		}
+		rv := lease.ResourceVersion
+		if !hasState(lease) {
+			err = l.c.typed.CoordinationV1().Leases(l.ns).Delete(ctx, l.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+		} else {
+			lease.Spec.HolderIdentity, lease.Spec.AcquireTime, lease.Spec.RenewTime = nil, nil, nil
+			_, err = l.c.typed.CoordinationV1().Leases(l.ns).Update(ctx, lease, metav1.UpdateOptions{FieldManager: FieldManager})
+		}
+		// A conflict is a write since the read (a renewal or the state):
+		// read again.
+		if !apierrors.IsConflict(err) {
+			return
+		}
 	}
-	rv := lease.ResourceVersion
-	l.c.typed.CoordinationV1().Leases(l.ns).Delete(ctx, l.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+}
+
+// hasState reports whether a Lease carries progressive rollout state.
+func hasState(l *coordinationv1.Lease) bool {
+	for k := range l.Annotations {
+		if strings.HasPrefix(k, "gantry.dev/") {
+			return true
+		}
+	}
+	return false
 }

@@ -17,8 +17,10 @@ import (
 type Plan struct {
 	Environment string     `json:"environment"`
 	Image       string     `json:"image"`
-	Items       []PlanItem `json:"items"`
-	File        string     `json:"-"`
+	Items       []PlanItem `json:"items,omitempty"`
+	// Progressive is the schedule of a blue-green or canary deploy.
+	Progressive *ProgressivePlan `json:"progressive,omitempty"`
+	File        string           `json:"-"`
 }
 
 // PlanItem is one object's fate.

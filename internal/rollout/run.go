@@ -25,6 +25,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/githubapi"
 	"github.com/gantry-ci/gantry/internal/manifests"
 	"github.com/gantry-ci/gantry/internal/metadata"
+	"github.com/gantry-ci/gantry/internal/progressive"
 	"github.com/gantry-ci/gantry/internal/signing"
 )
 
@@ -56,6 +57,39 @@ type Inputs struct {
 	VerifyTrustedRoot               string   `input:"verify-trusted-root"`
 	VerifyRequire                   []string `input:"verify-require"`
 
+	// Progressive delivery (strategy blue-green or canary): the new version
+	// runs as Deployment <deployment>-canary behind Service CanaryService,
+	// and the traffic router moves the route's traffic to it step by step,
+	// each step analysed against Prometheus. See docs/deploy-progressive.md.
+	TrafficRouter string        `input:"traffic-router" default:"gateway-api"`
+	Route         string        `input:"route"`
+	StableService string        `input:"stable-service"`
+	CanaryService string        `input:"canary-service"`
+	Steps         string        `input:"steps" default:"10:5m,50:5m,80:5m,100:5m"`
+	Bake          time.Duration `input:"bake" default:"0s"`
+	SmokeURL      string        `input:"smoke-url"`
+	SmokeExpect   string        `input:"smoke-expect" default:"200"`
+
+	// Canary analysis, named as gantry-analyze's inputs.
+	PrometheusURL     string        `input:"prometheus-url"`
+	PrometheusToken   string        `input:"prometheus-token" secret:"true"`
+	PrometheusHeaders []string      `input:"prometheus-headers" list:"lines" secret:"true"`
+	SelectorNew       string        `input:"selector-new"`
+	SelectorStable    string        `input:"selector-stable"`
+	Interval          time.Duration `input:"interval" default:"30s"`
+	MaxHold           time.Duration `input:"max-hold" default:"10m"`
+	SuccessRate       string        `input:"success-rate" default:"95%"`
+	P95               string        `input:"p95" default:"1000ms"`
+	P99               string        `input:"p99" default:"2000ms"`
+	ErrorRate         string        `input:"error-rate" default:"5%"`
+	Memory            string        `input:"memory" default:"90%"`
+	MinSamples        int           `input:"min-samples" default:"100"`
+	Confidence        string        `input:"confidence" default:"0.99"`
+	Margin            string        `input:"margin" default:"1%"`
+	NoData            string        `input:"no-data" default:"fail"`
+	Metric            []string      `input:"metric" list:"lines"`
+	DecisionLog       string        `input:"decision-log" default:"gantry-decisions.jsonl"`
+
 	// Git is the run's GitHub context (commit, repository, run URL).
 	Git metadata.Context `input:"-"`
 	// GitHubAPIURL is the REST API base (GITHUB_API_URL); "" is github.com.
@@ -84,6 +118,8 @@ type Outputs struct {
 	PreviousDigest string `output:"previous-digest"`
 	Status         string `output:"status"`
 	DeploymentURL  string `output:"deployment-url"`
+	// DecisionLog is the canary analysis' decision log (blue-green, canary).
+	DecisionLog string `output:"decision-log"`
 
 	// Summary is the Markdown job summary.
 	Summary string `output:"-"`
@@ -99,6 +135,11 @@ const (
 	StatusFailure    = "failure"
 	StatusRolledBack = "rolled-back"
 	StatusPlanned    = "planned"
+	// StatusAborted: action abort sent all traffic back to stable.
+	StatusAborted = "aborted"
+	// StatusPaused: a progressive rollout holds where it is (no-data:
+	// pause); a later run resumes or aborts it.
+	StatusPaused = "paused"
 )
 
 // Annotations Gantry writes on every workload it deploys.
@@ -112,7 +153,18 @@ const (
 // Validate checks the inputs that need no cluster.
 func (in *Inputs) Validate() error {
 	var errs []error
+	progressiveStrategy := in.Strategy == "blue-green" || in.Strategy == "canary"
 	switch in.Action {
+	case "resume", "promote", "abort":
+		if !progressiveStrategy {
+			errs = append(errs, fmt.Errorf(`input "action" %s needs strategy blue-green or canary (the strategy of the rollout to %s): set input "strategy"`, in.Action, in.Action))
+		}
+		if in.Action != "abort" && in.Manifests == "" {
+			errs = append(errs, fmt.Errorf(`input "manifests" is required for action %s: the manifests of the rollout in progress (the stable Deployment is updated from them at promotion)`, in.Action))
+		}
+		if in.Action == "abort" && in.Manifests == "" && in.Namespace == "" {
+			errs = append(errs, errors.New(`action abort needs the namespace: set "namespace", or "manifests"`))
+		}
 	case "deploy", "plan":
 		if in.Image == "" {
 			errs = append(errs, fmt.Errorf(`input "image" is required for action %s: the image by digest (repo@sha256:…), e.g. the build stage's image output`, in.Action))
@@ -128,14 +180,16 @@ func (in *Inputs) Validate() error {
 			errs = append(errs, err)
 		}
 	default:
-		errs = append(errs, fmt.Errorf(`input "action" is %q: use deploy, rollback or plan`, in.Action))
+		errs = append(errs, fmt.Errorf(`input "action" is %q: use deploy, rollback, plan, or for blue-green and canary resume, promote or abort`, in.Action))
 	}
 	switch in.Strategy {
 	case "rolling":
 	case "canary", "blue-green":
-		errs = append(errs, fmt.Errorf(`input "strategy": %s is not available yet: use rolling`, in.Strategy))
+		if in.Action != "rollback" {
+			errs = append(errs, in.validateProgressive()...)
+		}
 	default:
-		errs = append(errs, fmt.Errorf(`input "strategy" is %q: use rolling`, in.Strategy))
+		errs = append(errs, fmt.Errorf(`input "strategy" is %q: use rolling, blue-green or canary`, in.Strategy))
 	}
 	if in.Lock != "wait" && in.Lock != "fail" {
 		errs = append(errs, fmt.Errorf(`input "lock" is %q: use wait (queue behind a running deploy) or fail`, in.Lock))
@@ -187,11 +241,16 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		return Outputs{}, err
 	}
 	d := &deployer{in: in, c: c, log: in.Log, started: time.Now()}
-	switch in.Action {
-	case "plan":
+	progressive := in.Strategy == "blue-green" || in.Strategy == "canary"
+	switch {
+	case in.Action == "plan" && progressive:
+		return d.planProgressive(ctx)
+	case in.Action == "plan":
 		return d.plan(ctx)
-	case "rollback":
+	case in.Action == "rollback":
 		return d.rollback(ctx)
+	case progressive:
+		return d.progressive(ctx)
 	}
 	return d.deploy(ctx)
 }
@@ -317,6 +376,15 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	defer lk.release()
+	// A blue-green or canary rollout left unfinished owns the traffic
+	// split: a rolling update under it would be judged by nobody.
+	if store, err := progressive.NewStore(d.c.typed, ns, d.in.Environment); err == nil {
+		if st, err := store.Load(ctx); err == nil && st.Active() {
+			err = fmt.Errorf("environment %s has an unfinished progressive rollout (Lease %s): %s; finish it first with strategy blue-green or canary and action resume, promote or abort", d.in.Environment, store.Lease(), st.Describe())
+			finish("error", err.Error())
+			return out, err
+		}
+	}
 
 	for _, t := range targets {
 		live, err := d.c.typed.AppsV1().Deployments(t.obj.GetNamespace()).Get(ctx, t.obj.GetName(), metav1.GetOptions{})

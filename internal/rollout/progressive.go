@@ -1,0 +1,1006 @@
+package rollout
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/gantry-ci/gantry/internal/analysis"
+	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/manifests"
+	"github.com/gantry-ci/gantry/internal/progressive"
+)
+
+// Labels Gantry puts on the canary Deployment and its pods. The canary is
+// selected by these alone, so the stable Deployment and Service stay as
+// the user wrote them.
+const (
+	LabelTrack    = "gantry.dev/track"
+	LabelCanaryOf = "gantry.dev/canary-of"
+	// CanarySuffix names the canary Deployment (and, by default, its
+	// Service): <deployment>-canary.
+	CanarySuffix = "-canary"
+	managedByKey = "app.kubernetes.io/managed-by"
+)
+
+// validateProgressive checks the inputs of strategies blue-green and
+// canary that need no cluster.
+func (in *Inputs) validateProgressive() []error {
+	var errs []error
+	if strings.TrimSpace(in.Route) == "" {
+		errs = append(errs, fmt.Errorf(`input "route" is required for strategy %s: the HTTPRoute (traffic-router gateway-api) or Ingress (ingress-nginx) that sends the environment's traffic to the stable Service`, in.Strategy))
+	}
+	switch in.TrafficRouter {
+	case progressive.GatewayAPI, progressive.IngressNginx:
+	case "argo-rollouts":
+		errs = append(errs, errors.New(`input "traffic-router": argo-rollouts is not available yet: use gateway-api (an HTTPRoute's weights) or ingress-nginx (a canary Ingress)`))
+	default:
+		errs = append(errs, fmt.Errorf(`input "traffic-router" is %q: use gateway-api (an HTTPRoute's weights) or ingress-nginx (a canary Ingress)`, in.TrafficRouter))
+	}
+	if in.Action == "abort" {
+		return errs
+	}
+	steps, err := progressive.ParseSteps(in.Steps)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if in.Bake < 0 {
+		errs = append(errs, fmt.Errorf(`input "bake" is %v: use a duration such as 5m, or 0s for none`, in.Bake))
+	}
+	if _, _, err := parseSmokeExpect(in.SmokeExpect); err != nil {
+		errs = append(errs, err)
+	}
+	if in.SmokeURL != "" && !strings.HasPrefix(in.SmokeURL, "http://") && !strings.HasPrefix(in.SmokeURL, "https://") {
+		errs = append(errs, fmt.Errorf(`input "smoke-url" is %q: give an http(s) URL, e.g. http://{preview}/healthz ({preview} is the canary Service's in-cluster host:port)`, in.SmokeURL))
+	}
+	if strings.TrimSpace(in.PrometheusURL) == "" {
+		errs = append(errs, fmt.Errorf(`input "prometheus-url" is required for strategy %s: every step is analysed against Prometheus (e.g. http://prometheus.monitoring:9090)`, in.Strategy))
+	}
+	if in.Interval <= 0 {
+		errs = append(errs, fmt.Errorf(`input "interval" is %v: use a positive duration such as 30s`, in.Interval))
+	} else if _, err := in.analysisInputs("check", time.Minute, `job="x"`, "").Config(); err != nil {
+		errs = append(errs, err)
+	}
+	if err == nil && in.Timeout > 0 {
+		var total time.Duration
+		for _, s := range steps {
+			total += s.Hold
+		}
+		total += in.Bake
+		if in.Timeout < total {
+			errs = append(errs, fmt.Errorf(`input "timeout" is %v, shorter than the steps' holds and bake (%v): raise it, e.g. timeout: %v`, in.Timeout, total, (total+total/2+10*time.Minute).Round(time.Minute)))
+		}
+	}
+	return errs
+}
+
+// analysisInputs are gantry-analyze's inputs for one step of window
+// (the step's hold): the same parsing and the same judge.
+func (in *Inputs) analysisInputs(step string, window time.Duration, selNew, selStable string) analysis.Inputs {
+	interval := in.Interval
+	if window <= 0 {
+		window = interval
+	}
+	interval = min(interval, window)
+	return analysis.Inputs{
+		PrometheusURL: in.PrometheusURL, PrometheusToken: in.PrometheusToken, PrometheusHeaders: in.PrometheusHeaders,
+		SelectorNew: selNew, SelectorStable: selStable, Step: step,
+		Window: window, Interval: interval, MaxHold: max(in.MaxHold, window),
+		SuccessRate: in.SuccessRate, P95: in.P95, P99: in.P99, ErrorRate: in.ErrorRate, Memory: in.Memory,
+		MinSamples: in.MinSamples, Confidence: in.Confidence, Margin: in.Margin, NoData: in.NoData, Metric: in.Metric,
+	}
+}
+
+// parseSmokeExpect reads smoke-expect: "STATUS" or "STATUS TEXT", the
+// status the smoke request must get and text its body must contain.
+func parseSmokeExpect(s string) (int, string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return http.StatusOK, "", nil
+	}
+	code, text, _ := strings.Cut(s, " ")
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 100 || n > 599 {
+		return 0, "", fmt.Errorf(`input "smoke-expect" is %q: write the expected status, optionally followed by a space and text the body must contain, e.g. 200 or 200 "status":"ok"`, s)
+	}
+	return n, strings.TrimSpace(text), nil
+}
+
+// stepRecord is one analysed step, for the summary.
+type stepRecord struct {
+	Label   string
+	Weight  int
+	Hold    time.Duration
+	Took    time.Duration
+	Verdict analysis.State
+	Reason  string
+}
+
+// weightEvent is a change of the split, for the chart.
+type weightEvent struct {
+	At     time.Time
+	Canary int
+}
+
+// prog is one run of a progressive rollout.
+type prog struct {
+	d         *deployer
+	ns        string
+	stable    string // Deployment N
+	canary    string // Deployment N-canary
+	stableSvc string
+	canarySvc string
+	// obj is N as rendered from the manifests with the new image; nil for
+	// an abort without manifests.
+	obj      *unstructured.Unstructured
+	replicas int32
+	// rewrite lists the pod labels the stable Service selects on; the
+	// canary's pods get them with "-canary" appended, so the stable
+	// Service never sends traffic to canary pods.
+	rewrite []string
+
+	router  progressive.Router
+	store   *progressive.Store
+	st      progressive.State
+	steps   progressive.Steps
+	selNew  string
+	selOld  string
+	querier analysis.Querier
+
+	logFile  io.Writer
+	closeLog func() error
+	logBuf   bytes.Buffer
+	records  []stepRecord
+	events   []weightEvent
+	// final decision and why, for the summary.
+	decision string
+}
+
+// progressive runs actions deploy, resume, promote and abort of the
+// strategies blue-green and canary.
+func (d *deployer) progressive(ctx context.Context) (Outputs, error) {
+	out := Outputs{DeploymentURL: d.in.EnvironmentURL}
+	p := &prog{d: d, logFile: io.Discard, closeLog: func() error { return nil }}
+	defer func() { p.closeLog() }()
+	log := d.log
+
+	if d.in.Action == "deploy" || d.in.Image != "" {
+		if err := d.resolveImage(ctx); err != nil {
+			return out, err
+		}
+		out.Digest = d.digest.DigestStr()
+	}
+	if d.in.Action == "deploy" {
+		if err := d.verify(ctx); err != nil {
+			out.Status = StatusFailure
+			out.Summary = d.refusedSummary(err)
+			return out, err
+		}
+	}
+	var objs []*unstructured.Unstructured
+	if d.in.Manifests != "" {
+		var err error
+		if objs, err = p.renderTarget(); err != nil {
+			return out, err
+		}
+	} else {
+		p.ns = d.in.Namespace
+	}
+
+	// A first deploy has no stable version to move traffic from.
+	if d.in.Action == "deploy" {
+		_, err := d.c.typed.AppsV1().Deployments(p.ns).Get(ctx, p.stable, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			log.Warningf("Deployment %s/%s does not exist yet: first deploy, nothing to shift traffic from; deploying it directly (rolling). Later deploys are %s.", p.ns, p.stable, d.in.Strategy)
+			return d.deploy(ctx)
+		}
+	}
+
+	tracker := d.tracker()
+	tracker.Start(ctx)
+	finish := func(state, desc string) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		tracker.Finish(fctx, state, desc)
+	}
+	fail := func(err error) (Outputs, error) {
+		if out.Status == "" {
+			out.Status = StatusFailure
+		}
+		finish("failure", err.Error())
+		out.Summary = p.summary(out, err)
+		return out, err
+	}
+
+	if _, err := d.c.typed.CoreV1().Namespaces().Get(ctx, p.ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		return fail(fmt.Errorf("namespace %s does not exist: create it, or add a Namespace object to the manifests", p.ns))
+	}
+	end := log.Group(fmt.Sprintf("Taking the deploy lease for %s in %s", d.in.Environment, p.ns))
+	lk, err := d.c.acquire(ctx, log, p.ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")
+	end()
+	if err != nil {
+		return fail(err)
+	}
+	defer lk.release()
+
+	if p.store, err = progressive.NewStore(d.c.typed, p.ns, d.in.Environment); err != nil {
+		return fail(err)
+	}
+	if p.st, err = p.store.Load(ctx); err != nil {
+		return fail(err)
+	}
+	log.Infof("rollout state of %s: %s", d.in.Environment, p.st.Describe())
+
+	switch d.in.Action {
+	case "deploy":
+		if p.st.Active() {
+			return fail(fmt.Errorf("environment %s has an unfinished %s rollout (Lease %s): %s; use action resume to continue it, abort to send all traffic back to stable, or promote to finish it now",
+				d.in.Environment, d.in.Strategy, p.store.Lease(), p.st.Describe()))
+		}
+	default:
+		if !p.st.Active() {
+			return fail(fmt.Errorf("action %s: environment %s has no rollout in progress (Lease %s: %s); nothing to %s",
+				d.in.Action, d.in.Environment, p.store.Lease(), p.st.Describe(), d.in.Action))
+		}
+		if p.stable == "" {
+			p.stable, p.canary = p.st.Stable.Name, p.st.Canary.Name
+		}
+		if p.st.Stable.Name != "" && p.st.Stable.Name != p.stable {
+			return fail(fmt.Errorf("action %s: the rollout in progress is of Deployment %s, the manifests name %s: set input \"deployment\" to %s", d.in.Action, p.st.Stable.Name, p.stable, p.st.Stable.Name))
+		}
+		if d.in.Action != "abort" {
+			if err := p.resumeImage(ctx); err != nil {
+				return fail(err)
+			}
+			out.Digest = d.digest.DigestStr()
+		}
+	}
+	p.stableSvc = or(d.in.StableService, p.stable)
+	p.canarySvc = or(d.in.CanaryService, p.canary)
+	if p.router, err = progressive.New(d.c.dynamic, progressive.Config{
+		Router: d.in.TrafficRouter, Namespace: p.ns, Route: d.in.Route, Stable: p.stableSvc, Canary: p.canarySvc,
+	}); err != nil {
+		return fail(err)
+	}
+	if err := p.router.Check(ctx); err != nil {
+		return fail(err)
+	}
+
+	if d.in.Action == "abort" {
+		reason := "aborted by action abort"
+		if d.in.Git.RunURL != "" {
+			reason += " (" + d.in.Git.RunURL + ")"
+		}
+		if err := p.backToStable(ctx, progressive.PhaseAborted, reason); err != nil {
+			return fail(err)
+		}
+		out.Status, out.PreviousDigest = StatusAborted, p.st.Canary.Digest
+		out.Digest = p.st.Stable.Digest
+		p.decision = reason
+		finish("inactive", reason)
+		out.Summary = p.summary(out, nil)
+		return out, nil
+	}
+
+	// The stable version, as it runs now.
+	live, err := d.c.typed.AppsV1().Deployments(p.ns).Get(ctx, p.stable, metav1.GetOptions{})
+	if err != nil {
+		return fail(fmt.Errorf("reading the stable Deployment %s/%s: %w", p.ns, p.stable, err))
+	}
+	p.replicas = 1
+	if live.Spec.Replicas != nil {
+		p.replicas = *live.Spec.Replicas
+	}
+	prevDigest := digestOf(live.Spec.Template, d.digest.Context().String())
+	out.PreviousDigest = prevDigest
+	if d.in.Action == "deploy" && prevDigest == d.digest.DigestStr() {
+		p.decision = fmt.Sprintf("Deployment %s/%s already runs %s: nothing to roll out", p.ns, p.stable, d.digest.DigestStr())
+		log.Infof("%s", p.decision)
+		out.Status = StatusSuccess
+		finish("success", p.decision)
+		out.Summary = p.summary(out, nil)
+		return out, nil
+	}
+	if err := p.labelRewrites(ctx); err != nil {
+		return fail(err)
+	}
+	p.selNew = or(d.in.SelectorNew, podSelector(p.ns, p.canary))
+	p.selOld = or(d.in.SelectorStable, podSelector(p.ns, p.stable))
+	if err := p.openLog(&out); err != nil {
+		return fail(err)
+	}
+
+	if d.in.Action == "deploy" {
+		if p.steps, err = progressive.ParseSteps(d.in.Steps); err != nil {
+			return fail(err)
+		}
+		// A new rollout over the last one's record: derived from the state
+		// loaded, so that Save sees no other run wrote meanwhile.
+		st := p.st
+		st.Phase, st.Step, st.Steps = progressive.PhaseProgressing, 0, p.steps
+		st.StableWeight, st.CanaryWeight = 100, 0
+		st.Stable = progressive.Workload{Name: p.stable, Digest: prevDigest}
+		st.Canary = progressive.Workload{Name: p.canary, Digest: d.digest.DigestStr()}
+		st.RollbackTarget = rollbackTarget(p.stable, prevDigest, revisionOf(live))
+		st.Router, st.RunURL, st.Reason, st.Started = p.router.Describe(), d.in.Git.RunURL, "", time.Time{}
+		p.st = st
+		if p.st, err = p.store.Save(ctx, p.st); err != nil {
+			return fail(err)
+		}
+		// Everything but the stable Deployment: Services, config, the
+		// canary reads them. N itself changes at promotion.
+		end = func() {}
+		if len(objs) > 1 {
+			end = log.Group(fmt.Sprintf("Applying %d objects besides Deployment %s (server-side apply)", len(objs)-1, p.stable))
+		}
+		for _, o := range objs {
+			if o == p.obj {
+				continue
+			}
+			if _, err := d.c.apply(ctx, o, false); err != nil {
+				end()
+				return fail(err)
+			}
+			log.Infof("applied %s %s", o.GetKind(), key(o))
+		}
+		end()
+	} else {
+		p.steps = p.st.Steps
+		if len(p.steps) == 0 {
+			if p.steps, err = progressive.ParseSteps(d.in.Steps); err != nil {
+				return fail(err)
+			}
+		}
+		p.st.RunURL = d.in.Git.RunURL
+	}
+
+	if d.in.Action == "promote" {
+		log.Infof("action promote: skipping the remaining steps (%s) on the operator's word", p.st.Describe())
+		if err := p.promote(ctx, &out); err != nil {
+			return fail(err)
+		}
+		p.decision = "promoted by action promote (remaining steps skipped)"
+		out.Status = StatusSuccess
+		finish("success", "promoted "+d.digest.String())
+		out.Summary = p.summary(out, nil)
+		return out, nil
+	}
+
+	// The canary at its size, ready, and its Service.
+	first := p.st.Step
+	if err := p.ensureCanaryService(ctx); err != nil {
+		return fail(p.failBack(ctx, &out, err))
+	}
+	if err := p.scaleCanary(ctx, p.canaryReplicas(p.steps[first].Weight)); err != nil {
+		return fail(p.failBack(ctx, &out, err))
+	}
+	if d.in.Action == "deploy" {
+		if err := p.smoke(ctx); err != nil {
+			return fail(p.failBack(ctx, &out, err))
+		}
+	} else {
+		log.Infof("resuming at step %d of %d (%d%%)", first+1, len(p.steps), p.steps[first].Weight)
+	}
+
+	if p.querier, err = p.newQuerier(); err != nil {
+		return fail(p.failBack(ctx, &out, err))
+	}
+	for i := first; i < len(p.steps); i++ {
+		step := p.steps[i]
+		if i > first && d.in.Strategy == "canary" {
+			if err := p.scaleCanary(ctx, p.canaryReplicas(step.Weight)); err != nil {
+				return fail(p.failBack(ctx, &out, err))
+			}
+		}
+		if err := p.setWeights(ctx, i, 100-step.Weight, step.Weight); err != nil {
+			return fail(p.failBack(ctx, &out, err))
+		}
+		label := fmt.Sprintf("step %d: %d%%", i+1, step.Weight)
+		res, err := p.analyse(ctx, label, step.Weight, step.Hold)
+		if err != nil {
+			return fail(p.interrupted(ctx, &out, err))
+		}
+		if res.Verdict != analysis.Pass {
+			return p.verdictStops(ctx, &out, label, res, fail, finish)
+		}
+	}
+	if d.in.Bake > 0 {
+		res, err := p.analyse(ctx, "bake: 100%", 100, d.in.Bake)
+		if err != nil {
+			return fail(p.interrupted(ctx, &out, err))
+		}
+		if res.Verdict != analysis.Pass {
+			return p.verdictStops(ctx, &out, "bake", res, fail, finish)
+		}
+	}
+	if err := p.promote(ctx, &out); err != nil {
+		return fail(err)
+	}
+	p.decision = fmt.Sprintf("promoted: every step passed (%s)", p.steps)
+	out.Status = StatusSuccess
+	finish("success", "promoted "+d.digest.String())
+	out.Summary = p.summary(out, nil)
+	return out, nil
+}
+
+// verdictStops ends the rollout on a verdict other than pass: no-data
+// under no-data: pause holds where it is; anything else rolls back.
+func (p *prog) verdictStops(ctx context.Context, out *Outputs, label string, res analysis.Result, fail func(error) (Outputs, error), finish func(string, string)) (Outputs, error) {
+	reason := fmt.Sprintf("%s: %s: %s", label, res.Verdict, res.Reason)
+	if res.Verdict == analysis.NoData {
+		p.st.Phase, p.st.Reason = progressive.PhasePaused, truncate(reason, 1000)
+		if st, err := p.store.Save(context.WithoutCancel(ctx), p.st); err != nil {
+			return fail(err)
+		} else {
+			p.st = st
+		}
+		out.Status = StatusPaused
+		p.decision = "paused: " + reason
+		err := fmt.Errorf("rollout paused at %s with no data (no-data: pause); traffic stays %d/%d stable/canary: run action resume to analyse again, promote, or abort", label, p.st.StableWeight, p.st.CanaryWeight)
+		return fail(err)
+	}
+	return fail(p.failBack(ctx, out, errors.New(reason)))
+}
+
+// renderTarget renders the manifests and picks the Deployment to roll out.
+func (p *prog) renderTarget() ([]*unstructured.Unstructured, error) {
+	d := p.d
+	objs, _, err := d.render()
+	if err != nil {
+		return nil, err
+	}
+	var deps []*unstructured.Unstructured
+	for _, o := range manifests.Workloads(objs) {
+		if o.GetKind() == "Deployment" && (d.in.Deployment == "" || o.GetName() == d.in.Deployment) {
+			deps = append(deps, o)
+		}
+	}
+	switch {
+	case len(deps) == 0 && d.in.Deployment != "":
+		return nil, fmt.Errorf(`input "deployment": %s has no Deployment named %s`, d.in.Manifests, d.in.Deployment)
+	case len(deps) == 0:
+		return nil, fmt.Errorf(`input "manifests": %s has no Deployment to roll out`, d.in.Manifests)
+	case len(deps) > 1:
+		var names []string
+		for _, o := range deps {
+			names = append(names, o.GetName())
+		}
+		return nil, fmt.Errorf(`input "deployment": %s has %d Deployments (%s); strategy %s rolls out one: name it in "deployment"`, d.in.Manifests, len(deps), strings.Join(names, ", "), d.in.Strategy)
+	}
+	p.obj = deps[0]
+	p.ns, p.stable = p.obj.GetNamespace(), p.obj.GetName()
+	p.canary = p.stable + CanarySuffix
+	if errs := validation.IsDNS1123Label(p.canary); len(errs) > 0 || len(p.stable) > validation.LabelValueMaxLength {
+		return nil, fmt.Errorf(`Deployment %s: its canary would be named %s, which is not a valid name (%s): use a Deployment name of at most 56 characters`, p.stable, p.canary, strings.Join(errs, "; "))
+	}
+	if d.digest.String() != "" {
+		ann := p.obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationDigest] = d.digest.DigestStr()
+		ann[AnnotationEnv] = d.in.Environment
+		if d.in.Git.SHA != "" {
+			ann[AnnotationRevision] = d.in.Git.CommitSHA()
+		}
+		if d.in.Git.RunURL != "" {
+			ann[AnnotationRunURL] = d.in.Git.RunURL
+		}
+		p.obj.SetAnnotations(ann)
+	}
+	return objs, nil
+}
+
+// resumeImage settles the image of a resume or promote: the input, which
+// must be the rollout's, or the image the canary runs.
+func (p *prog) resumeImage(ctx context.Context) error {
+	d := p.d
+	want := p.st.Canary.Digest
+	if d.digest.String() != "" {
+		if want != "" && d.digest.DigestStr() != want {
+			return fmt.Errorf(`input "image": the rollout in progress deploys %s, not %s: leave "image" empty (or give that digest) to %s it, or abort it and deploy the new image`, want, d.digest.DigestStr(), d.in.Action)
+		}
+	} else {
+		dep, err := d.c.typed.AppsV1().Deployments(p.ns).Get(ctx, p.canary, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading the canary Deployment %s/%s for its image (or set input \"image\"): %w", p.ns, p.canary, err)
+		}
+		for _, c := range dep.Spec.Template.Spec.Containers {
+			if strings.HasSuffix(c.Image, "@"+want) {
+				d.in.Image = c.Image
+				break
+			}
+		}
+		if d.in.Image == "" {
+			return fmt.Errorf(`the canary Deployment %s/%s runs no image with digest %s: set input "image" to the rollout's image by digest`, p.ns, p.canary, want)
+		}
+		if err := d.resolveImage(ctx); err != nil {
+			return err
+		}
+	}
+	// Render again with the image pinned: N is updated from it at
+	// promotion, and the canary rebuilt from it.
+	if _, err := p.renderTarget(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func or(a, b string) string {
+	if strings.TrimSpace(a) != "" {
+		return strings.TrimSpace(a)
+	}
+	return b
+}
+
+// podSelector is the default PromQL selector of a Deployment's pods:
+// Prometheus' Kubernetes discovery labels series with namespace and pod,
+// and a Deployment's pods are named <name>-<template hash>-<suffix>.
+// The pattern of N does not match N-canary's pods (PromQL regexes are
+// anchored).
+func podSelector(ns, deployment string) string {
+	return fmt.Sprintf(`namespace=%q,pod=~%q`, ns, regexp.QuoteMeta(deployment)+"-[a-z0-9]+-[a-z0-9]+")
+}
+
+func rollbackTarget(name, digest string, revision int64) string {
+	s := fmt.Sprintf("Deployment %s revision %d", name, revision)
+	if digest != "" {
+		s += " (" + digest + ")"
+	}
+	return s
+}
+
+// labelRewrites finds the pod labels the stable Service selects on.
+func (p *prog) labelRewrites(ctx context.Context) error {
+	svc, err := p.d.c.typed.CoreV1().Services(p.ns).Get(ctx, p.stableSvc, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading the stable Service %s/%s: %w (set input \"stable-service\" to the Service the route sends traffic to)", p.ns, p.stableSvc, err)
+	}
+	p.rewrite = nil
+	for k := range svc.Spec.Selector {
+		p.rewrite = append(p.rewrite, k)
+	}
+	return nil
+}
+
+// canaryLabels are the labels that select the canary's pods.
+func (p *prog) canaryLabels() map[string]string {
+	return map[string]string{LabelTrack: "canary", LabelCanaryOf: p.stable}
+}
+
+// canaryObject is N as rendered, renamed N-canary, selecting its pods by
+// the canary labels, at replicas.
+func (p *prog) canaryObject(replicas int32) (*unstructured.Unstructured, error) {
+	o := p.obj.DeepCopy()
+	o.SetName(p.canary)
+	labels := o.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	sel := map[string]any{}
+	for k, v := range p.canaryLabels() {
+		labels[k] = v
+		sel[k] = v
+	}
+	o.SetLabels(labels)
+	if err := unstructured.SetNestedField(o.Object, map[string]any{"matchLabels": sel}, "spec", "selector"); err != nil {
+		return nil, err
+	}
+	tl, _, err := unstructured.NestedStringMap(o.Object, "spec", "template", "metadata", "labels")
+	if err != nil {
+		return nil, fmt.Errorf("Deployment %s: pod template labels: %w", p.stable, err)
+	}
+	if tl == nil {
+		tl = map[string]string{}
+	}
+	for _, k := range p.rewrite {
+		if v, ok := tl[k]; ok {
+			nv := v + CanarySuffix
+			if len(nv) > validation.LabelValueMaxLength {
+				nv = nv[len(nv)-validation.LabelValueMaxLength:]
+			}
+			tl[k] = strings.TrimLeft(nv, "-_.")
+		}
+	}
+	for k, v := range p.canaryLabels() {
+		tl[k] = v
+	}
+	if err := unstructured.SetNestedStringMap(o.Object, tl, "spec", "template", "metadata", "labels"); err != nil {
+		return nil, err
+	}
+	if err := unstructured.SetNestedField(o.Object, int64(replicas), "spec", "replicas"); err != nil {
+		return nil, err
+	}
+	ann := o.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann["gantry.dev/canary-of"] = p.stable
+	o.SetAnnotations(ann)
+	return o, nil
+}
+
+// canaryReplicas is the canary's size at a weight: blue-green runs green
+// at full size from the start, canary in proportion to its traffic.
+func (p *prog) canaryReplicas(weight int) int32 {
+	if p.d.in.Strategy == "blue-green" {
+		return p.replicas
+	}
+	n := (int64(p.replicas)*int64(weight) + 99) / 100
+	return int32(max(n, 1))
+}
+
+// scaleCanary applies the canary Deployment at replicas and waits until
+// it is ready, failing fast like a rolling deploy.
+func (p *prog) scaleCanary(ctx context.Context, replicas int32) error {
+	o, err := p.canaryObject(replicas)
+	if err != nil {
+		return err
+	}
+	end := p.d.log.Group(fmt.Sprintf("Canary Deployment %s/%s at %d replicas", p.ns, p.canary, replicas))
+	defer end()
+	if _, err := p.d.c.apply(ctx, o, false); err != nil {
+		return err
+	}
+	if _, err := p.d.c.waitRollout(ctx, p.d.log, p.ns, p.canary, p.d.in.Poll); err != nil {
+		return fmt.Errorf("canary Deployment %s/%s did not become ready: %w", p.ns, p.canary, err)
+	}
+	return nil
+}
+
+// scaleCanaryDown scales the canary to 0, keeping it for an instant
+// rollback or a later deploy.
+func (p *prog) scaleCanaryDown(ctx context.Context) error {
+	_, err := p.d.c.typed.AppsV1().Deployments(p.ns).Patch(ctx, p.canary, types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{FieldManager: FieldManager})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("scaling the canary Deployment %s/%s to 0: %w", p.ns, p.canary, err)
+	}
+	p.d.log.Infof("canary Deployment %s/%s scaled to 0", p.ns, p.canary)
+	return nil
+}
+
+// ensureCanaryService creates the canary Service, a copy of the stable
+// Service's ports selecting the canary pods. A Service of that name that
+// Gantry did not create is the user's, and used as it is.
+func (p *prog) ensureCanaryService(ctx context.Context) error {
+	svcs := p.d.c.typed.CoreV1().Services(p.ns)
+	cur, err := svcs.Get(ctx, p.canarySvc, metav1.GetOptions{})
+	if err == nil && cur.Labels[managedByKey] != FieldManager {
+		p.d.log.Infof("Service %s/%s exists and is not Gantry's: used as it is (it must lead to the canary pods, labels %s=canary, %s=%s)", p.ns, p.canarySvc, LabelTrack, LabelCanaryOf, p.stable)
+		return nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading Service %s/%s: %w", p.ns, p.canarySvc, err)
+	}
+	stable, err := svcs.Get(ctx, p.stableSvc, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading the stable Service %s/%s: %w", p.ns, p.stableSvc, err)
+	}
+	if len(stable.Spec.Ports) == 0 {
+		return fmt.Errorf("the stable Service %s/%s has no ports to copy to the canary Service %s", p.ns, p.stableSvc, p.canarySvc)
+	}
+	var ports []any
+	for _, sp := range stable.Spec.Ports {
+		port := map[string]any{"port": int64(sp.Port), "protocol": string(sp.Protocol)}
+		if sp.Name != "" {
+			port["name"] = sp.Name
+		}
+		if sp.TargetPort.String() != "" && sp.TargetPort.String() != "0" {
+			if sp.TargetPort.StrVal != "" {
+				port["targetPort"] = sp.TargetPort.StrVal
+			} else {
+				port["targetPort"] = int64(sp.TargetPort.IntVal)
+			}
+		}
+		if sp.AppProtocol != nil {
+			port["appProtocol"] = *sp.AppProtocol
+		}
+		ports = append(ports, port)
+	}
+	sel := map[string]any{}
+	for k, v := range p.canaryLabels() {
+		sel[k] = v
+	}
+	o := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{
+			"name": p.canarySvc, "namespace": p.ns,
+			"labels": map[string]any{managedByKey: FieldManager, LabelCanaryOf: p.stable, LabelTrack: "canary"},
+		},
+		"spec": map[string]any{"selector": sel, "ports": ports},
+	}}
+	if _, err := p.d.c.apply(ctx, o, false); err != nil {
+		return err
+	}
+	p.d.log.Infof("applied Service %s/%s (preview of the canary)", p.ns, p.canarySvc)
+	return nil
+}
+
+// smoke sends one request through the preview Service before any traffic
+// moves: smoke-url with {preview} replaced by the canary Service's
+// in-cluster host:port.
+func (p *prog) smoke(ctx context.Context) error {
+	in := p.d.in
+	if in.SmokeURL == "" {
+		p.d.log.Infof("no smoke-url: no smoke test before traffic moves")
+		return nil
+	}
+	url := in.SmokeURL
+	if strings.Contains(url, "{preview}") {
+		svc, err := p.d.c.typed.CoreV1().Services(p.ns).Get(ctx, p.canarySvc, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("smoke test: reading Service %s/%s: %w", p.ns, p.canarySvc, err)
+		}
+		host := fmt.Sprintf("%s.%s.svc.cluster.local", p.canarySvc, p.ns)
+		if len(svc.Spec.Ports) > 0 && svc.Spec.Ports[0].Port != 80 {
+			host += ":" + strconv.Itoa(int(svc.Spec.Ports[0].Port))
+		}
+		url = strings.ReplaceAll(url, "{preview}", host)
+	}
+	code, text, _ := parseSmokeExpect(in.SmokeExpect)
+	end := p.d.log.Group("Smoke test of the canary: GET " + url)
+	defer end()
+	client := &http.Client{Timeout: 10 * time.Second}
+	var last error
+	for attempt := 1; attempt <= 3; attempt++ {
+		last = smokeOnce(ctx, client, url, code, text)
+		if last == nil {
+			p.d.log.Infof("smoke test passed: %d%s", code, map[bool]string{true: "", false: " with " + strconv.Quote(text)}[text == ""])
+			return nil
+		}
+		p.d.log.Infof("smoke attempt %d: %v", attempt, last)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return fmt.Errorf("smoke test of the canary failed before any traffic moved (smoke-url %s, smoke-expect %q): %w", url, in.SmokeExpect, last)
+}
+
+func smokeOnce(ctx context.Context, client *http.Client, url string, code int, text string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != code {
+		return fmt.Errorf("got %s, want %d (body: %s)", resp.Status, code, truncate(strings.TrimSpace(string(body)), 200))
+	}
+	if text != "" && !strings.Contains(string(body), text) {
+		return fmt.Errorf("status %d, but the body does not contain %q (body: %s)", code, text, truncate(strings.TrimSpace(string(body)), 200))
+	}
+	return nil
+}
+
+// setWeights moves traffic and records the step in the state.
+func (p *prog) setWeights(ctx context.Context, step, stable, canary int) error {
+	if err := p.router.SetWeights(ctx, stable, canary); err != nil {
+		return err
+	}
+	p.events = append(p.events, weightEvent{At: time.Now(), Canary: canary})
+	p.d.log.Infof("traffic %d/%d stable/canary via %s", stable, canary, p.router.Describe())
+	p.st.Step, p.st.StableWeight, p.st.CanaryWeight = step, stable, canary
+	p.st.Phase, p.st.Reason = progressive.PhaseProgressing, ""
+	st, err := p.store.Save(ctx, p.st)
+	if err != nil {
+		return err
+	}
+	p.st = st
+	return nil
+}
+
+func (p *prog) newQuerier() (analysis.Querier, error) {
+	in := p.d.in
+	headers := map[string]string{}
+	for _, h := range in.PrometheusHeaders {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, errors.New(`input "prometheus-headers": each line must be Name: value`)
+		}
+		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return analysis.NewPrometheus(in.PrometheusURL, in.PrometheusToken, headers, 30*time.Second)
+}
+
+// openLog opens the decision log for appending (a resumed rollout adds to
+// the same file when it runs on the same machine).
+func (p *prog) openLog(out *Outputs) error {
+	if p.d.in.DecisionLog == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(p.d.in.DecisionLog)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(abs, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf(`input "decision-log": %w`, err)
+	}
+	// Each write is one whole JSON line: the file needs no buffering.
+	p.logFile, p.closeLog, out.DecisionLog = f, f.Close, abs
+	return nil
+}
+
+// analyse runs the analysis of one step over hold. An error is the
+// context's: the run was cancelled or timed out.
+func (p *prog) analyse(ctx context.Context, label string, weight int, hold time.Duration) (analysis.Result, error) {
+	ai := p.d.in.analysisInputs(label, hold, p.selNew, p.selOld)
+	rec := stepRecord{Label: label, Weight: weight, Hold: hold}
+	started := time.Now()
+	cfg, err := ai.Config()
+	var res analysis.Result
+	if err == nil {
+		var e *analysis.Engine
+		if e, err = analysis.New(cfg, p.querier); err == nil {
+			e.Log = io.MultiWriter(p.logFile, &p.logBuf, progressLog{log: p.d.log})
+			end := p.d.log.Group(fmt.Sprintf("Analysis of %s: {%s} vs {%s}, hold %v (up to %v)", label, cfg.SelectorNew, cfg.SelectorStable, cfg.Window, cfg.MaxHold))
+			res, err = e.Run(ctx)
+			end()
+		}
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if err != nil {
+		res.Verdict, res.Reason = analysis.Error, "analysis stopped: "+err.Error()
+	}
+	rec.Took, rec.Verdict, rec.Reason = time.Since(started), res.Verdict, res.Reason
+	p.records = append(p.records, rec)
+	p.d.log.Infof("%s: %s: %s", label, strings.ToUpper(string(res.Verdict)), res.Reason)
+	return res, nil
+}
+
+// progressLog turns the decision log's overall lines into one log line per
+// evaluation.
+type progressLog struct{ log ghaction.Logger }
+
+func (pl progressLog) Write(b []byte) (int, error) {
+	if lines, err := analysis.ReadLog(bytes.NewReader(b)); err == nil {
+		for _, l := range lines {
+			if l.Metric == "overall" {
+				pl.log.Infof("%5.0fs %-12s %s", l.ElapsedS, l.Verdict, l.Reason)
+			}
+		}
+	}
+	return len(b), nil
+}
+
+// backToStable sends all traffic to stable at once, scales the canary
+// down and records phase: the rollback and the abort. It outlives a
+// cancelled context.
+func (p *prog) backToStable(ctx context.Context, phase progressive.Phase, reason string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	end := p.d.log.Group(fmt.Sprintf("All traffic back to stable %s: %s", p.stable, reason))
+	defer end()
+	var errs []error
+	if s, c, err := p.router.Weights(ctx); err == nil && s == 100 && c == 0 {
+		// No traffic ever moved (a smoke test failed), or it is back
+		// already: the route is left untouched.
+		p.d.log.Infof("traffic already 100/0 stable/canary via %s", p.router.Describe())
+		p.st.StableWeight, p.st.CanaryWeight = 100, 0
+	} else if err := p.router.SetWeights(ctx, 100, 0); err != nil {
+		errs = append(errs, err)
+	} else {
+		p.events = append(p.events, weightEvent{At: time.Now(), Canary: 0})
+		p.d.log.Infof("traffic 100/0 stable/canary via %s", p.router.Describe())
+		p.st.StableWeight, p.st.CanaryWeight = 100, 0
+	}
+	if err := p.scaleCanaryDown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	p.st.Phase, p.st.Reason = phase, truncate(reason, 1000)
+	if len(errs) > 0 {
+		// The state keeps saying unfinished: a later abort must finish
+		// the job.
+		p.st.Phase = progressive.PhasePaused
+	}
+	st, err := p.store.Save(ctx, p.st)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		p.st = st
+	}
+	return errors.Join(errs...)
+}
+
+// failBack rolls back after cause and returns the error to report.
+func (p *prog) failBack(ctx context.Context, out *Outputs, cause error) error {
+	var conflict *progressive.ConflictError
+	if errors.As(cause, &conflict) {
+		// Another run owns the rollout now: change nothing.
+		return cause
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return p.interrupted(ctx, out, ctx.Err())
+	}
+	reason := cause.Error()
+	if err := p.backToStable(ctx, progressive.PhaseRolledBack, reason); err != nil {
+		p.decision = "rollback incomplete: " + err.Error()
+		return fmt.Errorf("%w; rolling back failed too: %v (run action abort)", cause, err)
+	}
+	out.Status = StatusRolledBack
+	p.decision = "rolled back: " + reason
+	return fmt.Errorf("%s rollout of %s rolled back, all traffic on stable %s: %w", p.d.in.Strategy, p.d.digest, p.stable, cause)
+}
+
+// interrupted handles a step cut short by the context: a timeout rolls
+// back (fail safe); a cancelled run (the runner is going away) leaves the
+// rollout where it is for resume or abort.
+func (p *prog) interrupted(ctx context.Context, out *Outputs, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return p.failBack(ctx, out, fmt.Errorf(`timed out at step %d (input "timeout" %v)`, p.st.Step+1, p.d.in.Timeout))
+	}
+	p.decision = "interrupted: " + p.st.Describe()
+	return fmt.Errorf("rollout interrupted (%v) at step %d of %d, traffic %d/%d stable/canary: it is left as it is; run action resume to continue or abort to send all traffic back to stable", err, p.st.Step+1, len(p.steps), p.st.StableWeight, p.st.CanaryWeight)
+}
+
+// promote makes the new version stable: N is updated to it by a rolling
+// update while the traffic is where the steps left it, then all traffic
+// goes back to N and the canary is scaled to 0 (kept for next time).
+func (p *prog) promote(ctx context.Context, out *Outputs) error {
+	d := p.d
+	end := d.log.Group(fmt.Sprintf("Promoting %s: Deployment %s/%s to the new version", d.digest, p.ns, p.stable))
+	_, err := d.c.apply(ctx, p.obj, false)
+	var dep *appsv1.Deployment
+	if err == nil {
+		dep, err = d.c.waitRollout(ctx, d.log, p.ns, p.stable, d.in.Poll)
+	}
+	end()
+	if err != nil {
+		cause := fmt.Errorf("promotion: the stable Deployment %s/%s did not roll out to %s: %w", p.ns, p.stable, d.digest.DigestStr(), err)
+		if live, gerr := d.c.typed.AppsV1().Deployments(p.ns).Get(context.WithoutCancel(ctx), p.stable, metav1.GetOptions{}); gerr == nil {
+			if prev := revisionOf(live) - 1; prev > 0 {
+				if _, rerr := d.restore(context.WithoutCancel(ctx), p.ns, p.stable, RollbackTarget{Kind: "previous"}, "automatic rollback: "+cause.Error()); rerr != nil {
+					cause = fmt.Errorf("%w; restoring its previous revision failed too: %v", cause, rerr)
+				}
+			}
+		}
+		return p.failBack(ctx, out, cause)
+	}
+	out.Revision = strconv.FormatInt(revisionOf(dep), 10)
+	if err := p.router.SetWeights(ctx, 100, 0); err != nil {
+		return err
+	}
+	p.events = append(p.events, weightEvent{At: time.Now(), Canary: 0})
+	d.log.Infof("traffic 100/0 to %s, which runs %s", p.stable, d.digest.DigestStr())
+	if err := p.scaleCanaryDown(ctx); err != nil {
+		return err
+	}
+	prev := p.st.Stable
+	p.st.Phase, p.st.Reason = progressive.PhasePromoted, "promoted "+d.digest.DigestStr()
+	p.st.StableWeight, p.st.CanaryWeight = 100, 0
+	p.st.Stable = progressive.Workload{Name: p.stable, Digest: d.digest.DigestStr()}
+	p.st.RollbackTarget = rollbackTarget(p.stable, prev.Digest, revisionOf(dep)-1)
+	st, err := p.store.Save(ctx, p.st)
+	if err != nil {
+		return err
+	}
+	p.st = st
+	return nil
+}

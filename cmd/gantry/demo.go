@@ -167,6 +167,9 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 	if err := demoDeploy(ctx, w, root, bin, work, outputs["image"]); err != nil {
 		return err
 	}
+	if err := demoBlueGreen(ctx, w, root, bin, work, env, outputs["image"]); err != nil {
+		return err
+	}
 	if err := demoNotify(ctx, w, root, bin, work, outputs["image"]); err != nil {
 		return err
 	}

@@ -42,16 +42,17 @@ const (
 // validateProgressive checks the inputs of strategies blue-green and
 // canary that need no cluster.
 func (in *Inputs) validateProgressive() []error {
+	if in.TrafficRouter == ArgoRollouts {
+		return in.validateArgo()
+	}
 	var errs []error
 	if strings.TrimSpace(in.Route) == "" {
 		errs = append(errs, fmt.Errorf(`input "route" is required for strategy %s: the HTTPRoute (traffic-router gateway-api) or Ingress (ingress-nginx) that sends the environment's traffic to the stable Service`, in.Strategy))
 	}
 	switch in.TrafficRouter {
 	case progressive.GatewayAPI, progressive.IngressNginx:
-	case "argo-rollouts":
-		errs = append(errs, errors.New(`input "traffic-router": argo-rollouts is not available yet: use gateway-api (an HTTPRoute's weights) or ingress-nginx (a canary Ingress)`))
 	default:
-		errs = append(errs, fmt.Errorf(`input "traffic-router" is %q: use gateway-api (an HTTPRoute's weights) or ingress-nginx (a canary Ingress)`, in.TrafficRouter))
+		errs = append(errs, fmt.Errorf(`input "traffic-router" is %q: use gateway-api (an HTTPRoute's weights), ingress-nginx (a canary Ingress) or argo-rollouts (an existing Argo Rollouts Rollout)`, in.TrafficRouter))
 	}
 	if in.Action == "abort" {
 		return errs

@@ -370,6 +370,229 @@ func TestBlueGreenRollsBackFailingGreen(t *testing.T) {
 	}
 }
 
+// TestBlueGreenRollsBackSlowGreen: a new version that answers correctly
+// but slowly — 30% of its requests 1.5 s late (EXTRA_LATENCY on
+// LATENCY_RATE of the sample app), so its P95 is over the 1 s limit while
+// blue's is not — fails the first step on the p95 check alone, and all
+// traffic is back on blue at once.
+func TestBlueGreenRollsBackSlowGreen(t *testing.T) {
+	t.Parallel()
+	e := startBlueGreen(t, map[string]string{"EXTRA_LATENCY": "1500ms", "LATENCY_RATE": "0.3"})
+	stop := promtest.Load(t, e.gw.URL+"/api/prompts", 60)
+	defer stop()
+
+	in, log := e.inputs(repo + "@" + digest("v2-slow"))
+	// Bounded: the run rolls back within the first step's max-hold, far
+	// inside this timeout, which would roll back too.
+	in.Timeout = 90 * time.Second
+	start := time.Now()
+	out, err := rollout.Run(t.Context(), in)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("a green with 30%% of its requests 1.5 s late was promoted\n%s", log)
+	}
+	if out.Status != rollout.StatusRolledBack || !strings.Contains(err.Error(), "rolled back") || !strings.Contains(err.Error(), "p95: ") {
+		t.Errorf("status %q, error %v: want rolled-back naming p95", out.Status, err)
+	}
+	// Slow is not broken: the answers themselves were all good.
+	for _, check := range []string{"error-rate: ", "success-rate: "} {
+		if strings.Contains(err.Error(), check) {
+			t.Errorf("error names %s though green answered every request: %v", strings.TrimSuffix(check, ": "), err)
+		}
+	}
+	if took > 60*time.Second {
+		t.Errorf("rollback after %v, want it within the first step", took)
+	}
+	if w := e.routeWeights(t); w["api"] != 100 || w["api-canary"] != 0 {
+		t.Errorf("route weights after rollback %v, want api 100, api-canary 0", w)
+	}
+	if c := waitVersions(t, e.gw.URL, 10*time.Second, "v1"); c["v2"] != 0 {
+		t.Errorf("after rollback: %v", c)
+	}
+	if c := traffictest.Tally(t, e.gw.URL, 50); c["v1"] != 50 {
+		t.Errorf("after rollback 50 requests through the gateway = %v, want all on blue (v1)", c)
+	}
+	if got := currentImage(t, e.c, e.ns); got != repo+"@"+e.stable {
+		t.Errorf("after rollback Deployment api runs %s, want the stable %s", got, e.stable)
+	}
+	if spec, _ := e.replicas(t, "api-canary"); spec != 0 {
+		t.Errorf("canary at %d replicas after rollback", spec)
+	}
+	if st := e.state(t); st.Phase != progressive.PhaseRolledBack || st.CanaryWeight != 0 || !strings.Contains(st.Reason, "p95: ") {
+		t.Errorf("state after rollback: %s", st.Describe())
+	}
+	var failed *analysis.LogLine
+	steps := map[string]bool{}
+	for _, l := range decisionLog(t, in.DecisionLog) {
+		steps[l.Step] = true
+		if l.Metric == "p95" && l.Verdict == analysis.Fail && failed == nil {
+			failed = &l
+		}
+	}
+	if failed == nil || failed.Step != "step 1: 10%" || !(strings.Contains(failed.Reason, "lower bound above the limit") || strings.Contains(failed.Reason, "worse than stable")) {
+		t.Fatalf("decision log: no p95 FAIL at step 1 with its reason: %+v", failed)
+	}
+	// The share of green's requests slower than 1 s is what the
+	// injection makes it: ~30%, against the 5% a P95 of 1 s allows.
+	if failed.Estimate == nil || *failed.Estimate < 0.1 || *failed.Estimate > 0.6 || failed.Threshold == nil || *failed.Threshold != 0.05 {
+		t.Errorf("p95 FAIL line: estimate %v, threshold %v; want ~0.3 against 0.05", deref(failed.Estimate), deref(failed.Threshold))
+	}
+	if steps["step 2: 50%"] || steps["step 3: 100%"] {
+		t.Errorf("the rollout went on after the failed step: decision log steps %v", steps)
+	}
+	if !strings.Contains(out.Summary, "rolled back") || !strings.Contains(out.Summary, "| step 1: 10% | 10% |") || !strings.Contains(out.Summary, "FAIL") || !strings.Contains(out.Summary, "p95") {
+		t.Errorf("summary:\n%s", out.Summary)
+	}
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}
+
+// TestCanaryViaGatewayAPI: strategy canary through Traefik. The canary
+// Deployment is sized to its share of the 3 replicas and scaled up, and
+// ready, before each step moves traffic to it; the route carries the
+// step's weights, the canary really answers through the gateway, and a
+// healthy canary is promoted.
+func TestCanaryViaGatewayAPI(t *testing.T) {
+	t.Parallel()
+	e := startBlueGreen(t, nil)
+	stop := promtest.Load(t, e.gw.URL+"/api/prompts", 60)
+	defer stop()
+
+	in, log := e.inputs(repo + "@" + digest("v2"))
+	in.Strategy = "canary"
+	in.SmokeURL, in.SmokeExpect = e.v2.URL+"/api/version", `200 "version":"v2"`
+	want := map[int64]int32{10: 1, 50: 2, 100: 3} // ceil(3 × weight / 100)
+
+	// Watch the route and the canary Deployment from the API server. A
+	// snapshot counts only when the route read the same before and after
+	// the Deployment, so a weight and a size are seen together.
+	var (
+		history  []string
+		early    []string
+		canaryAt = map[int64]bool{}
+	)
+	canaryWeight := func(ctx context.Context) (int64, error) {
+		obj, err := e.dyn.Resource(traffictest.HTTPRouteGVR()).Namespace(e.ns).Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			return 0, err
+		}
+		rules, _, _ := unstructured.NestedSlice(obj.Object, "spec", "rules")
+		for _, r := range rules {
+			refs, _, _ := unstructured.NestedSlice(r.(map[string]any), "backendRefs")
+			for _, ref := range refs {
+				if m := ref.(map[string]any); m["name"] == "api-canary" {
+					w, _, _ := unstructured.NestedInt64(m, "weight")
+					return w, nil
+				}
+			}
+		}
+		return 0, nil
+	}
+	look := func(ctx context.Context) {
+		w1, err := canaryWeight(ctx)
+		if err != nil {
+			return
+		}
+		d, err := e.c.Clientset().AppsV1().Deployments(e.ns).Get(ctx, "api-canary", metav1.GetOptions{})
+		if err != nil {
+			return
+		}
+		if w2, err := canaryWeight(ctx); err != nil || w2 != w1 {
+			return
+		}
+		s := fmt.Sprintf("%d%%@%d", w1, *d.Spec.Replicas)
+		if len(history) == 0 || history[len(history)-1] != s {
+			history = append(history, s)
+		}
+		canaryAt[w1] = true
+		if need, ok := want[w1]; ok && d.Status.ReadyReplicas < need {
+			early = append(early, fmt.Sprintf("%d%% with %d ready", w1, d.Status.ReadyReplicas))
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			look(ctx)
+		}
+	}()
+	start := time.Now()
+	out, err := rollout.Run(t.Context(), in)
+	took := time.Since(start)
+	cancel()
+	<-watched
+	look(t.Context())
+	if err != nil || out.Status != rollout.StatusSuccess {
+		t.Fatalf("canary deploy: %v, status %q\n%s", err, out.Status, log)
+	}
+	stats := stop()
+	if took > 2*time.Minute {
+		t.Errorf("a healthy canary took %v to promote", took)
+	}
+	got := strings.Join(history, " ")
+	for _, s := range []string{"10%@1", "50%@2", "100%@3", "0%@0"} {
+		if !strings.Contains(got, s) {
+			t.Errorf("canary weight on the route @ canary replicas over the rollout: %s; missing %s", got, s)
+		}
+	}
+	if len(early) > 0 {
+		t.Errorf("traffic moved to the canary before it was ready at its size: %v (history %s)", early, got)
+	}
+	for w := range want {
+		if !canaryAt[w] {
+			t.Errorf("the route never carried %d%% to the canary (history %s)", w, got)
+		}
+	}
+	if n := e.served(t, canaryPod); n < 100 {
+		t.Errorf("the canary answered %v requests through the gateway during the rollout, want the steps' share of ~1000", n)
+	}
+	if stats.Codes[200] == 0 || stats.Errors > 0 || len(stats.Codes) != 1 {
+		t.Errorf("load through the gateway: %+v, want only 200s", stats)
+	}
+	if out.Digest != digest("v2") || out.PreviousDigest != e.stable {
+		t.Errorf("outputs %+v", out)
+	}
+	if got := currentImage(t, e.c, e.ns); got != repo+"@"+digest("v2") {
+		t.Errorf("after promotion Deployment api runs %s, want the new digest", got)
+	}
+	if spec, _ := e.replicas(t, "api"); spec != 3 {
+		t.Errorf("Deployment api at %d replicas after promotion, want its 3", spec)
+	}
+	if spec, _ := e.replicas(t, "api-canary"); spec != 0 {
+		t.Errorf("canary Deployment at %d replicas after promotion, want 0", spec)
+	}
+	if w := e.routeWeights(t); w["api"] != 100 || w["api-canary"] != 0 {
+		t.Errorf("route weights after promotion %v, want api 100, api-canary 0", w)
+	}
+	waitVersions(t, e.gw.URL, 10*time.Second, "v1")
+	if st := e.state(t); st.Phase != progressive.PhasePromoted || st.Stable.Digest != digest("v2") || !strings.Contains(st.RollbackTarget, e.stable) {
+		t.Errorf("state after promotion: %s", st.Describe())
+	}
+	passed := map[string]analysis.State{}
+	for _, l := range decisionLog(t, in.DecisionLog) {
+		if l.Metric == "overall" {
+			passed[l.Step] = l.Verdict
+		}
+	}
+	for _, s := range []string{"step 1: 10%", "step 2: 50%", "step 3: 100%"} {
+		if passed[s] != analysis.Pass {
+			t.Errorf("decision log: %s ended %q, want pass (%v)", s, passed[s], passed)
+		}
+	}
+	for _, s := range []string{"(canary)", "| step 2: 50% | 50% |", "promoted"} {
+		if !strings.Contains(out.Summary, s) {
+			t.Errorf("summary lacks %q:\n%s", s, out.Summary)
+		}
+	}
+}
+
 // TestBlueGreenSmokeFailureAndPause: a smoke test that fails stops the
 // rollout before the route is touched. Then, with no traffic at all and
 // no-data: pause, a rollout pauses at its first step, and action promote
@@ -551,7 +774,6 @@ func TestProgressiveInputsRefused(t *testing.T) {
 		want string
 	}{
 		{func(in *rollout.Inputs) { in.Route = "" }, `input "route" is required`},
-		{func(in *rollout.Inputs) { in.TrafficRouter = "argo-rollouts" }, `argo-rollouts is not available yet`},
 		{func(in *rollout.Inputs) { in.TrafficRouter = "istio" }, `input "traffic-router" is "istio"`},
 		{func(in *rollout.Inputs) { in.Steps = "10:5m,50:5m" }, `it must end at 100`},
 		{func(in *rollout.Inputs) { in.PrometheusURL = "" }, `input "prometheus-url" is required`},

@@ -69,6 +69,9 @@ type Inputs struct {
 	Bake          time.Duration `input:"bake" default:"0s"`
 	SmokeURL      string        `input:"smoke-url"`
 	SmokeExpect   string        `input:"smoke-expect" default:"200"`
+	// Rollout names the existing Argo Rollouts Rollout to roll out
+	// (traffic-router argo-rollouts); empty: the one in the manifests.
+	Rollout string `input:"rollout"`
 
 	// Canary analysis, named as gantry-analyze's inputs.
 	PrometheusURL     string        `input:"prometheus-url"`
@@ -154,22 +157,24 @@ const (
 func (in *Inputs) Validate() error {
 	var errs []error
 	progressiveStrategy := in.Strategy == "blue-green" || in.Strategy == "canary"
+	// argo-rollouts finds its Rollout by "rollout" or "manifests" (validateArgo).
+	argo := progressiveStrategy && in.TrafficRouter == ArgoRollouts
 	switch in.Action {
 	case "resume", "promote", "abort":
 		if !progressiveStrategy {
 			errs = append(errs, fmt.Errorf(`input "action" %s needs strategy blue-green or canary (the strategy of the rollout to %s): set input "strategy"`, in.Action, in.Action))
 		}
-		if in.Action != "abort" && in.Manifests == "" {
+		if in.Action != "abort" && in.Manifests == "" && !argo {
 			errs = append(errs, fmt.Errorf(`input "manifests" is required for action %s: the manifests of the rollout in progress (the stable Deployment is updated from them at promotion)`, in.Action))
 		}
-		if in.Action == "abort" && in.Manifests == "" && in.Namespace == "" {
+		if in.Action == "abort" && in.Manifests == "" && in.Namespace == "" && !argo {
 			errs = append(errs, errors.New(`action abort needs the namespace: set "namespace", or "manifests"`))
 		}
 	case "deploy", "plan":
 		if in.Image == "" {
 			errs = append(errs, fmt.Errorf(`input "image" is required for action %s: the image by digest (repo@sha256:…), e.g. the build stage's image output`, in.Action))
 		}
-		if in.Manifests == "" {
+		if in.Manifests == "" && !argo {
 			errs = append(errs, fmt.Errorf(`input "manifests" is required for action %s: a kustomize directory (k8s/overlays/staging) or YAML file/directory`, in.Action))
 		}
 	case "rollback":
@@ -243,6 +248,8 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	d := &deployer{in: in, c: c, log: in.Log, started: time.Now()}
 	progressive := in.Strategy == "blue-green" || in.Strategy == "canary"
 	switch {
+	case progressive && in.TrafficRouter == ArgoRollouts:
+		return d.argo(ctx)
 	case in.Action == "plan" && progressive:
 		return d.planProgressive(ctx)
 	case in.Action == "plan":

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -190,7 +189,7 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("k8stest: %w", err)
 	}
 
-	ports, err := freePorts(5)
+	ports, err := testproc.FreePorts(5)
 	if err != nil {
 		return nil, fmt.Errorf("k8stest: finding free ports: %w", err)
 	}
@@ -469,29 +468,6 @@ func waitHTTP(ctx context.Context, client *http.Client, url, token string, procs
 		}
 		return true, nil
 	})
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago:
-// all listeners are held until every port is chosen, so they differ.
-// Another process could take one before its component binds it; on
-// loopback in tests that race is acceptable.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // RESTConfig returns a copy of the admin client configuration.

@@ -3,7 +3,6 @@ package traffictest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,7 +81,7 @@ func StartTraefik(t testing.TB, cp *k8stest.Cluster, ns string) *Gateway {
 	if err != nil {
 		t.Fatalf("traffictest: %v", err)
 	}
-	ports, err := freePorts(2)
+	ports, err := testproc.FreePorts(2)
 	if err != nil {
 		t.Fatalf("traffictest: finding free ports: %v", err)
 	}
@@ -264,25 +263,3 @@ func (g *Gateway) LogTail(n int) string { return g.proc.Tail(n) }
 
 // Stop stops Traefik now; Cleanup calls it too.
 func (g *Gateway) Stop() { g.proc.Stop() }
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-// Another process could take one before Traefik binds it; on loopback in
-// tests that race is acceptable.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -219,7 +218,7 @@ func StartController(t testing.TB, cp *k8stest.Cluster, ns string) *Controller {
 		t.Fatalf("argorolloutstest: %v (build it: cd tools/rollouts-controller && go build -trimpath -o ../../bin/rollouts-controller github.com/argoproj/argo-rollouts/cmd/rollouts-controller)", err)
 	}
 	InstallCRDs(t, cp.RESTConfig())
-	ports, err := freePorts(2)
+	ports, err := testproc.FreePorts(2)
 	if err != nil {
 		t.Fatalf("argorolloutstest: finding free ports: %v", err)
 	}
@@ -297,23 +296,4 @@ func poll(ctx context.Context, interval time.Duration, check func() error) error
 		case <-time.After(interval):
 		}
 	}
-}
-
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

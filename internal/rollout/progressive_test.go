@@ -360,7 +360,13 @@ func TestBlueGreenRollsBackFailingGreen(t *testing.T) {
 		}
 	}
 	if failed == nil || failed.Step != "step 1: 10%" || !(strings.Contains(failed.Reason, "lower bound above the limit") || strings.Contains(failed.Reason, "worse than stable")) {
-		t.Errorf("decision log: no error-rate or success-rate FAIL at step 1 with its reason: %+v", failed)
+		var step1 []string
+		for _, l := range decisionLog(t, in.DecisionLog) {
+			if l.Step == "step 1: 10%" {
+				step1 = append(step1, fmt.Sprintf("%s %s: %s", l.Metric, l.Verdict, l.Reason))
+			}
+		}
+		t.Errorf("decision log: no error-rate or success-rate FAIL at step 1 with its reason: %+v\nstep 1 lines:\n%s", failed, strings.Join(step1, "\n"))
 	}
 	if got := ghStates(); got != "queued,in_progress,failure" {
 		t.Errorf("GitHub deployment statuses %s, want queued,in_progress,failure", got)

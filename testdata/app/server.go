@@ -104,6 +104,18 @@ func (s *server) handle(mux *http.ServeMux, method, route string, faults bool, h
 	if faults {
 		next = s.injectFaults(next)
 	}
+	// Every series a route can produce exists from the start, at zero:
+	// Prometheus' increase() cannot count the first sample of a series that
+	// appears mid-window, so a 5xx series born when a canary starts failing
+	// would hide its first errors from the analysis.
+	codes := []string{"200"}
+	if faults {
+		codes = append(codes, "500")
+	}
+	for _, code := range codes {
+		s.duration.WithLabelValues(method, route, code)
+		s.requests.WithLabelValues(method, route, code)
+	}
 	mux.Handle(method+" "+route, s.instrument(route, next))
 }
 

@@ -340,7 +340,7 @@ func TestBucketsIncludeCanaryThresholds(t *testing.T) {
 	m := scrape(t, h)
 	var les []string
 	for _, s := range m {
-		if s.name == "http_request_duration_seconds_bucket" {
+		if s.name == "http_request_duration_seconds_bucket" && s.labels["route"] == "/readyz" {
 			les = append(les, s.labels["le"])
 		}
 	}
@@ -358,7 +358,7 @@ func TestBucketsOverride(t *testing.T) {
 	m := scrape(t, h)
 	var les []string
 	for _, s := range m {
-		if s.name == "http_request_duration_seconds_bucket" {
+		if s.name == "http_request_duration_seconds_bucket" && s.labels["route"] == "/api/prompts" && s.labels["code"] == "200" {
 			les = append(les, s.labels["le"])
 		}
 	}
@@ -431,4 +431,34 @@ func scrape(t *testing.T, h http.Handler) samples {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestSeriesExistFromTheStart: every route's 200 series, and the 500 series
+// of routes that can fail, are exported at zero before any request, so
+// increase() over a canary's first window counts its first errors.
+func TestSeriesExistFromTheStart(t *testing.T) {
+	m := scrape(t, newServer(testConfig()))
+	for _, want := range []map[string]string{
+		{"route": "/api/prompts", "code": "500"},
+		{"route": "/api/prompts", "code": "200"},
+		{"route": "/healthz", "code": "200"},
+	} {
+		found := false
+		for _, s := range m {
+			if s.name == "http_requests_total" && s.labels["route"] == want["route"] && s.labels["code"] == want["code"] {
+				found = true
+				if s.value != 0 {
+					t.Errorf("%v = %v before any request, want 0", want, s.value)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no http_requests_total series %v before any request", want)
+		}
+	}
+	for _, s := range m {
+		if s.name == "http_requests_total" && s.labels["route"] == "/healthz" && s.labels["code"] == "500" {
+			t.Errorf("/healthz cannot fail but exports a 500 series")
+		}
+	}
 }

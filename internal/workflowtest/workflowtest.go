@@ -75,6 +75,12 @@ var setupGoRE = regexp.MustCompile(`actions/setup-go@([0-9a-f]{40})`)
 // Run runs one workflow file for event with the given --env values and
 // returns act's combined log.
 func (a Act) Run(ctx context.Context, event, workflow string, env map[string]string) (string, error) {
+	return a.RunWith(ctx, event, workflow, env, nil)
+}
+
+// RunWith is Run with more offline stand-ins for remote actions: each
+// key (owner/repo@sha) is served from its directory.
+func (a Act) RunWith(ctx context.Context, event, workflow string, env, localRepos map[string]string) (string, error) {
 	args := []string{
 		event,
 		"-W", workflow,
@@ -85,6 +91,14 @@ func (a Act) Run(ctx context.Context, event, workflow string, env map[string]str
 		// Remote actions cannot be fetched offline; stand-ins live in
 		// testdata/workflows/stubs.
 		"--local-repository", "actions/setup-go@" + SetupGoSHA + "=" + filepath.Join(a.Repo, "testdata", "workflows", "stubs", "setup-go"),
+	}
+	repos := make([]string, 0, len(localRepos))
+	for k := range localRepos {
+		repos = append(repos, k)
+	}
+	sort.Strings(repos)
+	for _, k := range repos {
+		args = append(args, "--local-repository", k+"="+localRepos[k])
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

@@ -1,0 +1,223 @@
+package actioncheck_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// The starter workflows in workflows/ call Gantry's reusable workflows only
+// with inputs, secrets and outputs those declare, give each calling job at
+// least the permissions the called jobs ask for, and follow the rules every
+// workflow here follows: permissions per job, SHA-pinned actions, no
+// expressions in run: scripts.
+func TestStarterWorkflows(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..")
+	files, err := filepath.Glob(filepath.Join(root, "workflows", "*.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no starter workflows in workflows/")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
+			checkStarter(t, root, file)
+		})
+	}
+	// Guard against a vacuous pass: the deploy path really calls Gantry.
+	for _, name := range []string{"ship.yml", "release.yml", "production.yml", "security.yml"} {
+		raw, err := os.ReadFile(filepath.Join(root, "workflows", name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !strings.Contains(string(raw), "uses: gantry-ci/gantry/.github/workflows/") {
+			t.Errorf("%s calls no Gantry reusable workflow", name)
+		}
+	}
+}
+
+var (
+	reusableRef  = regexp.MustCompile(`^gantry-ci/gantry/\.github/workflows/([a-z-]+\.yml)@v1$`)
+	pinnedUse    = regexp.MustCompile(`^\s*(?:- )?uses: ([^@\s]+)@([0-9a-f]{40}) # v?\d[\w.-]*\s*$`)
+	stepUseLine  = regexp.MustCompile(`^\s*(?:- )?uses: (\S+)`)
+	needsOutputs = regexp.MustCompile(`needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)`)
+)
+
+// reusable is the workflow_call interface of one called workflow.
+type reusable struct {
+	inputs   map[string]map[string]any
+	secrets  map[string]any
+	outputs  map[string]any
+	maxPerms map[string]string
+}
+
+func checkStarter(t *testing.T, root, file string) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	if !strings.HasPrefix(text, "# ") {
+		t.Errorf("does not start with a comment block")
+	}
+
+	// Every remote action is pinned by full SHA with a version comment.
+	for i, line := range strings.Split(text, "\n") {
+		m := stepUseLine.FindStringSubmatch(line)
+		if m == nil || strings.HasPrefix(m[1], "./") || reusableRef.MatchString(m[1]) {
+			continue
+		}
+		if !pinnedUse.MatchString(line) {
+			t.Errorf("line %d: %q is not pinned by commit SHA with a version comment", i+1, strings.TrimSpace(line))
+		}
+	}
+
+	var wf map[string]any
+	if err := yaml.Unmarshal(raw, &wf); err != nil {
+		t.Fatalf("parsing: %v", err)
+	}
+	if p, ok := wf["permissions"].(map[string]any); !ok || len(p) != 0 {
+		t.Errorf("top-level permissions is %v, want {}", wf["permissions"])
+	}
+	jobs, _ := wf["jobs"].(map[string]any)
+	if len(jobs) == 0 {
+		t.Fatal("no jobs")
+	}
+	called := map[string]reusable{} // job ID → its reusable workflow
+	for id, j := range jobs {
+		job := j.(map[string]any)
+		if uses, _ := job["uses"].(string); uses != "" {
+			m := reusableRef.FindStringSubmatch(uses)
+			if m == nil {
+				t.Errorf("job %s: uses %q, want gantry-ci/gantry/.github/workflows/<file>@v1", id, uses)
+				continue
+			}
+			called[id] = loadReusable(t, filepath.Join(root, ".github", "workflows", m[1]))
+		}
+	}
+	for id, j := range jobs {
+		job := j.(map[string]any)
+		perms, ok := job["permissions"].(map[string]any)
+		if !ok {
+			t.Errorf("job %s: no permissions: block", id)
+		}
+		for i, s := range asSlice(job["steps"]) {
+			if run, _ := s.(map[string]any)["run"].(string); strings.Contains(run, "${{") {
+				t.Errorf("job %s step %d: run: interpolates an expression; pass it through env:", id, i+1)
+			}
+		}
+		r, ok := called[id]
+		if !ok {
+			continue
+		}
+		with, _ := job["with"].(map[string]any)
+		for name := range with {
+			if _, ok := r.inputs[name]; !ok {
+				t.Errorf("job %s: input %q is not declared by the called workflow", id, name)
+			}
+		}
+		for name, in := range r.inputs {
+			if req, _ := in["required"].(bool); req {
+				if _, ok := with[name]; !ok {
+					t.Errorf("job %s: required input %q is missing", id, name)
+				}
+			}
+		}
+		secrets, _ := job["secrets"].(map[string]any)
+		for name := range secrets {
+			if _, ok := r.secrets[name]; !ok {
+				t.Errorf("job %s: secret %q is not declared by the called workflow", id, name)
+			}
+		}
+		// Outputs of another called workflow that this job reads exist.
+		for _, v := range append(values(with), values(secrets)...) {
+			for _, m := range needsOutputs.FindAllStringSubmatch(v, -1) {
+				if src, ok := called[m[1]]; ok {
+					if _, ok := src.outputs[m[2]]; !ok {
+						t.Errorf("job %s: needs.%s.outputs.%s is not an output of that workflow", id, m[1], m[2])
+					}
+				}
+			}
+		}
+		// The caller's permissions are the ceiling of the called jobs'.
+		for scope, want := range r.maxPerms {
+			if level(perms[scope]) < level(want) {
+				t.Errorf("job %s: permission %s is %v, the called workflow needs %s", id, scope, perms[scope], want)
+			}
+		}
+	}
+}
+
+func loadReusable(t *testing.T, path string) reusable {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("called workflow: %v", err)
+	}
+	var wf map[string]any
+	if err := yaml.Unmarshal(raw, &wf); err != nil {
+		t.Fatalf("parsing %s: %v", path, err)
+	}
+	// YAML 1.1 reads the key on as true.
+	on, _ := wf["on"].(map[string]any)
+	if on == nil {
+		on, _ = wf["true"].(map[string]any)
+	}
+	call, _ := on["workflow_call"].(map[string]any)
+	if call == nil {
+		t.Fatalf("%s is not a reusable workflow", path)
+	}
+	r := reusable{inputs: map[string]map[string]any{}, maxPerms: map[string]string{}}
+	for name, in := range asMap(call["inputs"]) {
+		r.inputs[name] = asMap(in)
+	}
+	r.secrets = asMap(call["secrets"])
+	r.outputs = asMap(call["outputs"])
+	for _, j := range asMap(wf["jobs"]) {
+		for scope, lv := range asMap(asMap(j)["permissions"]) {
+			if s, _ := lv.(string); level(s) > level(r.maxPerms[scope]) {
+				r.maxPerms[scope] = s
+			}
+		}
+	}
+	if len(r.inputs) == 0 || len(r.maxPerms) == 0 {
+		t.Fatalf("%s: no inputs or permissions read", path)
+	}
+	return r
+}
+
+func level(v any) int {
+	s, _ := v.(string)
+	return slices.Index([]string{"none", "read", "write"}, s)
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func asSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+func values(m map[string]any) []string {
+	var out []string
+	for _, v := range m {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -45,7 +45,8 @@ func TestStarterWorkflows(t *testing.T) {
 }
 
 var (
-	reusableRef  = regexp.MustCompile(`^gantry-ci/gantry/\.github/workflows/([a-z-]+\.yml)@v1$`)
+	reusableRef  = regexp.MustCompile(`^gantry-ci/gantry/\.github/workflows/([a-z-]+\.yml)@([0-9a-f]{40})$`)
+	identitySHA  = regexp.MustCompile(`verify-certificate-identity-regexp: .*build-and-push\\\.yml@([0-9a-f]{40})\$`)
 	pinnedUse    = regexp.MustCompile(`^\s*(?:- )?uses: ([^@\s]+)@([0-9a-f]{40}) # v?\d[\w.-]*\s*$`)
 	stepUseLine  = regexp.MustCompile(`^\s*(?:- )?uses: (\S+)`)
 	needsOutputs = regexp.MustCompile(`needs\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)`)
@@ -69,10 +70,11 @@ func checkStarter(t *testing.T, root, file string) {
 		t.Errorf("does not start with a comment block")
 	}
 
-	// Every remote action is pinned by full SHA with a version comment.
+	// Every remote action and every Gantry workflow is pinned by full SHA
+	// with a version comment.
 	for i, line := range strings.Split(text, "\n") {
 		m := stepUseLine.FindStringSubmatch(line)
-		if m == nil || strings.HasPrefix(m[1], "./") || reusableRef.MatchString(m[1]) {
+		if m == nil || strings.HasPrefix(m[1], "./") {
 			continue
 		}
 		if !pinnedUse.MatchString(line) {
@@ -97,8 +99,16 @@ func checkStarter(t *testing.T, root, file string) {
 		if uses, _ := job["uses"].(string); uses != "" {
 			m := reusableRef.FindStringSubmatch(uses)
 			if m == nil {
-				t.Errorf("job %s: uses %q, want gantry-ci/gantry/.github/workflows/<file>@v1", id, uses)
+				t.Errorf("job %s: uses %q, want gantry-ci/gantry/.github/workflows/<file>@<commit SHA>", id, uses)
 				continue
+			}
+			// A keyless signature made by build-and-push called at a SHA
+			// carries that SHA in its identity: the deploy's identity
+			// check must name the same commit, or every deploy is refused.
+			for _, im := range identitySHA.FindAllStringSubmatch(text, -1) {
+				if im[1] != m[2] {
+					t.Errorf("job %s: calls Gantry at %s but verifies the signing identity at %s", id, m[2], im[1])
+				}
 			}
 			called[id] = loadReusable(t, filepath.Join(root, ".github", "workflows", m[1]))
 		}

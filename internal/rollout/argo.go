@@ -119,13 +119,7 @@ func (d *deployer) argo(ctx context.Context) (Outputs, error) {
 		return out, fmt.Errorf("traffic-router %s: %w", ArgoRollouts, err)
 	}
 
-	tracker := d.tracker()
-	tracker.Start(ctx)
-	finish := func(state, desc string) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		tracker.Finish(fctx, state, desc)
-	}
+	finish := d.track(ctx)
 	fail := func(err error) (Outputs, error) {
 		if out.Status == "" {
 			out.Status = StatusFailure

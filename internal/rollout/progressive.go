@@ -213,13 +213,7 @@ func (d *deployer) progressive(ctx context.Context) (Outputs, error) {
 		}
 	}
 
-	tracker := d.tracker()
-	tracker.Start(ctx)
-	finish := func(state, desc string) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		tracker.Finish(fctx, state, desc)
-	}
+	finish := d.track(ctx)
 	fail := func(err error) (Outputs, error) {
 		if out.Status == "" {
 			out.Status = StatusFailure

@@ -352,14 +352,7 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	}
 	ns := targets[0].obj.GetNamespace()
 
-	tracker := d.tracker()
-	tracker.Start(ctx)
-	finish := func(state, desc string) {
-		// Reporting must outlive a cancelled deploy context.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		tracker.Finish(fctx, state, desc)
-	}
+	finish := d.track(ctx)
 
 	// Namespaces first: the lease lives in the workloads' namespace.
 	for _, o := range objs {
@@ -544,19 +537,28 @@ func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
 		return out, fmt.Errorf("reading deployment %s/%s: %w", ns, depName, err)
 	}
 	out.PreviousDigest = digestOf(before.Spec.Template, "")
-	tracker := d.tracker()
-	tracker.Start(ctx)
+	finish := d.track(ctx)
 	r, err := d.restore(ctx, ns, depName, to, "manual rollback ("+d.in.RollbackTo+")")
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
 	if err != nil {
-		tracker.Finish(fctx, "failure", err.Error())
+		finish("failure", err.Error())
 		return out, err
 	}
 	out.Status, out.Revision, out.Digest = StatusRolledBack, fmt.Sprint(r.Number), r.Digest
 	out.Summary = d.rollbackSummary(ns, depName, out, r)
-	tracker.Finish(fctx, "success", "rolled back to "+r.String())
+	finish("success", "rolled back to "+r.String())
 	return out, nil
+}
+
+// track starts the run's GitHub Deployment and returns the function that
+// finishes it. Reporting outlives a cancelled deploy context (30 s).
+func (d *deployer) track(ctx context.Context) (finish func(state, desc string)) {
+	tracker := d.tracker()
+	tracker.Start(ctx)
+	return func(state, desc string) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		tracker.Finish(fctx, state, desc)
+	}
 }
 
 func (d *deployer) tracker() *githubapi.Tracker {

@@ -24,8 +24,9 @@ const SetupGoSHA = "d35c59abb061a4a6fb18e82ac0862c26744d6ab5"
 
 // Act is an act binary and the repository it runs in.
 type Act struct {
-	Binary string // path to act
-	Repo   string // repository root (a git checkout)
+	Binary  string            // path to act
+	Repo    string            // repository root (a git checkout)
+	Secrets map[string]string // passed as --secret (GITHUB_TOKEN becomes github.token)
 }
 
 // Find locates act: $ACT, else bin/act under the repository root.
@@ -100,6 +101,9 @@ func (a Act) RunWith(ctx context.Context, event, workflow string, env, localRepo
 	for _, k := range repos {
 		args = append(args, "--local-repository", k+"="+localRepos[k])
 	}
+	for _, k := range sortedKeys(a.Secrets) {
+		args = append(args, "--secret", k+"="+a.Secrets[k])
+	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
@@ -118,4 +122,13 @@ func (a Act) RunWith(ctx context.Context, event, workflow string, env, localRepo
 		return out.String(), fmt.Errorf("act %s: %w", strings.Join(args, " "), err)
 	}
 	return out.String(), nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

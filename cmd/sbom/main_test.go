@@ -113,17 +113,73 @@ func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 	}
 }
 
+// TestBinaryCatalogsPaths runs run() with the paths input only: a
+// directory holding a go.mod, named by the entry. No image means no digest
+// and no release record, and the summary shows the path.
+func TestBinaryCatalogsPaths(t *testing.T) {
+	work := t.TempDir()
+	src := filepath.Join(work, "src")
+	os.Mkdir(src, 0o755)
+	gomod := "module example.com/tool\n\ngo 1.26\n\nrequire github.com/sethvargo/go-githubactions v1.3.0\n"
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outFile, summaryFile := filepath.Join(work, "github-output"), filepath.Join(work, "summary.md")
+	for _, f := range []string{outFile, summaryFile} {
+		os.WriteFile(f, nil, 0o644)
+	}
+	env := map[string]string{
+		"INPUT_PATHS":         "tool=" + src,
+		"INPUT_OUTPUT-DIR":    filepath.Join(work, "sbom"),
+		"INPUT_RELEASE-FILE":  filepath.Join(work, "gantry-release.json"),
+		"GITHUB_OUTPUT":       outFile,
+		"GITHUB_STEP_SUMMARY": summaryFile,
+	}
+	var log bytes.Buffer
+	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
+		t.Fatalf("run: %v\nlog:\n%s", err, log.String())
+	}
+	f, err := os.Open(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	outs, err := ghaction.ParseOutputFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"tool":["` + filepath.Join(work, "sbom", "tool.spdx.json") + `","` + filepath.Join(work, "sbom", "tool.cyclonedx.json") + `"]}`
+	if outs["sbom-files"] != want || outs["packages"] != `{"tool":1}` || outs["digest"] != "" {
+		t.Errorf("outputs sbom-files %s, packages %s, digest %q: want %s, {\"tool\":1} and no digest", outs["sbom-files"], outs["packages"], outs["digest"], want)
+	}
+	if _, err := os.Stat(filepath.Join(work, "gantry-release.json")); !os.IsNotExist(err) {
+		t.Errorf("a release record was written without an image: %v", err)
+	}
+	summary, _ := os.ReadFile(summaryFile)
+	if !strings.Contains(string(summary), "| tool | `"+src+"` (directory) | 1 | go-module 1 |") || strings.Contains(string(summary), "**Image**") {
+		t.Errorf("job summary lacks the path's row or has an image section:\n%s", summary)
+	}
+}
+
 func TestBinaryReportsBadInputs(t *testing.T) {
 	env := map[string]string{"INPUT_FORMATS": "spdx-json,syft-table", "INPUT_TIMEOUT": "soon"}
 	var log bytes.Buffer
 	err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
 	if err == nil {
-		t.Fatal("run succeeded without an image")
+		t.Fatal("run succeeded without an image or paths")
 	}
-	for _, want := range []string{`input "image" is required`, "INPUT_IMAGE", `input "timeout": "soon" is not a duration`} {
+	// One run reports every bad input: decoding's and Validate's.
+	for _, want := range []string{`inputs "image" and "paths" are both empty`, `input "timeout": "soon" is not a duration`, `"syft-table" is not a supported format`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
+	}
+
+	missing := filepath.Join(t.TempDir(), "dist", "gantry-linux-arm64")
+	env = map[string]string{"INPUT_PATHS": missing, "INPUT_OUTPUT-DIR": filepath.Join(t.TempDir(), "sbom")}
+	err = run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
+	if err == nil || !strings.Contains(err.Error(), `input "paths": `+missing+" does not exist") {
+		t.Errorf("error = %v, want the paths input and the missing path named", err)
 	}
 
 	env = map[string]string{"INPUT_IMAGE": "127.0.0.1:1/acme/app@sha256:" + strings.Repeat("a", 64), "INPUT_FORMATS": "spdx-json,syft-table"}

@@ -187,6 +187,11 @@ func TestMain(m *testing.M) {
 	if bins, err := appBinaries(); err == nil {
 		os.RemoveAll(filepath.Dir(bins["amd64"]))
 	}
+	if notifyBuilt.Load() {
+		if bin, err := notifyBinary(); err == nil {
+			os.RemoveAll(filepath.Dir(bin))
+		}
+	}
 	os.Exit(code)
 }
 
@@ -384,12 +389,15 @@ func tarLayer(t testing.TB, files map[string][]byte) v1.Layer {
 type spdxDoc struct {
 	SPDXVersion   string             `json:"spdxVersion"`
 	Name          string             `json:"name"`
+	Namespace     string             `json:"documentNamespace"`
 	Relationships []spdxRelationship `json:"relationships"`
-	Packages      []struct {
-		SPDXID      string `json:"SPDXID"`
-		Name        string `json:"name"`
-		VersionInfo string `json:"versionInfo"`
-	} `json:"packages"`
+	Packages      []spdxPackage      `json:"packages"`
+}
+
+type spdxPackage struct {
+	SPDXID      string `json:"SPDXID"`
+	Name        string `json:"name"`
+	VersionInfo string `json:"versionInfo"`
 }
 
 type spdxRelationship struct {

@@ -2,12 +2,17 @@
 // pushed image with the syft library, straight from the registry by digest
 // (no Docker daemon), and writes one SPDX 2.3 JSON and one CycloneDX JSON
 // document per platform whose subject is that platform's manifest digest.
+// It also catalogs directories and files on disk, such as release
+// binaries, whose Go build info lists their modules: one SBOM pair per
+// path entry, whose subject is the entry's name.
 package sbom
 
 import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -22,7 +27,8 @@ import (
 // action's public interface (actions/sbom/action.yml); the rest are set by
 // the caller.
 type Inputs struct {
-	Image              string        `input:"image" required:"true"`
+	Image              string        `input:"image"`
+	Paths              []string      `input:"paths"`
 	Formats            []string      `input:"formats" default:"spdx-json,cyclonedx-json"`
 	OutputDir          string        `input:"output-dir" default:"sbom"`
 	Platforms          []string      `input:"platforms"`
@@ -32,7 +38,8 @@ type Inputs struct {
 	ReleaseFile        string        `input:"release-file" default:"gantry-release.json"`
 	Timeout            time.Duration `input:"timeout" default:"15m"`
 
-	// Jobs bounds the platforms cataloged at once; zero means up to 4.
+	// Jobs bounds the platforms and paths cataloged at once; zero means
+	// up to 4.
 	Jobs int `input:"-"`
 	// Log receives progress lines; nil discards them.
 	Log ghaction.Logger `input:"-"`
@@ -47,17 +54,22 @@ type Inputs struct {
 
 // Outputs are the SBOM stage's results.
 type Outputs struct {
-	// Files maps each platform (linux/amd64) to the SBOM files written for
-	// it, in the order of the formats input.
+	// Files maps each platform (linux/amd64) and each path entry's name
+	// (gantry-linux-amd64) to the SBOM files written for it, in the order
+	// of the formats input. Platforms always hold a slash and names never
+	// do, so a reader tells them apart.
 	Files map[string][]string `output:"sbom-files"`
-	// Packages maps each platform to the number of packages found.
+	// Packages maps each platform and each path entry's name to the
+	// number of packages found.
 	Packages map[string]int `output:"packages"`
 	// Digest is the image actually cataloged, repo@sha256:... (the index,
-	// or the manifest of a single-platform image).
+	// or the manifest of a single-platform image); empty without an image.
 	Digest string `output:"digest"`
 
 	// Platforms has the per-platform details, in index order.
 	Platforms []PlatformSBOM `output:"-"`
+	// Paths has the details of each path entry, in the input's order.
+	Paths []PathSBOM `output:"-"`
 	// ReleaseFile is the release record the sbom section was added to;
 	// empty when there was none.
 	ReleaseFile string `output:"-"`
@@ -75,10 +87,24 @@ type PlatformSBOM struct {
 	Seconds  float64        `json:"seconds"`
 }
 
+// PathSBOM describes the SBOMs of one entry of the paths input.
+type PathSBOM struct {
+	// Name is the entry's NAME: the SBOMs' subject and file name stem.
+	Name string `json:"name"`
+	// Path is the directory or file as the input gave it.
+	Path string `json:"path"`
+	// Kind is "directory" or "file".
+	Kind     string         `json:"kind"`
+	Packages int            `json:"packages"`
+	ByType   map[string]int `json:"byType"`
+	Files    []string       `json:"files"`
+	Seconds  float64        `json:"seconds"`
+}
+
 // Format is an SBOM format the stage writes.
 type Format struct {
 	Name  string // spelling in the formats input: spdx-json, cyclonedx-json
-	Short string // file name part: <os>-<arch>.<Short>.json
+	Short string // file name part: <os>-<arch>.<Short>.json, <name>.<Short>.json
 }
 
 // Formats lists the formats the stage can write.
@@ -118,8 +144,11 @@ func parseFormats(names []string) ([]Format, error) {
 // milliseconds with a message that names the input and the fix.
 func (in *Inputs) Validate() error {
 	var errs []error
-	if strings.TrimSpace(in.Image) == "" {
-		errs = append(errs, errors.New(`input "image" is required: pass the image by digest, e.g. the build step's image output (ghcr.io/acme/app@sha256:…)`))
+	if strings.TrimSpace(in.Image) == "" && len(in.Paths) == 0 {
+		errs = append(errs, errors.New(`inputs "image" and "paths" are both empty: set image to the image by digest (the build step's image output, ghcr.io/acme/app@sha256:…), paths to the directories or files to catalog (dist/app or NAME=dist/app), or both`))
+	}
+	if _, err := parsePaths(in.Paths); err != nil {
+		errs = append(errs, err)
 	}
 	if len(in.Formats) == 0 {
 		errs = append(errs, fmt.Errorf(`input "formats" is empty: list one or more of %s`, formatNames()))
@@ -141,4 +170,59 @@ func (in *Inputs) Validate() error {
 		errs = append(errs, fmt.Errorf("jobs is %d: use a positive number, or 0 for the default", in.Jobs))
 	}
 	return errors.Join(errs...)
+}
+
+// pathEntry is one entry of the paths input.
+type pathEntry struct {
+	name string // NAME: the SBOMs' subject and file name stem
+	path string // as the input gave it
+	abs  string // set by statPaths
+	dir  bool   // set by statPaths
+}
+
+// nameRE is what a NAME may be: a plain file name stem, so it cannot reach
+// outside output-dir, never holds the slash of a platform key, and reads
+// the same in every tool.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
+
+// parsePaths reads the entries of the paths input, PATH or NAME=PATH. The
+// text before the first "=" is a NAME only when it has no path separator,
+// so dist/a=b is a path; a path that itself holds "=" is written with a
+// name in front (NAME=a=b). NAME defaults to the path's base name.
+func parsePaths(entries []string) ([]pathEntry, error) {
+	var out []pathEntry
+	var errs []error
+	byName := map[string]string{}
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		p := pathEntry{path: e}
+		if i := strings.IndexByte(e, '='); i >= 0 && !strings.ContainsAny(e[:i], `/\`) {
+			p.name, p.path = strings.TrimSpace(e[:i]), strings.TrimSpace(e[i+1:])
+			if p.name == "" {
+				errs = append(errs, fmt.Errorf(`input "paths": %q has an empty NAME before "=": write NAME=PATH, or the path alone to name it by its base name`, e))
+				continue
+			}
+		}
+		if p.path == "" {
+			errs = append(errs, fmt.Errorf(`input "paths": %q names no path: write NAME=PATH`, e))
+			continue
+		}
+		if p.name == "" {
+			p.name = filepath.Base(filepath.Clean(p.path))
+			if !nameRE.MatchString(p.name) {
+				errs = append(errs, fmt.Errorf(`input "paths": the base name %q of %q cannot name SBOM files: write it as NAME=%s with NAME of letters, digits and . _ + -`, p.name, e, p.path))
+				continue
+			}
+		} else if !nameRE.MatchString(p.name) {
+			errs = append(errs, fmt.Errorf(`input "paths": NAME %q in %q is not a plain file name: use letters, digits and . _ + - (not starting with . + or -)`, p.name, e))
+			continue
+		}
+		if prev, dup := byName[p.name]; dup {
+			errs = append(errs, fmt.Errorf(`input "paths": %q and %q are both named %q, so their SBOM files would overwrite each other: give one another name with NAME=PATH`, prev, e, p.name))
+			continue
+		}
+		byName[p.name] = e
+		out = append(out, p)
+	}
+	return out, errors.Join(errs...)
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/errgroup"
@@ -18,10 +20,11 @@ import (
 	"github.com/gantry-ci/gantry/internal/registry"
 )
 
-// Run writes the SBOMs of every requested platform of the image. A tag is
-// resolved once and only the digest used after. The platforms are cataloged
-// in parallel; the files are written only when every platform succeeded, so
-// a failed run leaves no partial output.
+// Run writes the SBOMs of every requested platform of the image and of
+// every entry of the paths input. A tag is resolved once and only the
+// digest used after. Platforms and paths are cataloged in parallel; the
+// files are written only when every one succeeded, so a failed run leaves
+// no partial output.
 func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	if err := in.Validate(); err != nil {
 		return Outputs{}, err
@@ -35,19 +38,20 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		defer cancel()
 	}
 	fmts, _ := parseFormats(in.Formats) // validated above
-	conn := registry.Conn{
-		Username:  in.RegistryUsername,
-		Password:  in.RegistryPassword,
-		Insecure:  in.InsecureRegistries,
-		Keychain:  in.Keychain,
-		Transport: in.Transport,
-		Backoff:   in.Backoff,
-		UserAgent: "gantry-sbom",
-	}
-	// A broken release record fails before any work, not after it.
-	rec, err := openRecord(in.ReleaseFile)
-	if err != nil {
+	paths, _ := parsePaths(in.Paths)    // validated above
+	// A missing path fails before any network use, like bad input.
+	if err := statPaths(paths); err != nil {
 		return Outputs{}, err
+	}
+	hasImage := strings.TrimSpace(in.Image) != ""
+	// A broken release record fails before any work, not after it. The
+	// record describes an image: a run without one leaves it alone.
+	var rec *recordFile
+	if hasImage {
+		var err error
+		if rec, err = openRecord(in.ReleaseFile); err != nil {
+			return Outputs{}, err
+		}
 	}
 	// syft's license scanner takes about a second of CPU to build: start
 	// it now, so it is ready by the time the first platform's layers are.
@@ -56,25 +60,19 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	g.SetLimit(jobs(in.Jobs))
 	cat := newCataloger(gctx)
 
-	ref, err := conn.Resolve(ctx, "image", in.Image, in.Log)
-	if err != nil {
-		return Outputs{}, timedOut(ctx, in.Timeout, err)
-	}
-	opts := conn.Options(ctx, ref.String())
-	desc, err := remote.Get(ref, opts...)
-	if err != nil {
-		return Outputs{}, timedOut(ctx, in.Timeout, fmt.Errorf(`input "image": fetching %s: %w (check the reference, registry-username/registry-password, and insecure-registries for a plain-HTTP registry)`, ref, err))
-	}
-	targets, err := selectPlatforms(desc, in.Platforms)
-	if err != nil {
-		return Outputs{}, err
+	var ref name.Digest
+	var targets []target
+	if hasImage {
+		var err error
+		if ref, targets, err = resolveImage(ctx, in); err != nil {
+			return Outputs{}, timedOut(ctx, in.Timeout, err)
+		}
+		if err := nameClash(paths, targets); err != nil {
+			return Outputs{}, err
+		}
 	}
 
-	names := make([]string, len(targets))
-	for i, t := range targets {
-		names[i] = t.platform
-	}
-	end := in.Log.Group(fmt.Sprintf("SBOMs of %s for %s", ref, strings.Join(names, ", ")))
+	end := in.Log.Group(groupTitle(ref, targets, paths))
 	results := make([]catalog, len(targets))
 	for i, t := range targets {
 		g.Go(func() error {
@@ -93,16 +91,32 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 			return nil
 		})
 	}
-	err = g.Wait()
+	pathResults := make([]catalog, len(paths))
+	for i, p := range paths {
+		g.Go(func() error {
+			start := time.Now()
+			c, err := cat.catalogPath(p, fmts)
+			if err != nil {
+				return fmt.Errorf(`input "paths": %s: %w`, p.name, err)
+			}
+			c.seconds = time.Since(start).Seconds()
+			pathResults[i] = c
+			in.Log.Infof("%s: %s %s, %d packages (%s) in %.1fs", p.name, p.kind(), p.path, c.packages, typeCounts(c.byType), c.seconds)
+			return nil
+		})
+	}
+	err := g.Wait()
 	end()
 	if err != nil {
 		return Outputs{}, timedOut(ctx, in.Timeout, err)
 	}
 
 	out := Outputs{
-		Digest:   ref.String(),
 		Files:    map[string][]string{},
 		Packages: map[string]int{},
+	}
+	if hasImage {
+		out.Digest = ref.String()
 	}
 	var files []pendingFile
 	for i, t := range targets {
@@ -122,6 +136,24 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		out.Files[t.platform] = p.Files
 		out.Packages[t.platform] = p.Packages
 	}
+	for i, pe := range paths {
+		p := PathSBOM{
+			Name:     pe.name,
+			Path:     pe.path,
+			Kind:     pe.kind(),
+			Packages: pathResults[i].packages,
+			ByType:   pathResults[i].byType,
+			Seconds:  pathResults[i].seconds,
+		}
+		for j, f := range fmts {
+			path := filepath.Join(in.OutputDir, pe.name+"."+f.Short+".json")
+			p.Files = append(p.Files, path)
+			files = append(files, pendingFile{path: path, data: pathResults[i].docs[j]})
+		}
+		out.Paths = append(out.Paths, p)
+		out.Files[pe.name] = p.Files
+		out.Packages[pe.name] = p.Packages
+	}
 	if err := writeFiles(in.OutputDir, files); err != nil {
 		return Outputs{}, fmt.Errorf(`writing the SBOM files to %q (input "output-dir"): %w`, in.OutputDir, err)
 	}
@@ -137,6 +169,103 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		out.ReleaseFile = path
 	}
 	return out, nil
+}
+
+// resolveImage resolves the image input to a digest, once, and picks the
+// platforms to catalog.
+func resolveImage(ctx context.Context, in Inputs) (name.Digest, []target, error) {
+	conn := registry.Conn{
+		Username:  in.RegistryUsername,
+		Password:  in.RegistryPassword,
+		Insecure:  in.InsecureRegistries,
+		Keychain:  in.Keychain,
+		Transport: in.Transport,
+		Backoff:   in.Backoff,
+		UserAgent: "gantry-sbom",
+	}
+	ref, err := conn.Resolve(ctx, "image", in.Image, in.Log)
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
+	desc, err := remote.Get(ref, conn.Options(ctx, ref.String())...)
+	if err != nil {
+		return name.Digest{}, nil, fmt.Errorf(`input "image": fetching %s: %w (check the reference, registry-username/registry-password, and insecure-registries for a plain-HTTP registry)`, ref, err)
+	}
+	targets, err := selectPlatforms(desc, in.Platforms)
+	if err != nil {
+		return name.Digest{}, nil, err
+	}
+	return ref, targets, nil
+}
+
+// statPaths checks that every entry of the paths input exists, naming all
+// that do not, and notes which are directories.
+func statPaths(paths []pathEntry) error {
+	var errs []error
+	for i := range paths {
+		p := &paths[i]
+		abs, err := filepath.Abs(p.path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf(`input "paths": %s: %w`, p.path, err))
+			continue
+		}
+		fi, err := os.Stat(abs)
+		if errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf(`input "paths": %s does not exist (resolved to %s): build it in an earlier step, or fix the path`, p.path, abs))
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf(`input "paths": %w`, err))
+			continue
+		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf(`input "paths": %s is neither a directory nor a regular file`, p.path))
+			continue
+		}
+		p.abs, p.dir = abs, fi.IsDir()
+	}
+	return errors.Join(errs...)
+}
+
+func (p pathEntry) kind() string {
+	if p.dir {
+		return "directory"
+	}
+	return "file"
+}
+
+// nameClash reports a path entry whose files would overwrite a platform's:
+// NAME linux-amd64 next to an image with linux/amd64.
+func nameClash(paths []pathEntry, targets []target) error {
+	var errs []error
+	for _, p := range paths {
+		for _, t := range targets {
+			if p.name == fileBase(t.platform) {
+				errs = append(errs, fmt.Errorf(`input "paths": the name %s of %s is also the file name of the image's platform %s, so their SBOM files would overwrite each other: give the path another name with NAME=PATH`, p.name, p.path, t.platform))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// groupTitle names what the run catalogs, for the log group.
+func groupTitle(ref name.Digest, targets []target, paths []pathEntry) string {
+	var parts []string
+	if len(targets) > 0 {
+		names := make([]string, len(targets))
+		for i, t := range targets {
+			names[i] = t.platform
+		}
+		parts = append(parts, fmt.Sprintf("%s for %s", ref, strings.Join(names, ", ")))
+	}
+	if len(paths) > 0 {
+		names := make([]string, len(paths))
+		for i, p := range paths {
+			names[i] = p.path
+		}
+		parts = append(parts, strings.Join(names, ", "))
+	}
+	return "SBOMs of " + strings.Join(parts, " and of ")
 }
 
 // timedOut names the timeout input when the run's deadline is what ended

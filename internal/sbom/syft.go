@@ -5,6 +5,7 @@ package sbom
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,6 +19,8 @@ import (
 	"github.com/anchore/syft/syft/format/spdxjson"
 	syftsbom "github.com/anchore/syft/syft/sbom"
 	"github.com/anchore/syft/syft/source"
+	"github.com/anchore/syft/syft/source/directorysource"
+	"github.com/anchore/syft/syft/source/filesource"
 	"github.com/anchore/syft/syft/source/stereoscopesource"
 
 	// syft's RPM cataloger reads newer (sqlite) RPM databases through
@@ -25,7 +28,8 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// catalog is one platform's SBOM, encoded in each requested format.
+// catalog is one platform's or path's SBOM, encoded in each requested
+// format.
 type catalog struct {
 	packages int
 	byType   map[string]int
@@ -33,11 +37,11 @@ type catalog struct {
 	seconds  float64
 }
 
-// cataloger catalogs the platforms of one run. syft's license scanner
-// compiles every license pattern it knows when it is built, which costs
-// more CPU than cataloging a small image; the syft CLI builds one per run,
-// and this builds one for all platforms, in the background while their
-// layers are pulled.
+// cataloger catalogs the platforms and paths of one run. syft's license
+// scanner compiles every license pattern it knows when it is built, which
+// costs more CPU than cataloging a small image; the syft CLI builds one per
+// run, and this builds one for all platforms and paths, in the background
+// while the image's layers are pulled.
 type cataloger struct {
 	ctx     context.Context
 	scanner chan struct{} // closed when scanCtx is ready
@@ -64,15 +68,6 @@ func newCataloger(ctx context.Context) *cataloger {
 // the one catalog. ref, the platform manifest by digest, is the SBOM's
 // subject: its name is the repository and its version the digest.
 func (c *cataloger) catalogImage(img v1.Image, ref name.Digest, fmts []Format) (catalog, error) {
-	encoders := make([]syftsbom.FormatEncoder, len(fmts))
-	for i, f := range fmts {
-		enc, err := encoder(f.Name)
-		if err != nil {
-			return catalog{}, err
-		}
-		encoders[i] = enc
-	}
-
 	tmp := stereofile.NewTempDirGenerator("gantry-sbom")
 	defer tmp.Cleanup()
 	dir, err := tmp.NewDirectory("layers")
@@ -93,7 +88,44 @@ func (c *cataloger) catalogImage(img v1.Image, ref name.Digest, fmts []Format) (
 		Alias:     source.Alias{Name: ref.Context().Name(), Version: ref.DigestStr()},
 	})
 	defer src.Close()
+	return c.catalog(src, ref.String(), fmts)
+}
 
+// catalogPath runs syft over a directory or a single file on disk with
+// syft's directory catalogers (for a Go binary: its modules and the Go
+// standard library from the build info). The entry's NAME is the SBOM's
+// subject, so the documents' names and SPDX namespace say what was
+// cataloged rather than where the runner had it; paths inside the SBOM are
+// relative to the directory (or the file's own directory). A file gets a
+// SHA-256 digest, as the syft CLI gives it, which becomes the subject's
+// version and checksum.
+func (c *cataloger) catalogPath(p pathEntry, fmts []Format) (catalog, error) {
+	alias := source.Alias{Name: p.name}
+	var src source.Source
+	var err error
+	if p.dir {
+		src, err = directorysource.New(directorysource.Config{Path: p.abs, Base: p.abs, Alias: alias})
+	} else {
+		src, err = filesource.New(filesource.Config{Path: p.abs, Alias: alias, DigestAlgorithms: []crypto.Hash{crypto.SHA256}})
+	}
+	if err != nil {
+		return catalog{}, fmt.Errorf("reading %s: %w", p.path, err)
+	}
+	defer src.Close()
+	return c.catalog(src, p.path, fmts)
+}
+
+// catalog runs syft over src and encodes the one catalog in every format.
+// what names src in errors.
+func (c *cataloger) catalog(src source.Source, what string, fmts []Format) (catalog, error) {
+	encoders := make([]syftsbom.FormatEncoder, len(fmts))
+	for i, f := range fmts {
+		enc, err := encoder(f.Name)
+		if err != nil {
+			return catalog{}, err
+		}
+		encoders[i] = enc
+	}
 	select {
 	case <-c.scanner:
 	case <-c.ctx.Done():
@@ -105,7 +137,7 @@ func (c *cataloger) catalogImage(img v1.Image, ref name.Digest, fmts []Format) (
 	// scanCtx is c.ctx with the scanner added.
 	s, err := syft.CreateSBOM(c.scanCtx, src, syft.DefaultCreateSBOMConfig())
 	if err != nil {
-		return catalog{}, fmt.Errorf("cataloging %s with syft: %w", ref, err)
+		return catalog{}, fmt.Errorf("cataloging %s with syft: %w", what, err)
 	}
 	out := catalog{packages: s.Artifacts.Packages.PackageCount(), byType: map[string]int{}}
 	for p := range s.Artifacts.Packages.Enumerate() {
@@ -114,7 +146,7 @@ func (c *cataloger) catalogImage(img v1.Image, ref name.Digest, fmts []Format) (
 	for i, enc := range encoders {
 		b, err := format.Encode(*s, enc)
 		if err != nil {
-			return catalog{}, fmt.Errorf("encoding the SBOM of %s as %s: %w", ref, fmts[i].Name, err)
+			return catalog{}, fmt.Errorf("encoding the SBOM of %s as %s: %w", what, fmts[i].Name, err)
 		}
 		out.docs = append(out.docs, b)
 	}

@@ -1,8 +1,9 @@
 // Command gantry-sign signs an image by digest — the index and every
 // platform manifest — and attaches SBOM, SLSA provenance and scan
-// attestations, keyless (GitHub OIDC → Fulcio → Rekor) or with a key; with
-// verify: true it checks them against a policy instead. What it writes is
-// what cosign v3 writes, so the cosign CLI verifies it.
+// attestations, keyless (GitHub OIDC → Fulcio → Rekor) or with a key; or,
+// with files set, signs files and writes a <file>.sigstore.json bundle
+// beside each. With verify: true it checks them against a policy instead.
+// What it writes is what cosign v3 writes, so the cosign CLI verifies it.
 package main
 
 import (
@@ -64,7 +65,7 @@ func run(ctx context.Context, env *ghaction.Env) error {
 	}
 
 	out, err := signing.Run(ctx, in)
-	if out.Report.Image != "" {
+	if out.Report.Mode != "" { // the run got as far as a report
 		if eerr := env.Encode(out); eerr != nil && err == nil {
 			err = eerr
 		}

@@ -49,10 +49,14 @@ type Inputs struct {
 
 	// Verify-before-deploy: with a key or a certificate identity set, the
 	// image's signature (and the attestations in VerifyRequire) must verify
-	// before anything is applied.
+	// before anything is applied. VerifySourceRepository narrows a keyless
+	// identity to runs of one repository (the certificate's Source
+	// Repository URI): every caller of a reusable workflow signs with that
+	// workflow's identity.
 	VerifyKey                       string   `input:"verify-key"`
 	VerifyCertificateIdentity       string   `input:"verify-certificate-identity"`
 	VerifyCertificateIdentityRegexp string   `input:"verify-certificate-identity-regexp"`
+	VerifySourceRepository          string   `input:"verify-source-repository"`
 	VerifyCertificateOIDCIssuer     string   `input:"verify-certificate-oidc-issuer" default:"https://token.actions.githubusercontent.com"`
 	VerifyTrustedRoot               string   `input:"verify-trusted-root"`
 	VerifyRequire                   []string `input:"verify-require"`
@@ -201,6 +205,18 @@ func (in *Inputs) Validate() error {
 	}
 	if len(in.VerifyRequire) > 0 && !in.verifies() {
 		errs = append(errs, errors.New(`input "verify-require" needs a policy to verify against: set "verify-key", or "verify-certificate-identity" (or "-regexp") for keyless signatures`))
+	}
+	if in.VerifySourceRepository != "" {
+		switch {
+		case in.VerifyKey != "":
+			errs = append(errs, errors.New(`input "verify-source-repository" needs a keyless policy: a key signature carries no repository (only a Fulcio certificate does); verify with "verify-certificate-identity" (or "-regexp") instead of "verify-key", or leave "verify-source-repository" empty`))
+		case !in.verifies():
+			errs = append(errs, errors.New(`input "verify-source-repository" needs "verify-certificate-identity" (or "-regexp"): it narrows a keyless identity and turns no verification on by itself`))
+		default:
+			if _, err := signing.SourceRepositoryURI(in.VerifySourceRepository); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	if strings.ContainsAny(in.Environment, " /") || in.Environment == "" {
 		errs = append(errs, fmt.Errorf(`input "environment" is %q: use a name such as staging or production`, in.Environment))

@@ -28,6 +28,7 @@ func (d *deployer) verify(ctx context.Context) error {
 		CertificateIdentity:       d.in.VerifyCertificateIdentity,
 		CertificateIdentityRegexp: d.in.VerifyCertificateIdentityRegexp,
 		CertificateOIDCIssuer:     d.in.VerifyCertificateOIDCIssuer,
+		SourceRepository:          d.in.VerifySourceRepository,
 		TrustedRoot:               d.in.VerifyTrustedRoot,
 		Require:                   d.in.VerifyRequire,
 		Recursive:                 true,

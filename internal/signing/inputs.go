@@ -1,10 +1,11 @@
 // Package signing is Gantry's signing stage: it signs an image index and
 // its platform manifests, attaches in-toto attestations (SBOM, SLSA
 // provenance, vulnerability scan) signed the same way, and verifies them
-// against a policy. Everything it writes is what cosign v3 writes — Sigstore
-// bundles as OCI referrers — so `cosign verify` and `cosign
-// verify-attestation` accept it, and Verify accepts what `cosign sign` and
-// `cosign attest` wrote.
+// against a policy; or it signs files, each with a Sigstore bundle beside
+// it. Everything it writes is what cosign v3 writes — Sigstore bundles as
+// OCI referrers, and `cosign sign-blob --bundle` bundles — so `cosign
+// verify`, `cosign verify-attestation` and `cosign verify-blob` accept it,
+// and Verify and VerifyFiles accept what cosign wrote.
 package signing
 
 import (
@@ -24,7 +25,8 @@ import (
 // Inputs are the sign stage's inputs (actions/sign/action.yml). Fields
 // tagged input:"-" are set by the caller from the runner's environment.
 type Inputs struct {
-	Image                     string        `input:"image" required:"true"`
+	Image                     string        `input:"image"`
+	Files                     []string      `input:"files"`
 	Key                       string        `input:"key"`
 	KeyPassword               string        `input:"key-password" secret:"true"`
 	Keyless                   string        `input:"keyless" default:"auto"`
@@ -42,6 +44,8 @@ type Inputs struct {
 	CertificateIdentity       string        `input:"certificate-identity"`
 	CertificateIdentityRegexp string        `input:"certificate-identity-regexp"`
 	CertificateOIDCIssuer     string        `input:"certificate-oidc-issuer" default:"https://token.actions.githubusercontent.com"`
+	VerifySourceRepository    string        `input:"verify-source-repository"`
+	VerifySourceRefRegexp     string        `input:"verify-source-ref-regexp"`
 	Require                   []string      `input:"require"`
 	RegistryUsername          string        `input:"registry-username"`
 	RegistryPassword          string        `input:"registry-password" secret:"true"`
@@ -78,6 +82,7 @@ type Inputs struct {
 // Outputs are the sign stage's results.
 type Outputs struct {
 	Signed     []SignedDigest `output:"signed"`
+	Bundles    Paths          `output:"bundles"`
 	Verified   bool           `output:"verified"`
 	ReportFile string         `output:"report-file"`
 
@@ -91,6 +96,22 @@ type SignedDigest struct {
 	Platform string   `json:"platform,omitempty"` // "" for the index
 	Types    []string `json:"types"`              // signature, sbom/spdx, sbom/cyclonedx, provenance, scan
 }
+
+// Paths is a list of file paths, written as a step output as a JSON list
+// (fromJSON in a workflow), not one per line.
+type Paths []string
+
+// SignedFile is one file signed as a blob (input "files"), or verified.
+type SignedFile struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"` // hex, of the content signed
+	Bundle string `json:"bundle"` // <file>.sigstore.json
+}
+
+// BundleSuffix is what a file's Sigstore bundle is named after it:
+// checksums.txt → checksums.txt.sigstore.json, the name `cosign sign-blob
+// --bundle` users and GitHub's attestation tooling use.
+const BundleSuffix = ".sigstore.json"
 
 // Attestation kinds of the attestations and require inputs.
 const (
@@ -152,15 +173,19 @@ func (in *Inputs) tlog(mode Mode) (bool, error) {
 // Validate checks inputs that need no network.
 func (in *Inputs) Validate() error {
 	var errs []error
-	if strings.TrimSpace(in.Image) == "" {
-		errs = append(errs, errors.New(`input "image" is required: pass the image by digest (the "image" output of gantry-build), e.g. ghcr.io/acme/app@sha256:…`))
+	image, files := strings.TrimSpace(in.Image) != "", len(in.Files) > 0
+	switch {
+	case image && files:
+		errs = append(errs, errors.New(`inputs "image" and "files" exclude each other: sign the image in one step and the files in another`))
+	case !image && !files:
+		errs = append(errs, errors.New(`input "image" is required: pass the image by digest (the "image" output of gantry-build), e.g. ghcr.io/acme/app@sha256:…, or set "files" to sign files instead`))
 	}
 	if in.Verify {
-		if err := policyInputs(in.Key, in.CertificateIdentity, in.CertificateIdentityRegexp, in.CertificateOIDCIssuer); err != nil {
+		if err := in.policy().check(); err != nil {
 			errs = append(errs, err)
 		}
-		if err := checkKinds("require", in.Require); err != nil {
-			errs = append(errs, err)
+		if files && len(in.Require) > 0 {
+			errs = append(errs, errors.New(`input "require" applies to images: files carry no attestations, only their signature is verified; empty "require"`))
 		}
 	} else {
 		if _, err := in.mode(); err != nil {
@@ -169,10 +194,13 @@ func (in *Inputs) Validate() error {
 		if err := checkKinds("attestations", in.Attestations); err != nil {
 			errs = append(errs, err)
 		}
-		if has(in.Attestations, KindSBOM) && strings.TrimSpace(in.SBOMFiles) == "" {
+		if files && len(in.Attestations) > 0 {
+			errs = append(errs, errors.New(`input "attestations" applies to images: with "files" each file gets a signature bundle only; empty "attestations"`))
+		}
+		if !files && has(in.Attestations, KindSBOM) && strings.TrimSpace(in.SBOMFiles) == "" {
 			errs = append(errs, errors.New(`input "attestations" includes sbom but "sbom-files" is empty: pass the sbom-files output of gantry-sbom or a directory of SBOMs`))
 		}
-		if has(in.Attestations, KindScan) && strings.TrimSpace(in.ScanResult) == "" {
+		if !files && has(in.Attestations, KindScan) && strings.TrimSpace(in.ScanResult) == "" {
 			errs = append(errs, errors.New(`input "attestations" includes scan but "scan-result" is empty: pass the attestation file of the scan stage`))
 		}
 		if _, err := in.tlog(ModeKey); err != nil {
@@ -188,25 +216,86 @@ func (in *Inputs) Validate() error {
 	return errors.Join(errs...)
 }
 
-// policyInputs checks that a verification policy names what to trust.
-func policyInputs(key, identity, identityRE, issuer string) error {
-	keyless := identity != "" || identityRE != ""
-	switch {
-	case key != "" && keyless:
-		return errors.New(`verify: set either "key" or "certificate-identity"/"certificate-identity-regexp", not both`)
-	case key == "" && !keyless:
-		return errors.New(`verify needs a policy: set "key" (the public key, cosign.pub) or "certificate-identity" (e.g. https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) with "certificate-oidc-issuer"`)
-	case identity != "" && identityRE != "":
-		return errors.New(`set "certificate-identity" or "certificate-identity-regexp", not both`)
-	case keyless && issuer == "":
-		return errors.New(`input "certificate-oidc-issuer" is empty: set the OIDC issuer, https://token.actions.githubusercontent.com for GitHub Actions`)
+// policy is the verification policy the inputs describe (without the
+// registry connection and log, which Run adds).
+func (in *Inputs) policy() Policy {
+	return Policy{
+		Key: in.Key, KeyPassword: in.KeyPassword, Getenv: in.Getenv, Dir: in.Dir,
+		CertificateIdentity: in.CertificateIdentity, CertificateIdentityRegexp: in.CertificateIdentityRegexp,
+		CertificateOIDCIssuer: in.CertificateOIDCIssuer, TrustedRoot: in.TrustedRoot,
+		SourceRepository: in.VerifySourceRepository, SourceRefRegexp: in.VerifySourceRefRegexp,
+		Require: in.Require, Recursive: in.Recursive,
 	}
-	if identityRE != "" {
-		if _, err := regexp.Compile(identityRE); err != nil {
+}
+
+// check reports what is missing or contradictory in a policy, naming the
+// inputs to fix.
+func (p Policy) check() error {
+	keyless := p.CertificateIdentity != "" || p.CertificateIdentityRegexp != ""
+	switch {
+	case p.Key != "" && keyless:
+		return errors.New(`verify: set either "key" or "certificate-identity"/"certificate-identity-regexp", not both`)
+	case p.Key == "" && !keyless:
+		return errors.New(`verify needs a policy: set "key" (the public key, cosign.pub) or "certificate-identity" (e.g. https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/heads/main) with "certificate-oidc-issuer"`)
+	case p.CertificateIdentity != "" && p.CertificateIdentityRegexp != "":
+		return errors.New(`set "certificate-identity" or "certificate-identity-regexp", not both`)
+	case keyless && p.CertificateOIDCIssuer == "":
+		return errors.New(`input "certificate-oidc-issuer" is empty: set the OIDC issuer, https://token.actions.githubusercontent.com for GitHub Actions`)
+	case p.Key != "" && p.SourceRepository != "":
+		return errors.New(`input "verify-source-repository" needs a keyless policy: a key signature carries no repository (only a Fulcio certificate does); verify by "certificate-identity" instead of "key", or leave "verify-source-repository" empty`)
+	case p.Key != "" && p.SourceRefRegexp != "":
+		return errors.New(`input "verify-source-ref-regexp" needs a keyless policy: a key signature carries no git ref (only a Fulcio certificate does); verify by "certificate-identity" instead of "key", or leave "verify-source-ref-regexp" empty`)
+	}
+	if p.CertificateIdentityRegexp != "" {
+		if _, err := regexp.Compile(p.CertificateIdentityRegexp); err != nil {
 			return fmt.Errorf(`input "certificate-identity-regexp": %w`, err)
 		}
 	}
-	return nil
+	if p.SourceRepository != "" {
+		if _, err := SourceRepositoryURI(p.SourceRepository); err != nil {
+			return err
+		}
+	}
+	if p.SourceRefRegexp != "" {
+		if _, err := regexp.Compile(p.SourceRefRegexp); err != nil {
+			return fmt.Errorf(`input "verify-source-ref-regexp": %w`, err)
+		}
+	}
+	return checkKinds("require", p.Require)
+}
+
+// repositoryURI turns the verify-source-repository input into the form
+// Fulcio writes in a certificate's Source Repository URI extension:
+// owner/name is a github.com repository, https://HOST/owner/name is kept
+// (GitHub Enterprise Server); a trailing slash or .git is dropped. Nothing
+// else is folded: the extension holds the repository's name as GitHub
+// spells it, and the comparison is exact.
+func SourceRepositoryURI(s string) (string, error) {
+	raw := s
+	s = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "/"), ".git")
+	host := "github.com"
+	if rest, ok := strings.CutPrefix(s, "https://"); ok {
+		host, s, _ = strings.Cut(rest, "/")
+	}
+	owner, name, ok := strings.Cut(s, "/")
+	if !ok || host == "" || !repoPart(owner) || !repoPart(name) || strings.ContainsAny(host, "?#@ ") {
+		return "", fmt.Errorf(`input "verify-source-repository" is %q: use OWNER/NAME (a github.com repository, e.g. acme/app) or https://HOST/OWNER/NAME`, raw)
+	}
+	return "https://" + host + "/" + owner + "/" + name, nil
+}
+
+// repoPart reports whether s can be an owner or repository name: GitHub
+// allows letters, digits, '-', '_' and '.'.
+func repoPart(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func checkKinds(input string, list []string) error {

@@ -108,3 +108,108 @@ func TestKeyless(t *testing.T) {
 		})
 	}
 }
+
+// TestKeylessSourceRepository: two repositories call one reusable workflow
+// and so sign with the same certificate identity; only the source
+// repository (and ref) in the certificate tells them apart. An identity
+// policy alone accepts both images; verify-source-repository accepts only
+// the named caller's, with a reason naming both repositories, in the
+// bundle format and in cosign's legacy tags; the cosign CLI agrees.
+func TestKeylessSourceRepository(t *testing.T) {
+	const reusable = "gantry-ci/gantry/.github/workflows/build-and-push.yml@0123456789abcdef0123456789abcdef01234567"
+	cosign := newCosign(t)
+	s := sigstoretest.Start(t, sigstoretest.Options{})
+	f := newFixture(t)
+	other, _ := pushImage(t, f.reg, "acme/app:other", ocitest.BaseOptions{Docker: true})
+	legacy, _ := pushImage(t, f.reg, "acme/app:legacy", ocitest.BaseOptions{Attestation: true})
+	signAs := func(image, repo string) {
+		t.Helper()
+		s.Claims = sigstoretest.ReusableWorkflowClaims(reusable, repo, "refs/heads/main")
+		if _, err := signing.Run(t.Context(), signing.Inputs{
+			Image: image, IDToken: s.Token(t), Keyless: "auto", TlogUpload: "false",
+			SigningConfig: s.SigningConfig, TrustedRoot: s.TrustedRoot, Dir: f.dir, Jobs: 4, Timeout: time.Minute,
+		}); err != nil {
+			t.Fatalf("signing %s as %s: %v", image, repo, err)
+		}
+	}
+	signAs(f.image, "acme/app")
+	signAs(other, "acme/other")
+	identity := s.Identity() // the reusable workflow's, for both callers
+	if identity != "https://github.com/"+reusable {
+		t.Fatalf("identity %s", identity)
+	}
+
+	base := signing.Policy{CertificateIdentity: identity, CertificateOIDCIssuer: s.IssuerURL, TrustedRoot: s.TrustedRoot}
+	for _, img := range []string{f.image, other} {
+		if _, err := signing.Verify(t.Context(), img, base); err != nil {
+			t.Fatalf("identity alone: %v", err)
+		}
+	}
+	for _, tc := range []struct {
+		name, image, repo, refRE string
+		want                     string // "" passes
+	}{
+		{"owner/name", f.image, "acme/app", "", ""},
+		{"URL with a slash", f.image, "https://github.com/acme/app/", "", ""},
+		{"ref matches", f.image, "acme/app", `^refs/heads/main$`, ""},
+		{"another caller", other, "acme/app", "", "the certificate was issued to a run of https://github.com/acme/other, but verify-source-repository requires https://github.com/acme/app"},
+		{"another case", f.image, "acme/App", "", "issued to a run of https://github.com/acme/app, but verify-source-repository requires https://github.com/acme/App"},
+		{"ref does not match", f.image, "acme/app", `^refs/tags/v`, `the certificate was issued to a run for refs/heads/main, which does not match verify-source-ref-regexp "^refs/tags/v"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base
+			p.SourceRepository, p.SourceRefRegexp = tc.repo, tc.refRE
+			rep, err := signing.Verify(t.Context(), tc.image, p)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(rep.Policy, "source repository https://github.com/acme/app") {
+					t.Errorf("policy %q", rep.Policy)
+				}
+				return
+			}
+			if !signing.IsVerificationError(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v\nwant %q", err, tc.want)
+			}
+		})
+	}
+
+	// The sign action's verify: true takes the same inputs.
+	out, err := signing.Run(t.Context(), signing.Inputs{
+		Image: other, Verify: true, CertificateIdentity: identity, CertificateOIDCIssuer: s.IssuerURL,
+		TrustedRoot: s.TrustedRoot, VerifySourceRepository: "acme/app", Dir: f.dir, Timeout: time.Minute,
+	})
+	if err == nil || out.Verified || !strings.Contains(signing.Summary(out), "issued to a run of https://github.com/acme/other") {
+		t.Errorf("Run verify: %v\n%s", err, signing.Summary(out))
+	}
+
+	// cosign checks the older GitHub Workflow Repository extension (OID
+	// 1.3.6.1.4.1.57264.1.5, owner/name), which Fulcio fills from the same
+	// claim: it agrees.
+	cargs := func(image, repo string) []string {
+		return []string{"verify", "--trusted-root", s.TrustedRoot, "--certificate-identity", identity,
+			"--certificate-oidc-issuer", s.IssuerURL, "--certificate-github-workflow-repository", repo,
+			"--insecure-ignore-tlog=true", "--insecure-ignore-sct", image}
+	}
+	cosign.must(t, nil, cargs(f.image, "acme/app")...)
+	cosign.must(t, nil, cargs(other, "acme/other")...)
+	if o, err := cosign.run(t, nil, cargs(other, "acme/app")...); err == nil || !strings.Contains(o, `expected GithubWorkflowRepository to be "acme/app", got "acme/other"`) {
+		t.Errorf("cosign verify of the other caller's image: %v\n%s", err, o)
+	}
+
+	// Legacy .sig tags (cosign --new-bundle-format=false): the same check.
+	s.Claims = sigstoretest.ReusableWorkflowClaims(reusable, "acme/other", "refs/heads/main")
+	cosign.must(t, nil, "sign", "--new-bundle-format=false", "--use-signing-config=false", "--fulcio-url", s.FulcioURL,
+		"--tlog-upload=false", "--identity-token", s.Token(t), "--yes", legacy)
+	p := base
+	p.SourceRepository = "acme/other"
+	if _, err := signing.Verify(t.Context(), legacy, p); err != nil {
+		t.Errorf("legacy signature of the named caller: %v", err)
+	}
+	p.SourceRepository = "acme/app"
+	_, err = signing.Verify(t.Context(), legacy, p)
+	if err == nil || !strings.Contains(err.Error(), ".sig: the certificate was issued to a run of https://github.com/acme/other, but verify-source-repository requires https://github.com/acme/app") {
+		t.Errorf("legacy signature of another caller: %v", err)
+	}
+}

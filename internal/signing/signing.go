@@ -26,12 +26,13 @@ import (
 
 // Report is the stage's JSON report (the report-file output).
 type Report struct {
-	Image    string         `json:"image"` // repo@sha256:… of the index
-	Mode     string         `json:"mode"`  // sign or verify
+	Image    string         `json:"image,omitempty"` // repo@sha256:… of the index; "" when files were signed
+	Mode     string         `json:"mode"`            // sign or verify
 	Signer   string         `json:"signer,omitempty"`
 	Policy   string         `json:"policy,omitempty"`
 	Verified bool           `json:"verified"`
 	Signed   []SignedDigest `json:"signed,omitempty"`
+	Files    []SignedFile   `json:"files,omitempty"` // input "files"
 	SBOMs    []SBOM         `json:"sboms,omitempty"`
 	Checks   []Check        `json:"checks,omitempty"`
 }
@@ -63,22 +64,22 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		Insecure: in.InsecureRegistries, Keychain: in.Keychain,
 		Transport: in.Transport, Backoff: in.Backoff, UserAgent: "gantry-sign", Jobs: in.Jobs,
 	}
+	if len(in.Files) > 0 {
+		return runFiles(ctx, in, log)
+	}
 	digest, err := conn.Resolve(ctx, "image", in.Image, log)
 	if err != nil {
 		return out, err
 	}
 	if in.Verify {
-		rep, err := Verify(ctx, digest.String(), Policy{
-			Key: in.Key, KeyPassword: in.KeyPassword, Getenv: in.Getenv, Dir: in.Dir,
-			CertificateIdentity: in.CertificateIdentity, CertificateIdentityRegexp: in.CertificateIdentityRegexp,
-			CertificateOIDCIssuer: in.CertificateOIDCIssuer, TrustedRoot: in.TrustedRoot,
-			Require: in.Require, Recursive: in.Recursive, Conn: conn, Log: log,
-		})
+		p := in.policy()
+		p.Conn, p.Log = conn, log
+		rep, err := Verify(ctx, digest.String(), p)
 		out.Report, out.Verified = rep, rep.Verified
 		if rep.Image == "" {
 			return out, err
 		}
-		if werr := finish(&out, in, digest); werr != nil {
+		if werr := finish(&out, in, digest.DigestStr()); werr != nil {
 			return out, errors.Join(err, werr)
 		}
 		return out, err
@@ -126,11 +127,12 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	}
 	out.Signed = signed
 	out.Report = Report{Image: digest.String(), Mode: "sign", Signer: signer.Describe(), Signed: signed, SBOMs: sboms}
-	return out, finish(&out, in, digest)
+	return out, finish(&out, in, digest.DigestStr())
 }
 
-// finish writes the report file and the release record's "sign" section.
-func finish(out *Outputs, in Inputs, digest name.Digest) error {
+// finish writes the report file and the release record's "sign" section
+// (for an image: digest is its sha256:…; "" when files were signed).
+func finish(out *Outputs, in Inputs, digest string) error {
 	if in.ReportFile != "" {
 		path := in.ReportFile
 		if !filepath.IsAbs(path) && in.Dir != "" {
@@ -152,7 +154,7 @@ func finish(out *Outputs, in Inputs, digest name.Digest) error {
 		}
 		out.ReportFile = abs
 	}
-	if in.ReleaseFile == "" {
+	if in.ReleaseFile == "" || digest == "" {
 		return nil
 	}
 	path := in.ReleaseFile
@@ -162,7 +164,7 @@ func finish(out *Outputs, in Inputs, digest name.Digest) error {
 	if _, err := os.Stat(path); err != nil {
 		return nil // only add to a record an earlier stage wrote
 	}
-	rec := release.ForDigest(path, digest.DigestStr())
+	rec := release.ForDigest(path, digest)
 	if rec.Digest == "" {
 		return nil
 	}

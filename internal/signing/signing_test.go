@@ -355,6 +355,10 @@ func TestValidate(t *testing.T) {
 		{"identity without issuer", signing.Inputs{Image: "r", Verify: true, CertificateIdentity: "x"}, `"certificate-oidc-issuer" is empty`},
 		{"bad require", signing.Inputs{Image: "r", Verify: true, Key: "k", Require: []string{"slsa"}}, `input "require": "slsa"`},
 		{"bad tlog", signing.Inputs{Image: "r", Key: "k", TlogUpload: "maybe"}, `input "tlog-upload" is "maybe"`},
+		{"source repository with a key", signing.Inputs{Image: "r", Verify: true, Key: "k", VerifySourceRepository: "acme/app"}, `input "verify-source-repository" needs a keyless policy: a key signature carries no repository`},
+		{"source ref with a key", signing.Inputs{Image: "r", Verify: true, Key: "k", VerifySourceRefRegexp: "^refs/tags/"}, `input "verify-source-ref-regexp" needs a keyless policy`},
+		{"source repository not a repository", signing.Inputs{Image: "r", Verify: true, CertificateIdentity: "x", CertificateOIDCIssuer: "y", VerifySourceRepository: "acme"}, `input "verify-source-repository" is "acme": use OWNER/NAME`},
+		{"source ref regexp", signing.Inputs{Image: "r", Verify: true, CertificateIdentity: "x", CertificateOIDCIssuer: "y", VerifySourceRefRegexp: "(v"}, `input "verify-source-ref-regexp": error parsing regexp`},
 		{"half registry auth", signing.Inputs{Image: "r", Key: "k", RegistryUsername: "u"}, `"registry-username" and "registry-password" go together`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +33,7 @@ import (
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -54,6 +57,10 @@ const predicateAnnotation = ociremote.BundlePredicateType
 type Signer interface {
 	// SignStatement signs one in-toto statement (JSON).
 	SignStatement(ctx context.Context, statement []byte) ([]byte, error)
+	// SignBlob signs a file's content: a bundle with a message signature
+	// over its digest, what `cosign sign-blob --bundle` writes and
+	// `cosign verify-blob --bundle` reads.
+	SignBlob(ctx context.Context, data []byte) ([]byte, error)
 	// Describe says who signs, for logs: a key fingerprint or "keyless (Fulcio …)".
 	Describe() string
 }
@@ -306,6 +313,16 @@ func newKeylessSigner(token string, svc services) (*sigstoreSigner, error) {
 func (s *sigstoreSigner) Describe() string { return s.describe }
 
 func (s *sigstoreSigner) SignStatement(ctx context.Context, statement []byte) ([]byte, error) {
+	return s.bundle(ctx, &sign.DSSEData{Data: statement, PayloadType: "application/vnd.in-toto+json"})
+}
+
+func (s *sigstoreSigner) SignBlob(ctx context.Context, data []byte) ([]byte, error) {
+	return s.bundle(ctx, &sign.PlainData{Data: data})
+}
+
+// bundle signs content with the key or certificate and adds what the
+// services give: a timestamp, a transparency log entry.
+func (s *sigstoreSigner) bundle(ctx context.Context, content sign.Content) ([]byte, error) {
 	opts := sign.BundleOptions{Context: ctx, TrustedRoot: s.svc.TrustedRoot}
 	if s.certs != nil {
 		opts.CertificateProvider = s.certs
@@ -324,7 +341,7 @@ func (s *sigstoreSigner) SignStatement(ctx context.Context, statement []byte) ([
 		}
 		opts.TransparencyLogs = append(opts.TransparencyLogs, sign.NewRekor(&sign.RekorOptions{BaseURL: s.svc.RekorURL, Timeout: 90 * time.Second, Retries: 2, Version: api}))
 	}
-	b, err := sign.Bundle(&sign.DSSEData{Data: statement, PayloadType: "application/vnd.in-toto+json"}, s.keypair, opts)
+	b, err := sign.Bundle(content, s.keypair, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -437,10 +454,14 @@ type trust struct {
 	san       string
 	sanRegexp string
 	issuer    string
-	wantTlog  bool
-	wantTSA   bool
-	wantSCT   bool
-	describes string
+	// sourceRepo and sourceRef narrow the identity to runs of one
+	// repository (its Source Repository URI) and of matching git refs.
+	sourceRepo string
+	sourceRef  *regexp.Regexp
+	wantTlog   bool
+	wantTSA    bool
+	wantSCT    bool
+	describes  string
 }
 
 // newKeyTrust trusts one public key.
@@ -448,11 +469,19 @@ func newKeyTrust(v signature.Verifier, name string) *trust {
 	return &trust{key: v, keyName: name, describes: "key " + name}
 }
 
+// identityPolicy is what a keyless certificate must say.
+type identityPolicy struct {
+	SAN, SANRegexp, Issuer string
+	SourceRepository       string // https://HOST/OWNER/NAME, as Fulcio writes it
+	SourceRefRegexp        string
+}
+
 // newIdentityTrust trusts certificates from the trusted root's CAs issued
-// to identity (exact or regexp) by issuer. What the trusted root lists is
+// to the policy's identity (exact or regexp) by its issuer, and, when set,
+// to a run of its source repository and ref. What the trusted root lists is
 // required: a transparency log entry when it has logs, a timestamp (TSA or
 // log) when it has either, an SCT when it has CT logs.
-func newIdentityTrust(trustedRootPath, san, sanRegexp, issuer string) (*trust, error) {
+func newIdentityTrust(trustedRootPath string, p identityPolicy) (*trust, error) {
 	var tm root.TrustedMaterial
 	var err error
 	if trustedRootPath != "" {
@@ -466,18 +495,73 @@ func newIdentityTrust(trustedRootPath, san, sanRegexp, issuer string) (*trust, e
 			return nil, fmt.Errorf(`fetching the public-good Sigstore trusted root (TUF) failed; set "trusted-root" for a private Sigstore: %w`, err)
 		}
 	}
-	id, err := verify.NewShortCertificateIdentity(issuer, "", san, sanRegexp)
+	san, err := verify.NewSANMatcher(p.SAN, p.SANRegexp)
+	if err != nil {
+		return nil, fmt.Errorf(`input "certificate-identity-regexp": %w`, err)
+	}
+	iss, err := verify.NewIssuerMatcher(p.Issuer, "")
+	if err != nil {
+		return nil, err
+	}
+	// sigstore-go compares the extension itself; checkSource below only
+	// explains a mismatch and checks the ref.
+	id, err := verify.NewCertificateIdentity(san, iss, certificate.Extensions{SourceRepositoryURI: p.SourceRepository})
 	if err != nil {
 		return nil, fmt.Errorf(`inputs "certificate-identity"/"certificate-identity-regexp"/"certificate-oidc-issuer": %w`, err)
 	}
-	t := &trust{root: tm, identity: &id, san: san, sanRegexp: sanRegexp, issuer: issuer,
+	t := &trust{root: tm, identity: &id, san: p.SAN, sanRegexp: p.SANRegexp, issuer: p.Issuer, sourceRepo: p.SourceRepository,
 		wantTlog: len(tm.RekorLogs()) > 0, wantTSA: len(tm.TimestampingAuthorities()) > 0, wantSCT: len(tm.CTLogs()) > 0}
-	who := san
-	if who == "" {
-		who = "~" + sanRegexp
+	if p.SourceRefRegexp != "" {
+		if t.sourceRef, err = regexp.Compile(p.SourceRefRegexp); err != nil {
+			return nil, fmt.Errorf(`input "verify-source-ref-regexp": %w`, err)
+		}
 	}
-	t.describes = fmt.Sprintf("identity %s from issuer %s", who, issuer)
+	who := p.SAN
+	if who == "" {
+		who = "~" + p.SANRegexp
+	}
+	t.describes = fmt.Sprintf("identity %s from issuer %s", who, p.Issuer)
+	if p.SourceRepository != "" {
+		t.describes += ", source repository " + p.SourceRepository
+	}
+	if p.SourceRefRegexp != "" {
+		t.describes += ", source ref ~" + p.SourceRefRegexp
+	}
 	return t, nil
+}
+
+// checkSource checks the certificate's source repository and ref against
+// the policy, with a reason that names what the certificate says and what
+// the policy wants.
+func (t *trust) checkSource(c certificate.Summary) error {
+	if t.sourceRepo != "" {
+		switch got := c.SourceRepositoryURI; {
+		case got == "":
+			return fmt.Errorf("the certificate names no source repository (no Source Repository URI extension, OID 1.3.6.1.4.1.57264.1.12: not issued to a GitHub Actions run, or by an old Fulcio), but verify-source-repository requires %s", t.sourceRepo)
+		case got != t.sourceRepo:
+			return fmt.Errorf("the certificate was issued to a run of %s, but verify-source-repository requires %s: another repository signed with the same workflow identity", got, t.sourceRepo)
+		}
+	}
+	if t.sourceRef != nil {
+		switch got := c.SourceRepositoryRef; {
+		case got == "":
+			return fmt.Errorf("the certificate names no git ref (no Source Repository Ref extension, OID 1.3.6.1.4.1.57264.1.14), but verify-source-ref-regexp requires one matching %q", t.sourceRef)
+		case !t.sourceRef.MatchString(got):
+			return fmt.Errorf("the certificate was issued to a run for %s, which does not match verify-source-ref-regexp %q", got, t.sourceRef)
+		}
+	}
+	return nil
+}
+
+// bundleCertificate summarizes the signing certificate of a bundle, if
+// it has one.
+func bundleCertificate(b *sgbundle.Bundle) (certificate.Summary, bool) {
+	vc, err := b.VerificationContent()
+	if err != nil || vc.Certificate() == nil {
+		return certificate.Summary{}, false
+	}
+	s, err := certificate.SummarizeCertificate(vc.Certificate())
+	return s, err == nil
 }
 
 // verified is what a bundle proved.
@@ -509,21 +593,27 @@ func (t *trust) verifyBundle(sb storedBundle, digest string) (verified, error) {
 	if err != nil {
 		return v, err
 	}
-	artifact := verify.WithArtifactDigest(alg, raw)
+	v.Signer, v.Issuer, err = t.verifySigned(sb.bundle, verify.WithArtifactDigest(alg, raw))
+	return v, err
+}
+
+// verifySigned checks a bundle's signature over artifact and its key or
+// certificate against t, and says who signed.
+func (t *trust) verifySigned(b *sgbundle.Bundle, artifact verify.ArtifactPolicyOption) (signer, issuer string, err error) {
 	var tm root.TrustedMaterial
 	var vopts []verify.VerifierOption
 	var popts []verify.PolicyOption
 	if t.key != nil {
-		if sb.bundle.VerificationMaterial.GetPublicKey() == nil {
-			return v, errors.New("signed keyless (with a certificate), but the policy trusts a key")
+		if b.VerificationMaterial.GetPublicKey() == nil {
+			return "", "", errors.New("signed keyless (with a certificate), but the policy trusts a key")
 		}
 		k := root.NewExpiringKey(t.key, time.Time{}, time.Time{})
 		tm = root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return k, nil })
 		vopts = append(vopts, verify.WithNoObserverTimestamps())
 		popts = append(popts, verify.WithKey())
 	} else {
-		if sb.bundle.VerificationMaterial.GetPublicKey() != nil {
-			return v, errors.New("signed with a key, but the policy trusts a keyless identity")
+		if b.VerificationMaterial.GetPublicKey() != nil {
+			return "", "", errors.New("signed with a key, but the policy trusts a keyless identity")
 		}
 		tm = t.root
 		if t.wantTlog {
@@ -547,19 +637,54 @@ func (t *trust) verifyBundle(sb storedBundle, digest string) (verified, error) {
 	}
 	verifier, err := verify.NewVerifier(tm, vopts...)
 	if err != nil {
-		return v, err
+		return "", "", err
 	}
-	res, err := verifier.Verify(sb.bundle, verify.NewPolicy(artifact, popts...))
+	res, err := verifier.Verify(b, verify.NewPolicy(artifact, popts...))
 	if err != nil {
-		return v, explain(err)
+		var ext *certificate.ErrCompareExtensions
+		if errors.As(err, &ext) {
+			if c, ok := bundleCertificate(b); ok {
+				if serr := t.checkSource(c); serr != nil {
+					return "", "", serr
+				}
+			}
+		}
+		return "", "", explain(err)
 	}
 	if t.key != nil {
-		v.Signer = "key " + t.keyName
-	} else if res.Signature != nil && res.Signature.Certificate != nil {
-		v.Signer = res.Signature.Certificate.SubjectAlternativeName
-		v.Issuer = res.Signature.Certificate.Issuer
+		return "key " + t.keyName, "", nil
 	}
-	return v, nil
+	if res.Signature == nil || res.Signature.Certificate == nil {
+		return "", "", errors.New("verified, but the result names no certificate")
+	}
+	if err := t.checkSource(*res.Signature.Certificate); err != nil {
+		return "", "", err
+	}
+	return res.Signature.Certificate.SubjectAlternativeName, res.Signature.Certificate.Issuer, nil
+}
+
+// verifyBlob checks a file's bundle (raw JSON) against t: a message
+// signature over exactly the file's content (sum is its SHA-256).
+func (t *trust) verifyBlob(raw []byte, file string, sum []byte) (verified, error) {
+	var v verified
+	var b sgbundle.Bundle
+	if err := b.UnmarshalJSON(raw); err != nil {
+		return v, fmt.Errorf("not a valid Sigstore bundle: %w", err)
+	}
+	ms := b.GetMessageSignature()
+	if ms == nil {
+		return v, errors.New("the bundle holds a DSSE envelope (an attestation, as cosign attest-blob writes), not a signature of the file")
+	}
+	if md := ms.GetMessageDigest(); md != nil && md.GetAlgorithm() == protocommon.HashAlgorithm_SHA2_256 && !bytes.Equal(md.GetDigest(), sum) {
+		return v, fmt.Errorf("the file is not what was signed: its sha256 is %x, the bundle signed %x (the file changed after signing, or the bundle is another file's)", sum, md.GetDigest())
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return v, err
+	}
+	defer f.Close()
+	v.Signer, v.Issuer, err = t.verifySigned(&b, verify.WithArtifact(f))
+	return v, err
 }
 
 // explain turns sigstore-go's errors into what a user should check.
@@ -653,11 +778,24 @@ func (t *trust) verifyLegacy(ctx context.Context, digest name.Digest, ropts []re
 				}
 			}
 			if t.key == nil {
-				if c, err := sig.Cert(); err == nil && c != nil {
-					if sans := cryptoutils.GetSubjectAlternateNames(c); len(sans) > 0 {
-						v.Signer = sans[0]
-					}
+				// cosign checked SAN and issuer; the source repository and
+				// ref are Gantry's, checked here.
+				c, err := sig.Cert()
+				if err == nil && c == nil {
+					err = errors.New("no certificate")
 				}
+				var sum certificate.Summary
+				if err == nil {
+					sum, err = certificate.SummarizeCertificate(c)
+				}
+				if err == nil {
+					err = t.checkSource(sum)
+				}
+				if err != nil {
+					failed[v.PredicateType] = append(failed[v.PredicateType], "in the legacy tag "+tag.TagStr()+": "+err.Error())
+					continue
+				}
+				v.Signer = sum.SubjectAlternativeName
 			} else {
 				v.Signer = "key " + t.keyName
 			}

@@ -26,6 +26,17 @@ type Policy struct {
 	CertificateIdentity       string
 	CertificateIdentityRegexp string
 	CertificateOIDCIssuer     string
+	// SourceRepository (keyless only) is the repository whose workflow run
+	// the certificate must have been issued to: OWNER/NAME on github.com
+	// or https://HOST/OWNER/NAME, compared exactly with the certificate's
+	// Source Repository URI extension (OID 1.3.6.1.4.1.57264.1.12). It is
+	// what tells callers of one reusable workflow apart: they all sign with
+	// the reusable workflow's identity.
+	SourceRepository string
+	// SourceRefRegexp (keyless only) must match the certificate's Source
+	// Repository Ref extension (OID 1.3.6.1.4.1.57264.1.14), the git ref
+	// the run was for, e.g. ^refs/tags/v[0-9].
+	SourceRefRegexp string
 	// TrustedRoot is a trusted_root.json for a private Sigstore; "" uses
 	// the public-good instance's root (fetched with TUF).
 	TrustedRoot string
@@ -46,9 +57,10 @@ type Policy struct {
 
 // Check is one requirement checked on one digest.
 type Check struct {
-	Digest   string `json:"digest"`
+	Digest   string `json:"digest"` // sha256:…, of the image manifest or the file
 	Platform string `json:"platform,omitempty"`
-	What     string `json:"what"` // signature, sbom, provenance, scan
+	File     string `json:"file,omitempty"` // when a file was verified
+	What     string `json:"what"`           // signature, sbom, provenance, scan
 	Passed   bool   `json:"passed"`
 	// Reason says what passed (signer, formats) or exactly why it failed.
 	Reason string `json:"reason"`
@@ -64,7 +76,10 @@ func (e *VerificationError) Error() string {
 	fmt.Fprintf(&b, "verification failed: %d check(s) did not pass", len(e.Failed))
 	for _, c := range e.Failed {
 		where := c.Platform
-		if where == "" {
+		switch {
+		case c.File != "":
+			where = c.File
+		case where == "":
 			where = "index"
 		}
 		fmt.Fprintf(&b, "\n- %s of %s (%s): %s", c.What, where, c.Digest, c.Reason)
@@ -81,10 +96,7 @@ func Verify(ctx context.Context, digest string, p Policy) (Report, error) {
 	if log == nil {
 		log = ghaction.Discard{}
 	}
-	if err := policyInputs(p.Key, p.CertificateIdentity, p.CertificateIdentityRegexp, p.CertificateOIDCIssuer); err != nil {
-		return Report{}, err
-	}
-	if err := checkKinds("require", p.Require); err != nil {
+	if err := p.check(); err != nil {
 		return Report{}, err
 	}
 	d, err := p.Conn.Resolve(ctx, "image", digest, log)
@@ -211,7 +223,17 @@ func (p Policy) trust(ctx context.Context) (*trust, error) {
 		}
 		return newKeyTrust(v, fp), nil
 	}
-	return newIdentityTrust(resolvePath(p.TrustedRoot, p.Dir), p.CertificateIdentity, p.CertificateIdentityRegexp, p.CertificateOIDCIssuer)
+	repo := ""
+	if p.SourceRepository != "" {
+		var err error
+		if repo, err = SourceRepositoryURI(p.SourceRepository); err != nil {
+			return nil, err
+		}
+	}
+	return newIdentityTrust(resolvePath(p.TrustedRoot, p.Dir), identityPolicy{
+		SAN: p.CertificateIdentity, SANRegexp: p.CertificateIdentityRegexp, Issuer: p.CertificateOIDCIssuer,
+		SourceRepository: repo, SourceRefRegexp: p.SourceRefRegexp,
+	})
 }
 
 func signerOf(v verified) string {

@@ -8,9 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,6 +83,39 @@ func DefaultClaims() Claims {
 // Identity is the certificate identity (SAN) Fulcio issues for tokens with
 // these claims.
 func (c Claims) Identity() string { return "https://github.com/" + c.JobWorkflowRef }
+
+// SourceRepositoryURI is what Fulcio writes in the certificate's Source
+// Repository URI extension (OID 1.3.6.1.4.1.57264.1.12) for tokens with
+// these claims: the repository the run belongs to, which for a reusable
+// workflow is the caller's.
+func (c Claims) SourceRepositoryURI() string { return "https://github.com/" + c.Repository }
+
+// ReusableWorkflowClaims are the claims of a run of repository (owner/name)
+// for ref whose job is the reusable workflow jobWorkflowRef
+// (owner/repo/.github/workflows/x.yml@ref), called from the caller's
+// .github/workflows/ship.yml. Fulcio issues every caller the same identity,
+// https://github.com/<jobWorkflowRef>; only the source repository
+// extensions (and the token's subject) tell the callers apart.
+func ReusableWorkflowClaims(jobWorkflowRef, repository, ref string) Claims {
+	c := DefaultClaims()
+	owner, _, _ := strings.Cut(repository, "/")
+	h := fnv.New32a()
+	h.Write([]byte(repository))
+	c.Subject = ""
+	c.Repository, c.RepositoryOwner = repository, owner
+	c.RepositoryID = strconv.FormatUint(uint64(h.Sum32()), 10)
+	c.Ref, c.RefType = ref, "branch"
+	if strings.HasPrefix(ref, "refs/tags/") {
+		c.RefType = "tag"
+	}
+	c.Workflow = "ship"
+	c.WorkflowRef = repository + "/.github/workflows/ship.yml@" + ref
+	c.JobWorkflowRef = jobWorkflowRef
+	if _, sha, ok := strings.Cut(jobWorkflowRef, "@"); ok && len(sha) == 40 {
+		c.JobWorkflowSHA = sha
+	}
+	return c
+}
 
 // Issuer is an OpenID Connect provider on a loopback port that mints
 // GitHub-Actions-shaped tokens: discovery document, JWKS with one RSA key

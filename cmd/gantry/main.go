@@ -19,6 +19,8 @@ commands:
                   to an embedded registry with gantry-build, exactly as the action does
   check-actions   check every action.yml (inputs mapped to INPUT_*, Go inputs and
                   outputs in sync, no expressions in run:, actions pinned by SHA)
+  embed-release   write a release's version, download URL and the SHA256 of its
+                  binary archives into every action.yml (Gantry's release commit)
 `
 
 func main() {
@@ -49,6 +51,14 @@ func run(ctx context.Context, args []string) error {
 		root := fs.String("root", ".", "the Gantry source tree")
 		fs.Parse(args[1:])
 		return checkActions(os.Stdout, *root)
+	case "embed-release":
+		fs := flag.NewFlagSet("embed-release", flag.ExitOnError)
+		root := fs.String("root", ".", "the Gantry source tree")
+		version := fs.String("version", "", "the release tag, e.g. v1.2.3")
+		url := fs.String("url", "", "base URL of the release's assets (…/releases/download/<tag>)")
+		sums := fs.String("sums", "", "sha256sum file of the release's archives")
+		fs.Parse(args[1:])
+		return embedRelease(os.Stdout, *root, *version, *url, *sums)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

@@ -1,10 +1,14 @@
 package workflowtest_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -241,6 +247,21 @@ func TestReusableBuildAndPush(t *testing.T) {
 			}
 		}
 		d, _ := name.NewDigest(image)
+		// The build step compiled the sample app per platform; each platform
+		// carries the server for its own architecture.
+		idx, err := remote.Index(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for arch, machine := range map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64} {
+			img, err := idx.Image(platformDigest(t, idx, arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, err := elfMachine(img, "app/server"); err != nil || m != machine {
+				t.Errorf("linux/%s: /app/server is %v (%v), want an ELF for %v built by build-command", arch, m, err, machine)
+			}
+		}
 		refs, err := remote.Referrers(d)
 		if err != nil {
 			t.Fatal(err)
@@ -451,5 +472,46 @@ func TestReusableSecurityScan(t *testing.T) {
 	out := readOutputs(t, filepath.Join(result, "outputs"), log)
 	if out["repository-verdict"] != "fail" || out["image-verdict"] != "pass" {
 		t.Errorf("verdicts %v, want the repository to fail and the image to pass\n%s", out, log)
+	}
+}
+
+func platformDigest(t *testing.T, idx v1.ImageIndex, arch string) v1.Hash {
+	t.Helper()
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range m.Manifests {
+		if d.Platform != nil && d.Platform.OS == "linux" && d.Platform.Architecture == arch {
+			return d.Digest
+		}
+	}
+	t.Fatalf("the index has no linux/%s manifest", arch)
+	return v1.Hash{}
+}
+
+// elfMachine reads path from an image's flattened filesystem and returns the
+// machine its ELF header names.
+func elfMachine(img v1.Image, path string) (elf.Machine, error) {
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return 0, fmt.Errorf("%s not in the image: %w", path, err)
+		}
+		if strings.TrimPrefix(h.Name, "/") != path {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return 0, err
+		}
+		f, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			return 0, err
+		}
+		return f.Machine, nil
 	}
 }

@@ -4,6 +4,7 @@ package stages
 
 import (
 	"github.com/gantry-ci/gantry/internal/analysis"
+	"github.com/gantry-ci/gantry/internal/ghrelease"
 	"github.com/gantry-ci/gantry/internal/image"
 	"github.com/gantry-ci/gantry/internal/rollout"
 	"github.com/gantry-ci/gantry/internal/sbom"
@@ -29,6 +30,7 @@ func All() []Stage {
 		{Name: "scan", Binary: "gantry-scan", Inputs: vulnscan.Inputs{}, Outputs: vulnscan.Outputs{}},
 		{Name: "deploy", Binary: "gantry-deploy", Inputs: rollout.Inputs{}, Outputs: rollout.Outputs{}},
 		{Name: "analyze", Binary: "gantry-analyze", Inputs: analysis.Inputs{}, Outputs: analysis.Outputs{}},
+		{Name: "release", Binary: "gantry-release", Inputs: ghrelease.Inputs{}, Outputs: ghrelease.Outputs{}},
 		{Name: "notify", Binary: "gantry-notify", Inputs: slacknotify.Inputs{}, Outputs: slacknotify.Outputs{}},
 	}
 }

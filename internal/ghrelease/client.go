@@ -1,0 +1,491 @@
+package ghrelease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-github/v84/github"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
+)
+
+// Retry bounds: GitHub answers 5xx and secondary rate limits often enough
+// on busy runners that every call gets a few attempts, but a limit that
+// asks for a longer wait than maxWait fails the step rather than sleeping
+// through the job's budget.
+const (
+	maxAttempts = 4
+	maxWait     = 2 * time.Minute
+	// maxListPages bounds the search for a draft (100 releases a page).
+	maxListPages = 10
+)
+
+// client is go-github's releases API with retries and errors that say
+// which input to fix.
+type client struct {
+	gh          *github.Client
+	owner, repo string
+	token       string
+	sleep       func(ctx context.Context, d time.Duration) error
+	now         func() time.Time
+	log         ghaction.Logger
+}
+
+func newClient(in *Inputs, s settings) *client {
+	hc := in.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// No overall timeout (an upload of a large file takes as long as it
+		// takes), but a server that stops answering fails the attempt.
+		tr.ResponseHeaderTimeout = 2 * time.Minute
+		hc = &http.Client{Transport: tr}
+	}
+	token := strings.TrimSpace(in.Token)
+	gh := github.NewClient(hc).WithAuthToken(token)
+	base := *s.apiURL
+	gh.BaseURL = &base
+	// Uploads go to the upload_url each release names; this base only has
+	// to be a valid one.
+	upload := base
+	gh.UploadURL = &upload
+	// go-github would refuse requests locally while it believes a rate
+	// limit is in force; the retry loop below already waits as GitHub asks.
+	gh.DisableRateLimitCheck = true
+	gh.UserAgent = "gantry-release " + gh.UserAgent
+	c := &client{gh: gh, owner: s.owner, repo: s.repo, token: token, sleep: in.Sleep, now: in.Now, log: in.Log}
+	if c.sleep == nil {
+		c.sleep = sleepContext
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// apiError is a failed call: "<op>: <status>: <GitHub's message> (<hint>;
+// <note>)", with the token scrubbed.
+type apiError struct {
+	op     string
+	status int
+	detail string
+	hint   string
+	note   string
+	err    error
+}
+
+func (e *apiError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.op + ": ")
+	if e.status != 0 {
+		fmt.Fprintf(&b, "%d %s", e.status, http.StatusText(e.status))
+		if e.detail != "" {
+			b.WriteString(": ")
+		}
+	}
+	b.WriteString(e.detail)
+	var notes []string
+	for _, n := range []string{e.hint, e.note} {
+		if n != "" {
+			notes = append(notes, n)
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(notes, "; "))
+	}
+	return b.String()
+}
+
+func (e *apiError) Unwrap() error { return e.err }
+
+// statusOf returns the HTTP status of a failed call, 0 when GitHub never
+// answered.
+func statusOf(err error) int {
+	var e *apiError
+	if errors.As(err, &e) {
+		return e.status
+	}
+	return 0
+}
+
+// call runs fn until it succeeds, fails in a way retrying cannot change,
+// or maxAttempts is reached. Before a retry, recheck (when set) may find
+// that the failed attempt did take effect, which ends the loop.
+func (c *client) call(ctx context.Context, op string, fn func(ctx context.Context) (*github.Response, error), recheck func(ctx context.Context) (bool, error)) error {
+	for attempt := 1; ; attempt++ {
+		resp, err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		e := c.newError(op, resp, err)
+		if ctx.Err() != nil {
+			return e
+		}
+		wait, retry, why := c.retryWait(resp, err, attempt)
+		if !retry {
+			e.note = why
+			return e
+		}
+		if attempt == maxAttempts {
+			e.note = fmt.Sprintf("gave up after %d attempts", attempt)
+			return e
+		}
+		c.log.Infof("%s; retrying in %s (attempt %d of %d)", e, wait.Round(time.Second), attempt+1, maxAttempts)
+		if serr := c.sleep(ctx, wait); serr != nil {
+			e.note = fmt.Sprintf("stopped waiting to retry: %v", serr)
+			return e
+		}
+		if recheck != nil {
+			done, rerr := recheck(ctx)
+			if rerr != nil {
+				return rerr
+			}
+			if done {
+				return nil
+			}
+		}
+	}
+}
+
+// retryWait says whether a failure is worth another attempt and how long to
+// wait first. Following GitHub's guidance for rate limits: honour
+// Retry-After; else, with x-ratelimit-remaining 0, wait until
+// x-ratelimit-reset; else wait a minute.
+func (c *client) retryWait(resp *github.Response, err error, attempt int) (time.Duration, bool, string) {
+	backoff := time.Second << (attempt - 1) // 1 s, 2 s, 4 s
+	if resp == nil || resp.Response == nil {
+		// No answer: a reset connection or a timeout, as passing as a 502.
+		var dns *net.DNSError
+		if errors.As(err, &dns) && dns.IsNotFound {
+			return 0, false, `check input "api-url"`
+		}
+		return backoff, true, ""
+	}
+	h, code := resp.Header, resp.StatusCode
+	retryAfter, hasRetryAfter := parseRetryAfter(h.Get("Retry-After"), c.now())
+	var abuse *github.AbuseRateLimitError
+	var wait time.Duration
+	switch {
+	case code == http.StatusTooManyRequests ||
+		code == http.StatusForbidden && (hasRetryAfter || h.Get(github.HeaderRateRemaining) == "0" || errors.As(err, &abuse)):
+		reset, hasReset := parseReset(h)
+		switch {
+		case hasRetryAfter:
+			wait = retryAfter
+		case h.Get(github.HeaderRateRemaining) == "0" && hasReset:
+			wait = reset.Sub(c.now()) + time.Second
+		default:
+			wait = time.Minute
+		}
+	case code >= 500 && code != http.StatusNotImplemented:
+		wait = backoff
+		if hasRetryAfter {
+			wait = retryAfter
+		}
+	default:
+		return 0, false, ""
+	}
+	wait = max(wait, 0)
+	if wait > maxWait {
+		return 0, false, fmt.Sprintf("GitHub asks to wait %s, longer than the %s this stage waits; re-run the job later", wait.Round(time.Second), maxWait)
+	}
+	return wait, true, ""
+}
+
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t.Sub(now), true
+	}
+	return 0, false
+}
+
+func parseReset(h http.Header) (time.Time, bool) {
+	n, err := strconv.ParseInt(h.Get(github.HeaderRateReset), 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(n, 0), true
+}
+
+func (c *client) newError(op string, resp *github.Response, err error) *apiError {
+	e := &apiError{op: op, err: err, detail: c.redact(errorDetail(err))}
+	if resp != nil && resp.Response != nil {
+		e.status = resp.StatusCode
+	}
+	switch e.status {
+	case http.StatusUnauthorized:
+		e.hint = `GitHub refused input "token": pass ${{ secrets.GITHUB_TOKEN }} or a token that can write this repository's contents`
+	case http.StatusForbidden:
+		if resp.Header.Get(github.HeaderRateRemaining) != "0" && resp.Header.Get("Retry-After") == "" {
+			e.hint = `input "token" may not write releases: give the job "permissions: contents: write"`
+		}
+	case http.StatusNotFound:
+		e.hint = fmt.Sprintf(`input "repository": %s/%s does not exist or input "token" cannot see it`, c.owner, c.repo)
+	}
+	return e
+}
+
+// errorDetail extracts GitHub's own words from a go-github error, whose
+// Error() repeats the method and URL that the op already names.
+func errorDetail(err error) string {
+	var (
+		resp  *github.ErrorResponse
+		rate  *github.RateLimitError
+		abuse *github.AbuseRateLimitError
+		uerr  *url.Error
+	)
+	switch {
+	case errors.As(err, &resp):
+		var parts []string
+		if resp.Message != "" {
+			parts = append(parts, resp.Message)
+		}
+		for _, e := range resp.Errors {
+			if e.Message != "" {
+				parts = append(parts, e.Message)
+			} else {
+				parts = append(parts, fmt.Sprintf("%s %s %s", e.Resource, e.Field, strings.ReplaceAll(e.Code, "_", " ")))
+			}
+		}
+		return strings.Join(parts, "; ")
+	case errors.As(err, &rate):
+		return rate.Message
+	case errors.As(err, &abuse):
+		return abuse.Message
+	case errors.As(err, &uerr):
+		return uerr.Err.Error()
+	default:
+		return err.Error()
+	}
+}
+
+// redact removes the token from text that came from the network: a proxy
+// may echo request headers in its error page.
+func (c *client) redact(s string) string {
+	if c.token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.token, "***")
+}
+
+// escapeTag escapes a tag for a URL path, keeping the slashes of a
+// monorepo tag (app/v1.2.3) as GitHub expects them.
+func escapeTag(tag string) string {
+	parts := strings.Split(tag, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
+
+// find returns the release of tag, a draft included, or nil. GitHub's
+// release-by-tag endpoint does not return drafts, so a draft left by a
+// failed run is found by listing the repository's releases.
+func (c *client) find(ctx context.Context, tag string) (*github.RepositoryRelease, error) {
+	var rel *github.RepositoryRelease
+	err := c.call(ctx, "looking up the release of tag "+tag, func(ctx context.Context) (*github.Response, error) {
+		r, resp, err := c.gh.Repositories.GetReleaseByTag(ctx, c.owner, c.repo, escapeTag(tag))
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return resp, nil
+		}
+		rel = r
+		return resp, err
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if rel != nil && rel.ID != nil {
+		return rel, nil
+	}
+	opts := &github.ListOptions{PerPage: 100}
+	for page := 1; page <= maxListPages; page++ {
+		var list []*github.RepositoryRelease
+		var next int
+		err := c.call(ctx, "listing releases to find a draft of "+tag, func(ctx context.Context) (*github.Response, error) {
+			l, resp, err := c.gh.Repositories.ListReleases(ctx, c.owner, c.repo, opts)
+			list = l
+			if resp != nil {
+				next = resp.NextPage
+			}
+			return resp, err
+		}, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range list {
+			if r.GetDraft() && r.GetTagName() == tag {
+				return r, nil
+			}
+		}
+		if next == 0 {
+			break
+		}
+		opts.Page = next
+	}
+	return nil, nil
+}
+
+// create creates a release. After a failed attempt it looks for the
+// release before trying again, since GitHub may have created it before the
+// connection broke, and a second draft is exactly what must not happen.
+func (c *client) create(ctx context.Context, r *github.RepositoryRelease) (*github.RepositoryRelease, error) {
+	var out *github.RepositoryRelease
+	err := c.call(ctx, "creating the release of tag "+r.GetTagName(), func(ctx context.Context) (*github.Response, error) {
+		rel, resp, err := c.gh.Repositories.CreateRelease(ctx, c.owner, c.repo, r)
+		out = rel
+		return resp, err
+	}, func(ctx context.Context) (bool, error) {
+		rel, err := c.find(ctx, r.GetTagName())
+		if err != nil {
+			return false, err
+		}
+		out = rel
+		return rel != nil, nil
+	})
+	if err != nil && statusOf(err) == http.StatusUnprocessableEntity && strings.Contains(err.Error(), "tag_name") {
+		if strings.Contains(err.Error(), "already exists") {
+			err = fmt.Errorf("%w (another job released %s meanwhile: re-run this one to update that release; give each tag one release step)", err, r.GetTagName())
+		} else {
+			err = fmt.Errorf(`%w (input "tag": GitHub refused %q; give the tag as pushed, e.g. v1.2.3)`, err, r.GetTagName())
+		}
+	}
+	return out, err
+}
+
+// edit updates a release; PATCH is idempotent, so it is simply retried.
+func (c *client) edit(ctx context.Context, id int64, r *github.RepositoryRelease, op string) (*github.RepositoryRelease, error) {
+	var out *github.RepositoryRelease
+	err := c.call(ctx, op, func(ctx context.Context) (*github.Response, error) {
+		rel, resp, err := c.gh.Repositories.EditRelease(ctx, c.owner, c.repo, id, r)
+		out = rel
+		return resp, err
+	}, nil)
+	return out, err
+}
+
+// generateNotes asks GitHub for the notes it would write for tag (merged
+// pull requests and new contributors since the previous release, shaped by
+// .github/release.yml).
+func (c *client) generateNotes(ctx context.Context, tag, commitish string) (string, error) {
+	var notes *github.RepositoryReleaseNotes
+	opts := &github.GenerateNotesOptions{TagName: tag}
+	if commitish != "" {
+		opts.TargetCommitish = github.Ptr(commitish)
+	}
+	err := c.call(ctx, "generating release notes for "+tag, func(ctx context.Context) (*github.Response, error) {
+		n, resp, err := c.gh.Repositories.GenerateReleaseNotes(ctx, c.owner, c.repo, opts)
+		notes = n
+		return resp, err
+	}, nil)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(notes.Body), nil
+}
+
+// assets lists a release's assets.
+func (c *client) assets(ctx context.Context, id int64) ([]*github.ReleaseAsset, error) {
+	var all []*github.ReleaseAsset
+	opts := &github.ListOptions{PerPage: 100}
+	for {
+		var list []*github.ReleaseAsset
+		var next int
+		err := c.call(ctx, "listing the release's assets", func(ctx context.Context) (*github.Response, error) {
+			l, resp, err := c.gh.Repositories.ListReleaseAssets(ctx, c.owner, c.repo, id, opts)
+			list = l
+			if resp != nil {
+				next = resp.NextPage
+			}
+			return resp, err
+		}, nil)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, list...)
+		if next == 0 {
+			return all, nil
+		}
+		opts.Page = next
+	}
+}
+
+// deleteAsset deletes an asset; one already gone counts as deleted.
+func (c *client) deleteAsset(ctx context.Context, a *github.ReleaseAsset) error {
+	return c.call(ctx, "deleting the old asset "+a.GetName(), func(ctx context.Context) (*github.Response, error) {
+		resp, err := c.gh.Repositories.DeleteReleaseAsset(ctx, c.owner, c.repo, a.GetID())
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return resp, nil
+		}
+		return resp, err
+	}, nil)
+}
+
+// upload uploads one file to the release's upload_url. A failed upload
+// can leave a half-uploaded asset of that name behind on GitHub, which
+// would make the retry fail as a duplicate, so one is deleted before each
+// retry.
+func (c *client) upload(ctx context.Context, rel *github.RepositoryRelease, a localAsset) (*github.ReleaseAsset, error) {
+	f, err := os.Open(a.Path)
+	if err != nil {
+		return nil, fmt.Errorf(`input "assets": %w`, err)
+	}
+	defer f.Close()
+	var out *github.ReleaseAsset
+	op := "uploading asset " + a.Name
+	err = c.call(ctx, op, func(ctx context.Context) (*github.Response, error) {
+		// A section reader is not a Closer, so the transport cannot close
+		// the file between attempts.
+		r := io.NewSectionReader(f, 0, a.Size)
+		ra, resp, err := c.gh.Repositories.UploadReleaseAssetFromRelease(ctx, rel, &github.UploadOptions{Name: a.Name, MediaType: a.ContentType}, r, a.Size)
+		out = ra
+		return resp, err
+	}, func(ctx context.Context) (bool, error) {
+		list, err := c.assets(ctx, rel.GetID())
+		if err != nil {
+			return false, err
+		}
+		for _, x := range list {
+			if x.GetName() == a.Name {
+				if err := c.deleteAsset(ctx, x); err != nil {
+					return false, err
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if got := int64(out.GetSize()); got != a.Size {
+		return out, fmt.Errorf("%s: GitHub stored %d bytes of %d", op, got, a.Size)
+	}
+	if d := out.GetDigest(); d != "" && d != a.Digest {
+		return out, fmt.Errorf("%s: GitHub stored bytes with digest %s, the file has %s", op, d, a.Digest)
+	}
+	return out, nil
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -294,4 +296,16 @@ func TestEmbedRefusesBadInputWithoutWriting(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Errorf("a refused embed changed action.yml")
 	}
+}
+
+var yamlUnmarshal = func(b []byte, v any) error { return yaml.Unmarshal(b, v) }
+
+func startFileServer(t *testing.T, dir string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.StripPrefix("/download/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, file, _ := strings.Cut(r.URL.Path, "/")
+		http.ServeFile(w, r, filepath.Join(dir, filepath.Base(file)))
+	})))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

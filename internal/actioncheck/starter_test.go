@@ -129,6 +129,14 @@ func checkStarter(t *testing.T, root, file string) {
 			continue
 		}
 		with, _ := job["with"].(map[string]any)
+		// Every caller of build-and-push.yml signs with its identity: a
+		// deploy that checks the identity must check the source
+		// repository too, or another repository's image passes.
+		if _, ok := with["verify-certificate-identity-regexp"]; ok {
+			if with["verify-source-repository"] != "${{ github.repository }}" {
+				t.Errorf("job %s: verifies the signing identity but not verify-source-repository: ${{ github.repository }}", id)
+			}
+		}
 		for name := range with {
 			if _, ok := r.inputs[name]; !ok {
 				t.Errorf("job %s: input %q is not declared by the called workflow", id, name)

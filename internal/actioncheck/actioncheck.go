@@ -1,8 +1,11 @@
 // Package actioncheck checks action.yml files, which actionlint does not
 // lint: every input of a stage action is declared as its Go Inputs struct
 // declares it and reaches the binary as INPUT_<NAME>, every output comes from
-// the Go Outputs, no run: script interpolates an expression, and every
-// third-party action is pinned by commit SHA.
+// the Go Outputs, no run: script interpolates an expression, no description
+// holds one, and every third-party action is pinned by commit SHA. The
+// workflows in .github/workflows get the checks actionlint lacks: explicit
+// permissions on the workflow and every job, no expression in run:, every
+// remote action and reusable workflow pinned by SHA.
 package actioncheck
 
 import (
@@ -112,7 +115,76 @@ func CheckTree(root string, all []stages.Stage) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("actions/%s/action.yml: missing for stage %s", s.Name, s.Name))
 		}
 	}
+	workflows, err := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(workflows)
+	for _, p := range workflows {
+		rel, _ := filepath.Rel(root, p)
+		w, err := LoadWorkflow(p)
+		if err != nil {
+			return nil, err
+		}
+		problems = append(problems, prefix(rel, CheckWorkflow(w))...)
+	}
 	return problems, nil
+}
+
+// Workflow is the part of a workflow file CheckWorkflow reads.
+type Workflow struct {
+	Permissions any            `json:"permissions"`
+	Jobs        map[string]Job `json:"jobs"`
+}
+
+// Job is one workflow job: steps, or a call of a reusable workflow.
+type Job struct {
+	Permissions any    `json:"permissions"`
+	Uses        string `json:"uses"`
+	Steps       []Step `json:"steps"`
+}
+
+// LoadWorkflow parses a workflow file.
+func LoadWorkflow(path string) (Workflow, error) {
+	var w Workflow
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return w, err
+	}
+	if err := yaml.Unmarshal(b, &w); err != nil {
+		return w, fmt.Errorf("%s: %w", path, err)
+	}
+	return w, nil
+}
+
+// CheckWorkflow checks what actionlint does not: least privilege spelled
+// out (a top-level permissions: and one on every job), no ${{ }} inside
+// run: (values go through env:), and every remote action or reusable
+// workflow pinned by full commit SHA.
+func CheckWorkflow(w Workflow) []string {
+	var problems []string
+	if w.Permissions == nil {
+		problems = append(problems, "no top-level permissions: (write permissions: {} and grant each job what it needs)")
+	}
+	for _, id := range slices.Sorted(maps.Keys(w.Jobs)) {
+		j := w.Jobs[id]
+		if j.Permissions == nil {
+			problems = append(problems, fmt.Sprintf("job %s: no permissions: block", id))
+		}
+		if j.Uses != "" && !strings.HasPrefix(j.Uses, "./") && !pinnedRE.MatchString(j.Uses) {
+			problems = append(problems, fmt.Sprintf("job %s: uses %q is not pinned by a full commit SHA", id, j.Uses))
+		}
+		for i, st := range j.Steps {
+			label := "job " + id + " " + stepLabel(i, st)
+			if expr.MatchString(st.Run) {
+				problems = append(problems, fmt.Sprintf("%s: run: contains ${{ }}: pass the value through env: and read it as a variable", label))
+			}
+			if st.Uses != "" && !strings.HasPrefix(st.Uses, "./") && !pinnedRE.MatchString(st.Uses) {
+				problems = append(problems, fmt.Sprintf("%s: uses %q is not pinned by a full commit SHA: write owner/repo@<40-hex sha> # vX.Y.Z", label, st.Uses))
+			}
+		}
+	}
+	return problems
 }
 
 func prefix(p string, lines []string) []string {
@@ -149,14 +221,25 @@ func CheckSafety(a Action) []string {
 			problems = append(problems, fmt.Sprintf("%s: uses %q is not pinned by a full commit SHA: write owner/repo@<40-hex sha> # vX.Y.Z", label, st.Uses))
 		}
 	}
+	// A description is metadata, but runners (and act) parse ${{ }} in it
+	// and refuse the action when it is not valid there.
+	if expr.MatchString(a.Description) {
+		problems = append(problems, "description contains ${{ }}: write the expression in words")
+	}
 	for name, in := range a.Inputs {
 		if strings.TrimSpace(in.Description) == "" {
 			problems = append(problems, fmt.Sprintf("input %q has no description", name))
+		}
+		if expr.MatchString(in.Description) {
+			problems = append(problems, fmt.Sprintf("input %q: description contains ${{ }}: write the expression in words", name))
 		}
 	}
 	for name, out := range a.Outputs {
 		if strings.TrimSpace(out.Description) == "" {
 			problems = append(problems, fmt.Sprintf("output %q has no description", name))
+		}
+		if expr.MatchString(out.Description) {
+			problems = append(problems, fmt.Sprintf("output %q: description contains ${{ }}: write the expression in words", name))
 		}
 	}
 	sort.Strings(problems)

@@ -60,6 +60,7 @@ func TestCheckTreeFixtures(t *testing.T) {
 	for _, required := range []string{
 		"input-not-passed", "expression-in-run", "unpinned-uses", "input-not-in-go",
 		"default-differs", "output-missing", "missing-shell",
+		"workflow-unsafe", "expression-in-description",
 	} {
 		if !slices.Contains(cases, required) {
 			t.Errorf("testdata/%s is missing", required)

@@ -1,7 +1,8 @@
 // Package ghrelease is Gantry's release stage: it creates or updates the
 // GitHub Release of a tag, with notes from the changelog's section for the
-// version (or GitHub's generated notes), the image by digest and exact
-// commands to verify it, and the build's files as assets.
+// version (or GitHub's generated notes), the image by digest, the build's
+// files as assets, and VERIFY.md with the exact commands that check the
+// image's signatures, the signed files and the checksums.
 //
 // A release is never left half-made: a new release is created as a draft,
 // every asset is uploaded, and only then is it published. A re-run finds the
@@ -57,6 +58,7 @@ type Inputs struct {
 	VerifyCertificateIdentityRegexp string        `input:"verify-certificate-identity-regexp"`
 	VerifyCertificateOIDCIssuer     string        `input:"verify-certificate-oidc-issuer" default:"https://token.actions.githubusercontent.com"`
 	VerifyKey                       string        `input:"verify-key"`
+	VerifySourceRepository          string        `input:"verify-source-repository"`
 	Timeout                         time.Duration `input:"timeout" default:"10m"`
 
 	// Git is the run's GitHub context, the source of the defaults of tag,
@@ -118,7 +120,8 @@ type Outputs struct {
 	// NotesDetail says which changelog section (or what) the notes came
 	// from, for the summary.
 	NotesDetail string `output:"-"`
-	// Verify is the VERIFY.md text; "" without a release record.
+	// Verify is the VERIFY.md text; "" when the release has nothing to
+	// verify (no release record, Sigstore bundle or checksums file).
 	Verify string `output:"-"`
 }
 
@@ -149,6 +152,10 @@ type settings struct {
 	generate         string // auto, true, false
 	prerelease       string // auto, true, false
 	makeLatest       string // auto, true, false
+	// sourceRepo is verify-source-repository as cosign's
+	// --certificate-github-workflow-repository takes it, owner/name; "" for
+	// none.
+	sourceRepo string
 }
 
 var tristate = []string{"auto", "true", "false"}
@@ -244,5 +251,50 @@ func (in *Inputs) resolve() (settings, error) {
 	if in.VerifyKey == "" && in.VerifyCertificateIdentityRegexp != "" && strings.TrimSpace(in.VerifyCertificateOIDCIssuer) == "" {
 		errs = append(errs, errors.New(`input "verify-certificate-oidc-issuer" is empty: leave it unset for GitHub Actions (https://token.actions.githubusercontent.com)`))
 	}
+	if v := strings.TrimSpace(in.VerifySourceRepository); v != "" {
+		if in.VerifyKey != "" {
+			errs = append(errs, errors.New(`inputs "verify-source-repository" and "verify-key" are both set: a key signature names no repository (only a keyless certificate does); leave verify-source-repository empty, or verify keyless with verify-certificate-identity-regexp instead of verify-key`))
+		}
+		r, err := workflowRepository(v)
+		errs = append(errs, err)
+		s.sourceRepo = r
+	}
 	return s, errors.Join(errs...)
+}
+
+// workflowRepository turns verify-source-repository (owner/name, or
+// https://HOST/owner/name; a trailing slash or .git is dropped) into what
+// cosign's --certificate-github-workflow-repository compares with the
+// certificate's GitHub Workflow Repository extension (OID
+// 1.3.6.1.4.1.57264.1.5): owner/name, without a host, as Fulcio copies it
+// from the token's repository claim. The comparison is exact, so the name
+// is kept as written.
+func workflowRepository(v string) (string, error) {
+	s := strings.TrimSuffix(strings.TrimSuffix(v, "/"), ".git")
+	if rest, ok := strings.CutPrefix(s, "https://"); ok {
+		host, path, _ := strings.Cut(rest, "/")
+		if host == "" || strings.ContainsAny(host, "?#@ ") {
+			path = ""
+		}
+		s = path
+	}
+	owner, name, ok := strings.Cut(s, "/")
+	if !ok || !repoPart(owner) || !repoPart(name) {
+		return "", fmt.Errorf(`input "verify-source-repository": %q is not a repository: write OWNER/NAME (acme/app) or https://HOST/OWNER/NAME`, v)
+	}
+	return owner + "/" + name, nil
+}
+
+// repoPart reports whether s can be a GitHub owner or repository name:
+// letters, digits, '-', '_' and '.'.
+func repoPart(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -66,7 +66,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	}
 	out.Prerelease = p.prerelease
 	out.NotesDetail = p.changelog.Detail
-	if p.record != nil {
+	if p.verify.Doc {
 		out.Verify = p.verify.markdown()
 	}
 
@@ -105,7 +105,10 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	}
 	var tail []string
 	if p.record != nil {
-		tail = append(tail, imageSection(*p.record), p.verify.notesSection())
+		tail = append(tail, imageSection(*p.record))
+	}
+	if p.verify.Doc {
+		tail = append(tail, p.verify.notesSection())
 	}
 	body, source := composeNotes(p.changelog, generated, tail...)
 	out.Notes, out.NotesSource = body, source
@@ -280,12 +283,19 @@ func prepare(in *Inputs, s settings, tmp string) (plan, error) {
 	if serverURL == "" {
 		serverURL = "https://github.com"
 	}
+	var rec release.Record
 	if p.record != nil {
-		vp, err := planVerify(in, s, *p.record, recordName, p.assets, serverURL)
-		if err != nil {
-			return p, err
-		}
-		p.verify = vp
+		rec = *p.record
+	}
+	vp, err := planVerify(in, s, rec, recordName, p.assets, serverURL)
+	if err != nil {
+		return p, err
+	}
+	p.verify = vp
+	if s.sourceRepo != "" && !vp.hasKeyless() {
+		log.Warningf("input \"verify-source-repository\" is set, but VERIFY.md has no keyless cosign command to check it: it is not used (it needs verify-certificate-identity-regexp and a keyless-signed image or Sigstore bundle)")
+	}
+	if vp.Doc {
 		extra := []struct {
 			name string
 			data []byte
@@ -311,7 +321,11 @@ func prepare(in *Inputs, s settings, tmp string) (plan, error) {
 				return p, err
 			}
 		}
-		log.Infof("VERIFY.md: %d commands for %s", len(vp.commands()), p.record.Image)
+		what := fmt.Sprintf("%d signed files, %d checksums files", len(vp.Blobs), len(vp.Checksums))
+		if p.record != nil {
+			what += ", image " + p.record.Image
+		}
+		log.Infof("VERIFY.md: %d commands (%s)", len(vp.commands()), what)
 	}
 
 	cl, err := readChangelog(in.Dir, in.Changelog, s.tag)

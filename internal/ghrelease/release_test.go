@@ -165,8 +165,9 @@ func TestPrerelease(t *testing.T) {
 }
 
 // Assets arrive byte for byte, from globs and plain paths, under their base
-// names, with the media type a browser needs; VERIFY.md is not made without
-// a release record.
+// names, with the media type a browser needs; the checksums file alone
+// (no release record, no bundle) gets a VERIFY.md with its sha256sum line,
+// and no cosign.pub, since no command takes the key.
 func TestAssetsUploaded(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -180,16 +181,17 @@ func TestAssetsUploaded(t *testing.T) {
 	e.write(t, "docs/INSTALL.md", []byte("# Install\n"))
 	in := e.inputs()
 	in.Assets = []string{"dist/*.tar.gz", "dist/checksums.txt", "docs/**/*.md", "dist/app_linux_amd64.tar.gz"}
+	in.VerifyKey = pubPEM // no command takes it: not attached
 	out, err := e.run(t, in)
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, e.log)
 	}
 	rel := e.one(t, "v1.2.3")
-	wantNames := []string{"app_linux_amd64.tar.gz", "app_linux_arm64.tar.gz", "checksums.txt", "INSTALL.md"}
+	wantNames := []string{"app_linux_amd64.tar.gz", "app_linux_arm64.tar.gz", "checksums.txt", "INSTALL.md", "VERIFY.md"}
 	if got := rel.AssetNames(); !slices.Equal(got, wantNames) {
 		t.Errorf("assets %v, want %v", got, wantNames)
 	}
-	for _, name := range wantNames {
+	for _, name := range wantNames[:4] {
 		a, _ := rel.Asset(name)
 		var want []byte
 		for _, dir := range []string{"dist", "docs"} {
@@ -208,14 +210,18 @@ func TestAssetsUploaded(t *testing.T) {
 		t.Errorf("checksums content type %q", a.ContentType)
 	}
 	b, _ := json.Marshal(out.Assets)
-	if string(b) != `["app_linux_amd64.tar.gz","app_linux_arm64.tar.gz","checksums.txt","INSTALL.md"]` {
+	if string(b) != `["app_linux_amd64.tar.gz","app_linux_arm64.tar.gz","checksums.txt","INSTALL.md","VERIFY.md"]` {
 		t.Errorf("assets output %s", b)
 	}
 	if s, _ := ghaction.FormatOutput(out.Assets); s != string(b) {
 		t.Errorf("assets output is written as %q, want one JSON list", s)
 	}
-	if out.Verify != "" || strings.Contains(rel.Body, "## Verify") {
-		t.Errorf("VERIFY.md made without a release record")
+	const sumLine = "sha256sum --ignore-missing --check checksums.txt"
+	if !strings.Contains(out.Verify, sumLine) || strings.Contains(out.Verify, "cosign") || strings.Contains(out.Verify, "## The image") {
+		t.Errorf("VERIFY.md of a checksums file, want %q and no cosign or image:\n%s", sumLine, out.Verify)
+	}
+	if !strings.Contains(rel.Body, "## Verify\n\n```sh\n"+sumLine+"\n```") || strings.Contains(rel.Body, "## Image") {
+		t.Errorf("notes lack the Verify section with %q:\n%s", sumLine, rel.Body)
 	}
 	if s := ghrelease.Summary(out); !strings.Contains(s, "68.4 KiB") || !strings.Contains(s, "INSTALL.md") {
 		t.Errorf("summary lacks the assets with sizes:\n%s", s)
@@ -266,6 +272,57 @@ func TestBadFilesFailBeforeGitHub(t *testing.T) {
 			want: []string{`the Sigstore bundle app_darwin_arm64.tar.gz.sigstore.json signs app_darwin_arm64.tar.gz, which is not among the assets`},
 		},
 		{
+			name: "a keyless bundle without the identity to verify",
+			setup: func(t *testing.T, e *env, in *ghrelease.Inputs) {
+				e.write(t, "dist/app_linux_amd64.tar.gz.sigstore.json", keylessBundle)
+				in.Assets = []string{"dist/*"}
+			},
+			want: []string{`input "verify-certificate-identity-regexp" is empty, but the assets include the Sigstore bundle app_linux_amd64.tar.gz.sigstore.json`, `^https://github\.com/acme/prompt-builder/\.github/workflows/release\.yml@refs/tags/v.*$`},
+		},
+		{
+			name: "a bundle that does not say how it was signed, without inputs",
+			setup: func(t *testing.T, e *env, in *ghrelease.Inputs) {
+				e.write(t, "dist/app_linux_amd64.tar.gz.sigstore.json", []byte("{}"))
+				in.Assets = []string{"dist/*"}
+			},
+			want: []string{`input "verify-certificate-identity-regexp" is empty, but the assets include the Sigstore bundle app_linux_amd64.tar.gz.sigstore.json`, "or set verify-key"},
+		},
+		{
+			name: "a key bundle without the key",
+			setup: func(t *testing.T, e *env, in *ghrelease.Inputs) {
+				e.write(t, "dist/app_linux_amd64.tar.gz.sigstore.json", keyBundle)
+				in.Assets = []string{"dist/*"}
+			},
+			want: []string{`input "verify-key" is empty, but the assets include the Sigstore bundle app_linux_amd64.tar.gz.sigstore.json, made with a key`},
+		},
+		{
+			name: "a key bundle with keyless inputs",
+			setup: func(t *testing.T, e *env, in *ghrelease.Inputs) {
+				e.write(t, "dist/app_linux_amd64.tar.gz.sigstore.json", keyBundle)
+				in.Assets = []string{"dist/*"}
+				in.VerifyCertificateIdentityRegexp = identity
+			},
+			want: []string{`the Sigstore bundle app_linux_amd64.tar.gz.sigstore.json was made with a key but the inputs are for keyless verification: set verify-key`},
+		},
+		{
+			name: "a keyless bundle with a key",
+			setup: func(t *testing.T, e *env, in *ghrelease.Inputs) {
+				e.write(t, "dist/app_linux_amd64.tar.gz.sigstore.json", keylessBundle)
+				in.Assets = []string{"dist/*"}
+				in.VerifyKey = "cosign.pub"
+			},
+			want: []string{`the Sigstore bundle app_linux_amd64.tar.gz.sigstore.json was made keyless but the inputs are for key verification: set verify-certificate-identity-regexp`},
+		},
+		{
+			name: "a bundle that is not JSON",
+			setup: func(t *testing.T, e *env, in *ghrelease.Inputs) {
+				e.write(t, "dist/app_linux_amd64.tar.gz.sigstore.json", []byte("-----BEGIN SIGNATURE-----\n"))
+				in.Assets = []string{"dist/*"}
+				in.VerifyCertificateIdentityRegexp = identity
+			},
+			want: []string{`input "assets": app_linux_amd64.tar.gz.sigstore.json: not a Sigstore bundle`},
+		},
+		{
 			name:  "a missing release record",
 			setup: func(t *testing.T, e *env, in *ghrelease.Inputs) { in.ReleaseFile = "gantry-release.json" },
 			want:  []string{`input "release-file": gantry-release.json does not exist`},
@@ -304,6 +361,7 @@ func TestBadFilesFailBeforeGitHub(t *testing.T) {
 				in.Repository = "acme"
 				in.GenerateNotes, in.Prerelease, in.MakeLatest = "sometimes", "maybe", "yes please"
 				in.VerifyKey, in.VerifyCertificateIdentityRegexp = "cosign.pub", "(unclosed"
+				in.VerifySourceRepository = "https://github.com/acme"
 				in.APIURL = "ftp://example.com"
 			},
 			want: []string{
@@ -314,6 +372,8 @@ func TestBadFilesFailBeforeGitHub(t *testing.T) {
 				`inputs "verify-key" and "verify-certificate-identity-regexp" are both set`,
 				`input "verify-certificate-identity-regexp": "(unclosed" is not a regular expression`,
 				`input "api-url": "ftp://example.com" is not an http(s) URL`,
+				`inputs "verify-source-repository" and "verify-key" are both set`,
+				`input "verify-source-repository": "https://github.com/acme" is not a repository`,
 			},
 		},
 	}

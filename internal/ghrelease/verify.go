@@ -3,6 +3,7 @@ package ghrelease
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -48,6 +49,9 @@ type command struct {
 
 // verifyPlan is everything VERIFY.md and the notes' Verify section say.
 type verifyPlan struct {
+	// Doc is whether VERIFY.md is attached: with a release record, or when
+	// the assets hold a Sigstore bundle or a checksums file.
+	Doc         bool
 	Image       string // repo@sha256:… of the index
 	Signed      bool   // the record has a sign section, or the inputs say how it was signed
 	Mode        string // "keyless" or "key"; "" when nothing is signed
@@ -56,6 +60,9 @@ type verifyPlan struct {
 	KeyAsset    []byte // a public key given as PEM text, attached as cosign.pub
 	Identity    string
 	Issuer      string
+	SourceRepo  string    // owner/name the keyless certificate must name; "" for no check
+	NoTlog      []string  // files whose key-signed bundle has no log entry
+	SumsSigned  bool      // a checksums file has a bundle
 	Sign        []command // cosign verify of the image
 	Attest      []command
 	Blobs       []command
@@ -67,10 +74,11 @@ type verifyPlan struct {
 	ReleaseFile string // the record's asset name
 }
 
-// planVerify works out the verification commands from the release record,
-// the assets and the verify-* inputs. It fails when a command could not be
-// written correctly: a keyless signature without the identity to check, a
-// key signature without the key, a bundle without its file.
+// planVerify works out the verification commands from the release record
+// (a zero Record when there is none), the assets and the verify-* inputs.
+// It fails when a command could not be written correctly: a keyless
+// signature without the identity to check, a key signature without the
+// key, a bundle without its file or signed the other way.
 func planVerify(in *Inputs, s settings, rec release.Record, recordName string, assets []localAsset, serverURL string) (verifyPlan, error) {
 	p := verifyPlan{Image: rec.Image, Repo: s.owner + "/" + s.repo, Tag: s.tag, ServerURL: serverURL, Platforms: rec.Platforms, ReleaseFile: recordName}
 	var sign *signRecord
@@ -81,11 +89,17 @@ func planVerify(in *Inputs, s settings, rec release.Record, recordName string, a
 		}
 	}
 	var bundles []localAsset
+	facts := map[string]bundleFacts{}
 	names := map[string]bool{}
 	for _, a := range assets {
 		names[a.Name] = true
 		if strings.HasSuffix(a.Name, bundleSuffix) {
+			f, err := readBundle(a.Path)
+			if err != nil {
+				return p, fmt.Errorf(`input "assets": %s: %w`, a.Name, err)
+			}
 			bundles = append(bundles, a)
+			facts[a.Name] = f
 		}
 	}
 
@@ -104,20 +118,31 @@ func planVerify(in *Inputs, s settings, rec release.Record, recordName string, a
 		case p.Mode == "" && signedWith == "key":
 			return p, fmt.Errorf(`input "verify-key" is empty, but the image was signed with a key (%s, says %s): set verify-key to the public key (a path in the repository such as cosign.pub, or its https:// URL) so VERIFY.md can name it`, sign.Signer, recordName)
 		case p.Mode == "":
-			return p, fmt.Errorf(`input "verify-certificate-identity-regexp" is empty, but the image was signed keyless (says %s): set it to the signing workflow's identity, as your deploy verifies it, e.g. ^https://github\.com/%s/\.github/workflows/release\.yml@refs/tags/v.*$ (or, when Gantry's reusable workflow signed, ^https://github\.com/gantry-ci/gantry/\.github/workflows/build-and-push\.yml@.*$)`, recordName, regexpQuoteDots(p.Repo))
+			return p, fmt.Errorf(`input "verify-certificate-identity-regexp" is empty, but the image was signed keyless (says %s): set it to the signing workflow's identity, as your deploy verifies it, e.g. %s (or, when Gantry's reusable workflow signed, ^https://github\.com/gantry-ci/gantry/\.github/workflows/build-and-push\.yml@.*$)`, recordName, exampleIdentity(p.Repo))
 		case p.Mode != signedWith:
-			return p, fmt.Errorf(`the image was signed %s (says %s) but the inputs are for %s verification: set %s instead`, describeMode(signedWith), recordName, describeMode(p.Mode), map[string]string{"key": `verify-key (and unset verify-certificate-identity-regexp)`, "keyless": `verify-certificate-identity-regexp (and unset verify-key)`}[signedWith])
+			return p, fmt.Errorf(`the image was signed %s (says %s) but the inputs are for %s verification: set %s instead`, describeMode(signedWith), recordName, p.Mode, fixMode[signedWith])
 		}
 	}
-	if p.Mode == "" && len(bundles) > 0 {
-		return p, fmt.Errorf(`inputs "verify-certificate-identity-regexp" and "verify-key" are empty, but the assets include the Sigstore bundle %s: set the identity regexp of the workflow that ran cosign sign-blob (keyless), or verify-key (key)`, bundles[0].Name)
+	for _, b := range bundles {
+		f := facts[b.Name]
+		switch {
+		case p.Mode == "" && f.Signer == "key":
+			return p, fmt.Errorf(`input "verify-key" is empty, but the assets include the Sigstore bundle %s, made with a key: set verify-key to the public key (a path in the repository such as cosign.pub, its https:// URL, or the PEM text) so VERIFY.md can name it`, b.Name)
+		case p.Mode == "":
+			return p, fmt.Errorf(`input "verify-certificate-identity-regexp" is empty, but the assets include the Sigstore bundle %s: set it to the identity of the workflow that ran cosign sign-blob (keyless), e.g. %s, or set verify-key when the files were signed with a key`, b.Name, exampleIdentity(p.Repo))
+		case f.Signer != "" && f.Signer != p.Mode:
+			return p, fmt.Errorf(`the Sigstore bundle %s was made %s but the inputs are for %s verification: set %s instead`, b.Name, describeMode(f.Signer), p.Mode, fixMode[f.Signer])
+		}
 	}
 
 	switch p.Mode {
 	case "keyless":
-		p.Identity, p.Issuer = in.VerifyCertificateIdentityRegexp, strings.TrimSpace(in.VerifyCertificateOIDCIssuer)
+		p.Identity, p.Issuer, p.SourceRepo = in.VerifyCertificateIdentityRegexp, strings.TrimSpace(in.VerifyCertificateOIDCIssuer), s.sourceRepo
 		// Always quoted, as people are used to reading them.
 		p.Flags = "--certificate-identity-regexp " + singleQuote(p.Identity) + " --certificate-oidc-issuer " + singleQuote(p.Issuer)
+		if p.SourceRepo != "" {
+			p.Flags += " --certificate-github-workflow-repository " + shellQuote(p.SourceRepo)
+		}
 	case "key":
 		ref, note, pem := keyRef(in.VerifyKey, p.Repo, s.tag, serverURL)
 		p.Flags, p.KeyNote, p.KeyAsset = "--key "+shellQuote(ref), note, pem
@@ -165,14 +190,89 @@ func planVerify(in *Inputs, s settings, rec release.Record, recordName string, a
 		if !names[file] {
 			return p, fmt.Errorf(`input "assets": the Sigstore bundle %s signs %s, which is not among the assets: add %s (or drop the bundle)`, b.Name, file, file)
 		}
-		p.Blobs = append(p.Blobs, command{file, "cosign verify-blob " + shellQuote(file) + " --bundle " + shellQuote(b.Name) + " " + p.Flags})
+		line := "cosign verify-blob " + shellQuote(file) + " --bundle " + shellQuote(b.Name) + " " + p.Flags
+		if f := facts[b.Name]; p.Mode == "key" && f.Signer != "" && !f.Tlog {
+			// cosign otherwise looks for the log entry the bundle lacks and
+			// fails; the key is all there is to check.
+			line += " --insecure-ignore-tlog=true"
+			p.NoTlog = append(p.NoTlog, file)
+		}
+		p.Blobs = append(p.Blobs, command{file, line})
 	}
 	for _, a := range assets {
 		if isChecksums(a.Name) {
-			p.Checksums = append(p.Checksums, command{"the downloaded files against " + a.Name, "sha256sum --check --ignore-missing " + shellQuote(a.Name)})
+			p.SumsSigned = p.SumsSigned || names[a.Name+bundleSuffix]
+			p.Checksums = append(p.Checksums, command{"the downloaded files against " + a.Name, "sha256sum --ignore-missing --check " + shellQuote(a.Name)})
 		}
 	}
+	if len(p.Sign)+len(p.Attest)+len(p.Blobs) == 0 {
+		// No command takes the key: attaching or explaining it would only
+		// puzzle a reader.
+		p.KeyNote, p.KeyAsset = "", nil
+	}
+	p.Doc = recordName != "" || len(p.Blobs)+len(p.Checksums) > 0
 	return p, nil
+}
+
+// fixMode says which inputs verify a signature made one way.
+var fixMode = map[string]string{
+	"key":     `verify-key (and unset verify-certificate-identity-regexp)`,
+	"keyless": `verify-certificate-identity-regexp (and unset verify-key)`,
+}
+
+func exampleIdentity(repo string) string {
+	return `^https://github\.com/` + regexpQuoteDots(repo) + `/\.github/workflows/release\.yml@refs/tags/v.*$`
+}
+
+// bundleFacts is what VERIFY.md needs to know of a Sigstore bundle.
+type bundleFacts struct {
+	Signer string // "key", "keyless", or "" when the bundle does not say
+	Tlog   bool   // a transparency log entry is in the bundle
+}
+
+// readBundle reads how a Sigstore bundle was signed: with a key (a
+// public-key hint) or keyless (a certificate), and whether it holds a
+// transparency log entry. It knows the bundle format cosign sign-blob
+// --bundle writes (v0.1 to v0.3) and cosign's older one
+// (--new-bundle-format=false).
+func readBundle(path string) (bundleFacts, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return bundleFacts{}, err
+	}
+	var v struct {
+		VerificationMaterial *struct {
+			PublicKey            json.RawMessage   `json:"publicKey"`
+			Certificate          json.RawMessage   `json:"certificate"`
+			X509CertificateChain json.RawMessage   `json:"x509CertificateChain"`
+			TlogEntries          []json.RawMessage `json:"tlogEntries"`
+		} `json:"verificationMaterial"`
+		Base64Signature string          `json:"base64Signature"`
+		Cert            string          `json:"cert"`
+		RekorBundle     json.RawMessage `json:"rekorBundle"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return bundleFacts{}, fmt.Errorf("not a Sigstore bundle (%v): it should be the file cosign sign-blob --bundle writes", err)
+	}
+	set := func(m json.RawMessage) bool { return len(m) > 0 && string(m) != "null" }
+	var f bundleFacts
+	switch vm := v.VerificationMaterial; {
+	case vm != nil:
+		switch {
+		case set(vm.Certificate) || set(vm.X509CertificateChain):
+			f.Signer = "keyless"
+		case set(vm.PublicKey):
+			f.Signer = "key"
+		}
+		f.Tlog = len(vm.TlogEntries) > 0
+	case v.Base64Signature != "":
+		f.Signer = "key"
+		if v.Cert != "" {
+			f.Signer = "keyless"
+		}
+		f.Tlog = set(v.RekorBundle)
+	}
+	return f, nil
 }
 
 func describeMode(m string) string {
@@ -249,6 +349,9 @@ func (p verifyPlan) notesSection() string {
 		}
 		b.WriteString("```\n\n")
 	}
+	if p.hasKeyless() && p.SourceRepo != "" {
+		fmt.Fprintf(&b, "Every repository that calls a reusable workflow signs with that workflow's identity, so the identity alone does not tie a signature to this project: `--certificate-github-workflow-repository %s` does.\n\n", p.SourceRepo)
+	}
 	if p.KeyNote != "" {
 		b.WriteString(p.KeyNote + "\n\n")
 	}
@@ -256,6 +359,20 @@ func (p verifyPlan) notesSection() string {
 		fmt.Fprintf(&b, "[`%s`](%s) says what each command checks.\n", VerifyFile, p.downloadURL(VerifyFile))
 	}
 	return b.String()
+}
+
+// hasKeyless reports whether a cosign command checks a keyless identity.
+func (p verifyPlan) hasKeyless() bool {
+	return p.Mode == "keyless" && len(p.Sign)+len(p.Attest)+len(p.Blobs) > 0
+}
+
+// keylessText says what a keyless certificate must name.
+func (p verifyPlan) keylessText(what string) string {
+	t := fmt.Sprintf("%s keyless: its certificate must name a workflow matching `%s`, as issued to GitHub Actions by `%s`", what, p.Identity, p.Issuer)
+	if p.SourceRepo == "" {
+		return t + ".\n\n"
+	}
+	return t + fmt.Sprintf(", for a run in the repository `%s` (`--certificate-github-workflow-repository`, which cosign compares with the certificate's GitHub Workflow Repository extension). Every repository that calls a reusable workflow signs with that workflow's identity, so the identity alone does not tie a signature to this project; the repository check does.\n\n", p.SourceRepo)
 }
 
 func (p verifyPlan) downloadURL(name string) string {
@@ -267,11 +384,25 @@ func (p verifyPlan) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Verifying %s %s\n\n", p.Repo, p.Tag)
 	if len(p.commands()) > 0 {
-		b.WriteString("Every command below exits non-zero when a check fails. The cosign commands need\n[cosign](https://docs.sigstore.dev/cosign/system_config/installation/) v3.\n\n")
+		b.WriteString("Every command below exits non-zero when a check fails.")
+		if len(p.commands()) > len(p.Checksums) {
+			b.WriteString(" The cosign commands need\n[cosign](https://docs.sigstore.dev/cosign/system_config/installation/) v3.")
+		}
+		b.WriteString("\n\n")
 	}
 	if len(p.Blobs)+len(p.Checksums) > 0 {
 		b.WriteString("Download the release's files into an empty directory first:\n\n")
 		fmt.Fprintf(&b, "```sh\ngh release download %s --repo %s\n```\n\n", shellQuote(p.Tag), p.Repo)
+		also := []string{"the files you want"}
+		if len(p.Blobs) > 0 {
+			also = append(also, "their `.sigstore.json` bundles")
+		}
+		if len(p.Checksums) > 0 && p.SumsSigned {
+			also = append(also, "the checksums file with its bundle")
+		} else if len(p.Checksums) > 0 {
+			also = append(also, "the checksums file")
+		}
+		fmt.Fprintf(&b, "To fetch only what you need, add one `--pattern NAME` per file: %s.\n\n", joinAnd(also))
 	}
 	if p.KeyNote != "" {
 		b.WriteString("## The public key\n\n" + p.KeyNote + "\n\n")
@@ -285,7 +416,7 @@ func (p verifyPlan) markdown() string {
 		if len(p.Sign) > 0 {
 			switch p.Mode {
 			case "keyless":
-				fmt.Fprintf(&b, "The signature is keyless: its certificate must name a workflow matching `%s`, as issued to GitHub Actions by `%s`.\n\n", p.Identity, p.Issuer)
+				b.WriteString(p.keylessText("The signature is"))
 			case "key":
 				b.WriteString("The signature was made with the project's key.\n\n")
 			}
@@ -305,16 +436,44 @@ func (p verifyPlan) markdown() string {
 	}
 	if len(p.Blobs) > 0 {
 		b.WriteString("## Signed files\n\nEach file is checked against its Sigstore bundle (`<file>.sigstore.json`).\n\n")
+		switch {
+		case p.Mode == "keyless" && len(p.Sign) == 0:
+			b.WriteString(p.keylessText("Each signature is"))
+		case p.Mode == "keyless":
+			b.WriteString("The signatures are keyless, with the identity the image's signature has.\n\n")
+		case p.Mode == "key":
+			b.WriteString("The signatures were made with the project's key.")
+			if len(p.NoTlog) > 0 {
+				files := make([]string, len(p.NoTlog))
+				for i, f := range p.NoTlog {
+					files[i] = "`" + f + "`"
+				}
+				fmt.Fprintf(&b, " The signature of %s is not in a transparency log (its bundle holds no log entry), so its command skips that check with `--insecure-ignore-tlog=true`, and cosign warns that it does: the key alone vouches for the file.", strings.Join(files, ", "))
+			}
+			b.WriteString("\n\n")
+		}
 		writeCommands(&b, p.Blobs)
 	}
 	if len(p.Checksums) > 0 {
-		b.WriteString("## Checksums\n\n`--ignore-missing` checks the files you downloaded and skips the others.\n\n")
+		b.WriteString("## Checksums\n\n`--ignore-missing` checks the files you downloaded and skips the others; a file that is listed and differs fails.")
+		if p.SumsSigned {
+			b.WriteString(" Check the checksums file's own signature above first: then a matching sum is the one that was signed.")
+		}
+		b.WriteString("\n\n")
 		writeCommands(&b, p.Checksums)
 	}
 	if p.ReleaseFile != "" {
 		fmt.Fprintf(&b, "## The release record\n\n`%s` is Gantry's record of this image's way through the pipeline: digests per platform, tags, source commit, and what each stage did.\n", p.ReleaseFile)
 	}
-	return b.String()
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+// joinAnd joins a list as a sentence does: "a", "a and b", "a, b and c".
+func joinAnd(l []string) string {
+	if len(l) < 2 {
+		return strings.Join(l, "")
+	}
+	return strings.Join(l[:len(l)-1], ", ") + " and " + l[len(l)-1]
 }
 
 func writeCommands(b *strings.Builder, cmds []command) {

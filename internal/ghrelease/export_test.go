@@ -1,0 +1,4 @@
+package ghrelease
+
+// WorkflowRepository exposes workflowRepository to the tests.
+var WorkflowRepository = workflowRepository

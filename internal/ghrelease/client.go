@@ -9,13 +9,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-github/v84/github"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/githubapi"
 )
 
 // Retry bounds: GitHub answers 5xx and secondary rate limits often enough
@@ -167,69 +167,16 @@ func (c *client) call(ctx context.Context, op string, fn func(ctx context.Contex
 }
 
 // retryWait says whether a failure is worth another attempt and how long to
-// wait first. Following GitHub's guidance for rate limits: honour
-// Retry-After; else, with x-ratelimit-remaining 0, wait until
-// x-ratelimit-reset; else wait a minute.
+// wait first (githubapi.RetryWait: GitHub's rate-limit guidance, backoff on
+// server errors), refusing a host that does not exist outright.
 func (c *client) retryWait(resp *github.Response, err error, attempt int) (time.Duration, bool, string) {
-	backoff := time.Second << (attempt - 1) // 1 s, 2 s, 4 s
 	if resp == nil || resp.Response == nil {
-		// No answer: a reset connection or a timeout, as passing as a 502.
 		var dns *net.DNSError
 		if errors.As(err, &dns) && dns.IsNotFound {
 			return 0, false, `check input "api-url"`
 		}
-		return backoff, true, ""
 	}
-	h, code := resp.Header, resp.StatusCode
-	retryAfter, hasRetryAfter := parseRetryAfter(h.Get("Retry-After"), c.now())
-	var abuse *github.AbuseRateLimitError
-	var wait time.Duration
-	switch {
-	case code == http.StatusTooManyRequests ||
-		code == http.StatusForbidden && (hasRetryAfter || h.Get(github.HeaderRateRemaining) == "0" || errors.As(err, &abuse)):
-		reset, hasReset := parseReset(h)
-		switch {
-		case hasRetryAfter:
-			wait = retryAfter
-		case h.Get(github.HeaderRateRemaining) == "0" && hasReset:
-			wait = reset.Sub(c.now()) + time.Second
-		default:
-			wait = time.Minute
-		}
-	case code >= 500 && code != http.StatusNotImplemented:
-		wait = backoff
-		if hasRetryAfter {
-			wait = retryAfter
-		}
-	default:
-		return 0, false, ""
-	}
-	wait = max(wait, 0)
-	if wait > maxWait {
-		return 0, false, fmt.Sprintf("GitHub asks to wait %s, longer than the %s this stage waits; re-run the job later", wait.Round(time.Second), maxWait)
-	}
-	return wait, true, ""
-}
-
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t.Sub(now), true
-	}
-	return 0, false
-}
-
-func parseReset(h http.Header) (time.Time, bool) {
-	n, err := strconv.ParseInt(h.Get(github.HeaderRateReset), 10, 64)
-	if err != nil || n <= 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(n, 0), true
+	return githubapi.RetryWait(resp, err, attempt, c.now(), maxWait)
 }
 
 func (c *client) newError(op string, resp *github.Response, err error) *apiError {

@@ -485,7 +485,7 @@ func TestRetries(t *testing.T) {
 			"Retry-After": "600",
 		}}},
 		wantCalls: 1,
-		wantErr:   "creating deployment for environment staging: 403 Forbidden: You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID 0C4A:2B7E:1A3F5C9:1B2D4E8:6745F1A3. (GitHub asks to wait 10m0s, longer than the 1m0s this stage waits)",
+		wantErr:   "creating deployment for environment staging: 403 Forbidden: You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID 0C4A:2B7E:1A3F5C9:1B2D4E8:6745F1A3. (GitHub asks to wait 10m0s, longer than the 1m0s this stage waits; re-run the job later)",
 	}, {
 		name:      "500 forever",
 		always:    &reply{status: 500, file: "server_error.json"},

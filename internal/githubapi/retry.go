@@ -42,12 +42,18 @@ func (c *Client) do(ctx context.Context, op string, r Request, call func(context
 	}
 }
 
-// retryWait says whether the failure is worth another attempt and how long
-// to wait first. GitHub's guidance for rate limits
+func (c *Client) retryWait(resp *github.Response, err error, attempt int) (time.Duration, bool, string) {
+	return RetryWait(resp, err, attempt, c.now(), c.maxWait)
+}
+
+// RetryWait says whether a failed GitHub API call is worth another attempt
+// (the attempt-th, from 1) and how long to wait first, or why not. GitHub's
+// guidance for rate limits
 // (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#handle-rate-limit-errors-appropriately):
 // honour Retry-After; else, with x-ratelimit-remaining 0, wait until
-// x-ratelimit-reset; else wait at least a minute.
-func (c *Client) retryWait(resp *github.Response, err error, attempt int) (wait time.Duration, retry bool, why string) {
+// x-ratelimit-reset; else wait at least a minute. Server errors back off
+// 1 s, 2 s, 4 s …; a wait longer than maxWait is refused.
+func RetryWait(resp *github.Response, err error, attempt int, now time.Time, maxWait time.Duration) (wait time.Duration, retry bool, why string) {
 	backoff := time.Second << (attempt - 1) // 1 s, 2 s, 4 s: one client per job, so no jitter is needed to spread a herd
 	if resp == nil || resp.Response == nil {
 		// No answer at all: a reset connection or the http.Client's own
@@ -56,7 +62,7 @@ func (c *Client) retryWait(resp *github.Response, err error, attempt int) (wait 
 		return backoff, true, ""
 	}
 	h, code := resp.Header, resp.StatusCode
-	retryAfter, hasRetryAfter := parseRetryAfter(h.Get("Retry-After"), c.now())
+	retryAfter, hasRetryAfter := parseRetryAfter(h.Get("Retry-After"), now)
 	var abuse *github.AbuseRateLimitError
 	switch {
 	case code == http.StatusTooManyRequests ||
@@ -67,7 +73,7 @@ func (c *Client) retryWait(resp *github.Response, err error, attempt int) (wait 
 		case hasRetryAfter:
 			wait = retryAfter
 		case h.Get(github.HeaderRateRemaining) == "0" && ok:
-			wait = reset.Sub(c.now()) + time.Second // a second for clock skew between runner and GitHub
+			wait = reset.Sub(now) + time.Second // a second for clock skew between runner and GitHub
 		default:
 			wait = time.Minute
 		}
@@ -80,10 +86,10 @@ func (c *Client) retryWait(resp *github.Response, err error, attempt int) (wait 
 		return 0, false, ""
 	}
 	wait = max(wait, 0)
-	if wait > c.maxWait {
+	if wait > maxWait {
 		// Asking again early only earns another refusal, and GitHub may
 		// block integrations that keep trying while limited.
-		return 0, false, fmt.Sprintf("GitHub asks to wait %s, longer than the %s this stage waits", wait.Round(time.Second), c.maxWait)
+		return 0, false, fmt.Sprintf("GitHub asks to wait %s, longer than the %s this stage waits; re-run the job later", wait.Round(time.Second), maxWait)
 	}
 	return wait, true, ""
 }

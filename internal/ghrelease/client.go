@@ -180,7 +180,7 @@ func (c *client) retryWait(resp *github.Response, err error, attempt int) (time.
 }
 
 func (c *client) newError(op string, resp *github.Response, err error) *apiError {
-	e := &apiError{op: op, err: err, detail: c.redact(errorDetail(err))}
+	e := &apiError{op: op, err: err, detail: c.redact(githubapi.ErrorDetail(err))}
 	if resp != nil && resp.Response != nil {
 		e.status = resp.StatusCode
 	}
@@ -195,40 +195,6 @@ func (c *client) newError(op string, resp *github.Response, err error) *apiError
 		e.hint = fmt.Sprintf(`input "repository": %s/%s does not exist or input "token" cannot see it`, c.owner, c.repo)
 	}
 	return e
-}
-
-// errorDetail extracts GitHub's own words from a go-github error, whose
-// Error() repeats the method and URL that the op already names.
-func errorDetail(err error) string {
-	var (
-		resp  *github.ErrorResponse
-		rate  *github.RateLimitError
-		abuse *github.AbuseRateLimitError
-		uerr  *url.Error
-	)
-	switch {
-	case errors.As(err, &resp):
-		var parts []string
-		if resp.Message != "" {
-			parts = append(parts, resp.Message)
-		}
-		for _, e := range resp.Errors {
-			if e.Message != "" {
-				parts = append(parts, e.Message)
-			} else {
-				parts = append(parts, fmt.Sprintf("%s %s %s", e.Resource, e.Field, strings.ReplaceAll(e.Code, "_", " ")))
-			}
-		}
-		return strings.Join(parts, "; ")
-	case errors.As(err, &rate):
-		return rate.Message
-	case errors.As(err, &abuse):
-		return abuse.Message
-	case errors.As(err, &uerr):
-		return uerr.Err.Error()
-	default:
-		return err.Error()
-	}
 }
 
 // redact removes the token from text that came from the network: a proxy

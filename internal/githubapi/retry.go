@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -160,7 +161,7 @@ func (e *apiError) Unwrap() []error {
 }
 
 func (c *Client) newAPIError(op string, r Request, resp *github.Response, err error) *apiError {
-	e := &apiError{op: op, err: err, detail: c.redact(errorDetail(err))}
+	e := &apiError{op: op, err: err, detail: c.redact(ErrorDetail(err))}
 	if resp != nil && resp.Response != nil {
 		e.status = resp.StatusCode
 	}
@@ -177,14 +178,15 @@ func (c *Client) newAPIError(op string, r Request, resp *github.Response, err er
 	return e
 }
 
-// errorDetail extracts GitHub's own words from a go-github error, whose
-// Error() repeats the method and URL that the op already names.
-func errorDetail(err error) string {
+// ErrorDetail extracts GitHub's own words from a go-github error, whose
+// Error() repeats the method and URL that the caller's message already names.
+func ErrorDetail(err error) string {
 	var (
 		resp     *github.ErrorResponse
 		rate     *github.RateLimitError
 		abuse    *github.AbuseRateLimitError
 		accepted *github.AcceptedError
+		uerr     *url.Error
 	)
 	switch {
 	case errors.As(err, &resp):
@@ -196,7 +198,7 @@ func errorDetail(err error) string {
 			if e.Message != "" {
 				parts = append(parts, e.Message)
 			} else {
-				parts = append(parts, fmt.Sprintf("%s %s is %s", e.Resource, e.Field, e.Code))
+				parts = append(parts, fmt.Sprintf("%s %s: %s", e.Resource, e.Field, strings.ReplaceAll(e.Code, "_", " ")))
 			}
 		}
 		return strings.Join(parts, "; ")
@@ -210,6 +212,9 @@ func errorDetail(err error) string {
 		var m struct{ Message string }
 		_ = json.Unmarshal(accepted.Raw, &m)
 		return m.Message
+	case errors.As(err, &uerr):
+		// The transport's reason; the URL is the caller's to name.
+		return uerr.Err.Error()
 	default:
 		return err.Error()
 	}

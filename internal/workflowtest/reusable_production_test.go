@@ -14,18 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/gantry-ci/gantry/internal/k8stest"
-	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/progressive"
 	"github.com/gantry-ci/gantry/internal/promtest"
 	"github.com/gantry-ci/gantry/internal/rollout"
-	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/traffictest"
 	"github.com/gantry-ci/gantry/internal/workflowtest"
 )
@@ -261,33 +257,14 @@ func TestReusableDeployProduction(t *testing.T) {
 	})
 
 	t.Run("unsigned", func(t *testing.T) {
-		reg, err := ocitest.StartRegistry(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { reg.Close() })
-		idx, err := ocitest.Base([]string{"linux/amd64"}, ocitest.BaseOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ref, _ := name.ParseReference(reg.Host + "/acme/api:unsigned")
-		if err := remote.WriteIndex(ref, idx); err != nil {
-			t.Fatal(err)
-		}
-		id, _ := idx.Digest()
-		_, pub, err := signing.GenerateKeyPair([]byte("unused"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pubPath := filepath.Join(t.TempDir(), "cosign.pub")
-		write(t, pubPath, string(pub), 0o644)
+		unsigned, pubPath := unsignedImage(t)
 
 		img, _, _, depRV := deployment(t, "api")
 		_, _, _, canaryRV := deployment(t, "api-canary")
 		w, routeRV := weights(t)
 		before, ghBefore := state(t), len(gh.Deployments())
 
-		log, _, err := run(t, reg.Host+"/acme/api@"+id.String(), pubPath)
+		log, _, err := run(t, unsigned, pubPath)
 		if err == nil {
 			t.Fatalf("deploying an unsigned image to production with verify-key set succeeded\n%s", log)
 		}

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/gantry-ci/gantry/internal/ghrelease/ghreleasetest"
 	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/signing"
@@ -41,19 +38,11 @@ func TestReusableRelease(t *testing.T) {
 	}
 	keyPath := filepath.Join(keys, "cosign.key")
 	write(t, keyPath, string(priv), 0o600)
-	reg, err := ocitest.StartRegistry(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
 	idx, err := ocitest.Base([]string{"linux/amd64", "linux/arm64"}, ocitest.BaseOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	baseRef, _ := name.ParseReference(reg.Host + "/library/base:1")
-	if err := remote.WriteIndex(baseRef, idx); err != nil {
-		t.Fatal(err)
-	}
+	reg, baseRef := registryWith(t, "library/base:1", idx)
 	result, handoff := t.TempDir(), t.TempDir()
 	wf := renderCaller(t, act.Repo, "reusable-release.yml", map[string]string{
 		"REGISTRY":     reg.Host,

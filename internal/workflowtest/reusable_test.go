@@ -143,11 +143,6 @@ func TestReusableBuildAndPush(t *testing.T) {
 	run := func(t *testing.T, vulnerable bool) (map[string]string, string, string, string) {
 		slack = notifytest.Start()
 		t.Cleanup(slack.Close)
-		reg, err := ocitest.StartRegistry(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { reg.Close() })
 		idx, err := ocitest.Base([]string{"linux/amd64", "linux/arm64"}, ocitest.BaseOptions{})
 		if vulnerable {
 			idx, err = scantest.Index(filepath.Join(act.Repo, scantest.ImageDir), []string{"linux/amd64", "linux/arm64"})
@@ -155,10 +150,7 @@ func TestReusableBuildAndPush(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		baseRef, _ := name.ParseReference(reg.Host + "/library/base:1")
-		if err := remote.WriteIndex(baseRef, idx); err != nil {
-			t.Fatal(err)
-		}
+		reg, baseRef := registryWith(t, "library/base:1", idx)
 		result, handoff := t.TempDir(), t.TempDir()
 		wf := renderCaller(t, act.Repo, "reusable-build-and-push.yml", map[string]string{
 			"SLACK_API":    slack.APIURL(),
@@ -388,27 +380,7 @@ spec:
 
 	// Verify before deploy, passed through: an unsigned image is refused and
 	// the Deployment keeps running the first one.
-	reg, err := ocitest.StartRegistry(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	idx, err := ocitest.Base([]string{"linux/amd64"}, ocitest.BaseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.ParseReference(reg.Host + "/acme/api:unsigned")
-	if err := remote.WriteIndex(ref, idx); err != nil {
-		t.Fatal(err)
-	}
-	id, _ := idx.Digest()
-	_, pub, err := signing.GenerateKeyPair([]byte("unused"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubPath := filepath.Join(dir, "cosign.pub")
-	write(t, pubPath, string(pub), 0o644)
-	unsigned := reg.Host + "/acme/api@" + id.String()
+	unsigned, pubPath := unsignedImage(t)
 	result2 := t.TempDir()
 	wf = renderCaller(t, act.Repo, "reusable-deploy.yml", map[string]string{
 		"IMAGE":      unsigned,
@@ -514,4 +486,42 @@ func elfMachine(img v1.Image, path string) (elf.Machine, error) {
 		}
 		return f.Machine, nil
 	}
+}
+
+// registryWith starts a registry holding idx as repoTag (e.g.
+// library/base:1) and returns it with the reference.
+func registryWith(t *testing.T, repoTag string, idx v1.ImageIndex) (*ocitest.Registry, name.Reference) {
+	t.Helper()
+	reg, err := ocitest.StartRegistry(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	ref, err := name.ParseReference(reg.Host + "/" + repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	return reg, ref
+}
+
+// unsignedImage is an image by digest in a fresh registry that nothing
+// signed, and the path of a public key it does not verify with.
+func unsignedImage(t *testing.T) (image, pubPath string) {
+	t.Helper()
+	idx, err := ocitest.Base([]string{"linux/amd64"}, ocitest.BaseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := registryWith(t, "acme/api:unsigned", idx)
+	id, _ := idx.Digest()
+	_, pub, err := signing.GenerateKeyPair([]byte("unused"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPath = filepath.Join(t.TempDir(), "cosign.pub")
+	write(t, pubPath, string(pub), 0o644)
+	return reg.Host + "/acme/api@" + id.String(), pubPath
 }

@@ -27,6 +27,7 @@ type Act struct {
 	Binary  string            // path to act
 	Repo    string            // repository root (a git checkout)
 	Secrets map[string]string // passed as --secret (GITHUB_TOKEN becomes github.token)
+	Vars    map[string]string // passed as --var (the vars context: repository variables)
 }
 
 // Find locates act: $ACT, else bin/act under the repository root.
@@ -103,6 +104,9 @@ func (a Act) RunWith(ctx context.Context, event, workflow string, env, localRepo
 	}
 	for _, k := range sortedKeys(a.Secrets) {
 		args = append(args, "--secret", k+"="+a.Secrets[k])
+	}
+	for _, k := range sortedKeys(a.Vars) {
+		args = append(args, "--var", k+"="+a.Vars[k])
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

@@ -65,13 +65,14 @@ func releaseTree(t *testing.T, repo string, rel *disttest.Release) string {
 // it and installs nothing.
 func TestSetupActionInstallsReleasedBinaries(t *testing.T) {
 	act := workflowtest.New(t)
-	// act keeps one tool cache per user (RUNNER_TOOL_CACHE cannot be set),
-	// so every run releases its own version and removes it afterwards.
+	// A version of its own, so no earlier run's tool cache can answer.
 	semver := fmt.Sprintf("0.0.%d-test.%d", os.Getpid(), time.Now().UnixNano())
 	version := "v" + semver
 	rel := disttest.Start(t, version, "gantry-notify", "gantry")
 	tree := releaseTree(t, act.Repo, rel)
-	a := workflowtest.Act{Binary: act.Binary, Repo: tree}
+	// One act cache for the three runs: the second finds the tool cache the
+	// first filled, as a second job on the same runner does.
+	a := workflowtest.Act{Binary: act.Binary, Repo: tree, CacheDir: t.TempDir()}
 	notify := rel.Archive("gantry-notify")
 	var cache string // the tool cache's directory of this version
 	t.Cleanup(func() {

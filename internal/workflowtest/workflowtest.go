@@ -28,6 +28,11 @@ type Act struct {
 	Repo    string            // repository root (a git checkout)
 	Secrets map[string]string // passed as --secret (GITHUB_TOKEN becomes github.token)
 	Vars    map[string]string // passed as --var (the vars context: repository variables)
+	// CacheDir holds act's action cache, host workspaces and tool cache.
+	// Empty gives every run its own directory, removed afterwards (act
+	// would otherwise leave a copy of the repository per run in
+	// ~/.cache/act); set it to keep the tool cache across runs.
+	CacheDir string
 }
 
 // Find locates act: $ACT, else bin/act under the repository root.
@@ -116,6 +121,16 @@ func (a Act) RunWith(ctx context.Context, event, workflow string, env, localRepo
 	for _, k := range keys {
 		args = append(args, "--env", k+"="+env[k])
 	}
+	cache := a.CacheDir
+	if cache == "" {
+		dir, err := os.MkdirTemp("", "gantry-act-")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(dir)
+		cache = dir
+	}
+	args = append(args, "--action-cache-path", cache)
 	cmd := exec.CommandContext(ctx, a.Binary, args...)
 	cmd.Dir = a.Repo
 	cmd.Stdin = strings.NewReader("")

@@ -67,6 +67,9 @@ lint: build tools
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(BIN)/actionlint
 	$(BIN)/gantry check-actions
+	@# The scripts every action runs (locate, fetch, install) and CI's own.
+	@if command -v shellcheck >/dev/null 2>&1; then shellcheck scripts/*.sh .ci/run; \
+	  else echo "shellcheck not installed: scripts not checked"; fi
 
 ## bench: speed goals, measured side by side with the tools we replace
 bench: build tools

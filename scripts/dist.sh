@@ -25,7 +25,15 @@ platforms=("$@")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-read -r -a stages <<<"${GANTRY_DIST_STAGES:-$(cd cmd && ls -d */ | tr -d / | tr '\n' ' ')}"
+stages=()
+if [ -n "${GANTRY_DIST_STAGES:-}" ]; then
+  read -r -a stages <<<"$GANTRY_DIST_STAGES"
+else
+  for dir in cmd/*/; do
+    dir="${dir%/}"
+    stages+=("${dir#cmd/}")
+  done
+fi
 mkdir -p "$out" "$bins"
 # Reproducible archives: fixed mtime (the commit's), owner and order.
 mtime="@$(git log -1 --format=%ct 2>/dev/null || echo 0)"

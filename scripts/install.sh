@@ -11,13 +11,16 @@ mkdir -p "$bin"
 cd "$root"
 
 if [ "$#" -eq 0 ]; then
-  set -- $(cd cmd && ls -d */ | tr -d /)
+  for dir in cmd/*/; do
+    dir="${dir%/}"
+    set -- "$@" "${dir#cmd/}"
+  done
 fi
 
 echo "::group::Building Gantry binaries ($*) with $(go version)"
 for stage in "$@"; do
   if [ ! -d "cmd/$stage" ]; then
-    echo "::error::no Gantry stage named '$stage' (have: $(cd cmd && ls | tr '\n' ' '))"
+    echo "::error::no Gantry stage named '$stage' (have: $(cd cmd && echo *))"
     exit 1
   fi
   out="gantry-$stage"

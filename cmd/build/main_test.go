@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/ghaction/actiontest"
 	"github.com/gantry-ci/gantry/internal/ocitest"
 )
 
@@ -75,21 +76,8 @@ func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 	}
 
 	logText := log.String()
-	if !strings.HasPrefix(logText, "::add-mask::"+secret+"\n") {
-		t.Errorf("the password was not masked before anything else was logged:\n%s", firstLines(logText, 3))
-	}
-	if strings.Count(logText, secret) != 1 {
-		t.Errorf("the password appears in the log outside the mask command")
-	}
-	f, err := os.Open(outFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	outs, err := ghaction.ParseOutputFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	actiontest.MaskedFirst(t, logText, secret)
+	outs := actiontest.Outputs(t, outFile)
 	repo := reg.Host + "/acme/prompt-builder"
 	if !strings.HasPrefix(outs["image"], repo+"@sha256:") || outs["digest"] == "" || !strings.HasSuffix(outs["image"], outs["digest"]) {
 		t.Errorf("outputs image=%q digest=%q", outs["image"], outs["digest"])

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/actioncheck"
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/ghaction/actiontest"
 	"github.com/gantry-ci/gantry/internal/slacknotify"
 	"github.com/gantry-ci/gantry/internal/slacknotify/notifytest"
 	"github.com/gantry-ci/gantry/internal/stages"
@@ -45,33 +46,6 @@ func actionEnv(t *testing.T, ws *notifytest.Workspace, inputs map[string]string)
 	return env, out
 }
 
-func outputs(t *testing.T, path string) map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out, err := ghaction.ParseOutputFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// tokenOnlyMasked checks that the token appears in the log only in the
-// ::add-mask:: command that hides it from then on.
-func tokenOnlyMasked(t *testing.T, log string) {
-	t.Helper()
-	first, rest, _ := strings.Cut(log, "\n")
-	if first != "::add-mask::"+notifytest.Token {
-		t.Errorf("the first line of the log is %q, want the token's mask", first)
-	}
-	if strings.Contains(rest, notifytest.Token) {
-		t.Errorf("the token appears in the log after its mask:\n%s", rest)
-	}
-}
-
 // TestRunFromActionEnvironment runs run() as the action does: a first step
 // posts, a second updates the same message from the first one's outputs.
 func TestRunFromActionEnvironment(t *testing.T) {
@@ -84,11 +58,11 @@ func TestRunFromActionEnvironment(t *testing.T) {
 	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
-	first := outputs(t, outFile)
+	first := actiontest.Outputs(t, outFile)
 	if first["ts"] == "" || first["channel-id"] != "C0DEPLOYS" || first["thread-ts"] != "" {
 		t.Fatalf("outputs %v, want ts and channel-id C0DEPLOYS", first)
 	}
-	tokenOnlyMasked(t, log.String())
+	actiontest.MaskedFirst(t, log.String(), notifytest.Token)
 
 	env, outFile = actionEnv(t, ws, map[string]string{
 		"INPUT_STATUS": "rolled-back", "INPUT_STAGE": "deploy", "INPUT_ENVIRONMENT": "production",
@@ -99,7 +73,7 @@ func TestRunFromActionEnvironment(t *testing.T) {
 	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
-	second := outputs(t, outFile)
+	second := actiontest.Outputs(t, outFile)
 	if second["ts"] != first["ts"] || second["channel-id"] != "C0DEPLOYS" || second["thread-ts"] != first["ts"] {
 		t.Errorf("outputs %v, want the first message's ts as ts and thread-ts", second)
 	}
@@ -110,7 +84,7 @@ func TestRunFromActionEnvironment(t *testing.T) {
 	if msg := notifytest.Preview(msgs[0]); !strings.Contains(msg, "*build* — success") || !strings.Contains(msg, "*deploy* → *production* — rolled back") {
 		t.Errorf("the run's message lacks a stage:\n%s", msg)
 	}
-	tokenOnlyMasked(t, log.String())
+	actiontest.MaskedFirst(t, log.String(), notifytest.Token)
 }
 
 // TestSlackDown: a Slack failure warns and exits 0; with fail-on-error it
@@ -142,10 +116,10 @@ func TestSlackDown(t *testing.T) {
 					t.Errorf("no warning annotation in:\n%s", log.String())
 				}
 			}
-			if got := outputs(t, outFile); got["ts"] != "" {
+			if got := actiontest.Outputs(t, outFile); got["ts"] != "" {
 				t.Errorf("outputs %v, want no ts", got)
 			}
-			tokenOnlyMasked(t, log.String())
+			actiontest.MaskedFirst(t, log.String(), notifytest.Token)
 		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/actioncheck"
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/ghaction/actiontest"
 	"github.com/gantry-ci/gantry/internal/ghrelease"
 	"github.com/gantry-ci/gantry/internal/ghrelease/ghreleasetest"
 	"github.com/gantry-ci/gantry/internal/release"
@@ -49,14 +50,14 @@ func TestBinary(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s", code, stdout)
 		}
-		tokenOnlyMasked(t, stdout)
+		actiontest.MaskedFirst(t, stdout, ghreleasetest.Token)
 
 		rels := srv.ReleasesForTag("acme/prompt-builder", "v1.2.3")
 		if len(rels) != 1 || rels[0].Draft {
 			t.Fatalf("releases %+v, want one published release", rels)
 		}
 		rel := rels[0]
-		out := readOutputs(t, outFile)
+		out := actiontest.Outputs(t, outFile)
 		if out["release-id"] != strconv.FormatInt(rel.ID, 10) {
 			t.Errorf("release-id = %q, want %d", out["release-id"], rel.ID)
 		}
@@ -95,7 +96,7 @@ func TestBinary(t *testing.T) {
 		if !strings.Contains(stdout, `::error::input "assets": pattern "dist/*.deb" matches no file`) {
 			t.Errorf("no error annotation naming the input and pattern:\n%s", stdout)
 		}
-		tokenOnlyMasked(t, stdout)
+		actiontest.MaskedFirst(t, stdout, ghreleasetest.Token)
 		if calls := srv.Calls(); len(calls) != 0 {
 			t.Errorf("GitHub was called: %v", calls)
 		}
@@ -193,33 +194,6 @@ func runBinary(t *testing.T, bin, dir string, env []string) (string, int) {
 		t.Fatal(err)
 	}
 	return out.String(), 0
-}
-
-func readOutputs(t *testing.T, path string) map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out, err := ghaction.ParseOutputFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// tokenOnlyMasked checks that the token appears in the log only in the
-// ::add-mask:: command that hides it from then on.
-func tokenOnlyMasked(t *testing.T, log string) {
-	t.Helper()
-	first, rest, _ := strings.Cut(log, "\n")
-	if first != "::add-mask::"+ghreleasetest.Token {
-		t.Errorf("the first line of the log is %q, want the token's mask", first)
-	}
-	if strings.Contains(rest, ghreleasetest.Token) {
-		t.Errorf("the token appears in the log after its mask:\n%s", rest)
-	}
 }
 
 // TestActionMatchesInputs checks actions/release/action.yml against the Go

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/ghaction/actiontest"
 	"github.com/gantry-ci/gantry/internal/ocitest"
 )
 
@@ -66,22 +67,12 @@ func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 		t.Fatalf("run: %v\nlog:\n%s", err, log.String())
 	}
 	logText := log.String()
-	if !strings.HasPrefix(logText, "::add-mask::"+secret+"\n") || strings.Count(logText, secret) != 1 {
-		t.Errorf("the password was not masked first, or appears again in the log:\n%s", logText)
-	}
+	actiontest.MaskedFirst(t, logText, secret)
 	if !strings.Contains(logText, "::warning::") || !strings.Contains(logText, "is a tag") {
 		t.Errorf("resolving the tag was not warned about:\n%s", logText)
 	}
 
-	f, err := os.Open(outFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	outs, err := ghaction.ParseOutputFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	outs := actiontest.Outputs(t, outFile)
 	if want := reg.Host + "/acme/app@" + digest.String(); outs["digest"] != want {
 		t.Errorf("digest output = %q, want %q", outs["digest"], want)
 	}
@@ -139,15 +130,7 @@ func TestBinaryCatalogsPaths(t *testing.T) {
 	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
 		t.Fatalf("run: %v\nlog:\n%s", err, log.String())
 	}
-	f, err := os.Open(outFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	outs, err := ghaction.ParseOutputFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	outs := actiontest.Outputs(t, outFile)
 	want := `{"tool":["` + filepath.Join(work, "sbom", "tool.spdx.json") + `","` + filepath.Join(work, "sbom", "tool.cyclonedx.json") + `"]}`
 	if outs["sbom-files"] != want || outs["packages"] != `{"tool":1}` || outs["digest"] != "" {
 		t.Errorf("outputs sbom-files %s, packages %s, digest %q: want %s, {\"tool\":1} and no digest", outs["sbom-files"], outs["packages"], outs["digest"], want)

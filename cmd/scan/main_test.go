@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/ghaction/actiontest"
 	"github.com/gantry-ci/gantry/internal/testproc"
 	"github.com/gantry-ci/gantry/internal/vulnscan"
 	"github.com/gantry-ci/gantry/internal/vulnscan/scantest"
@@ -58,12 +59,7 @@ func TestRunAsTheActionDoes(t *testing.T) {
 	if !errors.Is(err, vulnscan.ErrGate) {
 		t.Fatalf("run = %v, want the gate to fail\n%s", err, log.String())
 	}
-	f, _ := os.Open(outFile)
-	defer f.Close()
-	outs, err := ghaction.ParseOutputFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	outs := actiontest.Outputs(t, outFile)
 	if outs["verdict"] != "fail" || outs["critical"] != "1" || outs["high"] == "" || outs["json-file"] != vars["INPUT_JSON-FILE"] {
 		t.Errorf("outputs = %v", outs)
 	}

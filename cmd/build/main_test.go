@@ -119,11 +119,3 @@ func TestBinaryReportsMissingInputs(t *testing.T) {
 		}
 	}
 }
-
-func firstLines(s string, n int) string {
-	lines := strings.SplitN(s, "\n", n+1)
-	if len(lines) > n {
-		lines = lines[:n]
-	}
-	return strings.Join(lines, "\n")
-}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-github/v84/github"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/human"
 	"github.com/gantry-ci/gantry/internal/release"
 )
 
@@ -187,7 +188,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 			}
 			out.Assets = append(out.Assets, up.GetName())
 			out.Uploaded = append(out.Uploaded, UploadedAsset{Name: up.GetName(), Size: int64(up.GetSize()), Digest: a.Digest, URL: up.GetBrowserDownloadURL()})
-			log.Infof("uploaded %s (%s, %s)", up.GetName(), humanSize(a.Size), a.Digest)
+			log.Infof("uploaded %s (%s, %s)", up.GetName(), human.Bytes(a.Size), a.Digest)
 		}
 	}
 
@@ -354,7 +355,7 @@ func prepare(in *Inputs, s settings, tmp string) (plan, error) {
 		p.makeLatest = s.makeLatest
 	}
 	for _, a := range p.assets {
-		log.Infof("asset %s (%s) from %s", a.Name, humanSize(a.Size), a.From)
+		log.Infof("asset %s (%s) from %s", a.Name, human.Bytes(a.Size), a.From)
 	}
 	log.Infof("prerelease: %v (input %q); make_latest: %s", p.prerelease, s.prerelease, p.makeLatest)
 	return p, nil
@@ -374,18 +375,4 @@ func addAsset(list []localAsset, a localAsset, errs *[]error) []localAsset {
 		}
 	}
 	return append(list, a)
-}
-
-// humanSize renders a byte count for people: 512 B, 1.4 KiB, 12.0 MiB.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -3,6 +3,8 @@ package ghrelease
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gantry-ci/gantry/internal/human"
 )
 
 // Summary renders the job summary: the release and its state, where the
@@ -46,7 +48,7 @@ func Summary(out Outputs) string {
 			if a.URL != "" {
 				name = fmt.Sprintf("[%s](%s)", a.Name, a.URL)
 			}
-			fmt.Fprintf(&b, "| %s | %s | `%s` |\n", name, humanSize(a.Size), short(strings.TrimPrefix(a.Digest, "sha256:")))
+			fmt.Fprintf(&b, "| %s | %s | `%s` |\n", name, human.Bytes(a.Size), short(strings.TrimPrefix(a.Digest, "sha256:")))
 		}
 	}
 	return b.String()

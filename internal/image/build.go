@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/human"
 	"github.com/gantry-ci/gantry/internal/metadata"
 )
 
@@ -72,7 +73,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 				return fmt.Errorf("%s: %w", platformString(bp.platform), err)
 			}
 			in.Log.Infof("%s: base %s + %d layer(s) (%s of app), manifest %s",
-				r.result.Platform, short(bp.desc.Digest.String()), len(specs), humanBytes(r.result.AppSize), r.result.Digest)
+				r.result.Platform, short(bp.desc.Digest.String()), len(specs), human.Bytes(r.result.AppSize), r.result.Digest)
 			results[i] = r
 			return nil
 		})
@@ -522,17 +523,4 @@ func short(d string) string {
 		return d[:i+13]
 	}
 	return d
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+
+	"github.com/gantry-ci/gantry/internal/human"
 )
 
 // push writes the index by digest — go-containerregistry uploads missing
@@ -38,7 +40,7 @@ func push(ctx context.Context, reg *registries, log ghaction.Logger, repo name.R
 				continue
 			}
 			if time.Since(last) > 2*time.Second || u.Complete == u.Total {
-				log.Infof("push: %s / %s", humanBytes(u.Complete), humanBytes(u.Total))
+				log.Infof("push: %s / %s", human.Bytes(u.Complete), human.Bytes(u.Total))
 				last = time.Now()
 			}
 		}
@@ -50,7 +52,7 @@ func push(ctx context.Context, reg *registries, log ghaction.Logger, repo name.R
 	if err != nil {
 		return uploaded, fmt.Errorf("pushing %s (no tag was moved): %w", target, err)
 	}
-	log.Infof("pushed index %s (%s of blobs uploaded)", target, humanBytes(uploaded))
+	log.Infof("pushed index %s (%s of blobs uploaded)", target, human.Bytes(uploaded))
 	var errs []error
 	for _, t := range tags {
 		tag := repo.Tag(t)

@@ -3,6 +3,8 @@ package image
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gantry-ci/gantry/internal/human"
 )
 
 // Summary renders the job summary for a build: what a reviewer checks
@@ -14,11 +16,11 @@ func Summary(out Outputs) string {
 	if !out.Pushed {
 		where = "written to an OCI layout (push: false)"
 	}
-	fmt.Fprintf(&b, "**Image** `%s` — %s, %s of blobs uploaded\n\n", out.Image, where, humanBytes(out.Uploaded))
+	fmt.Fprintf(&b, "**Image** `%s` — %s, %s of blobs uploaded\n\n", out.Image, where, human.Bytes(out.Uploaded))
 	fmt.Fprintf(&b, "**Base** `%s`\n\n", out.Base)
 	fmt.Fprintf(&b, "| platform | manifest digest | size | app layers |\n|---|---|---|---|\n")
 	for _, p := range out.Platforms {
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", p.Platform, p.Digest, humanBytes(p.Size), humanBytes(p.AppSize))
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s |\n", p.Platform, p.Digest, human.Bytes(p.Size), human.Bytes(p.AppSize))
 	}
 	if len(out.Tags) > 0 {
 		fmt.Fprintf(&b, "\n**Tags**\n\n")

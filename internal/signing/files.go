@@ -244,17 +244,7 @@ func VerifyFiles(ctx context.Context, files []string, p Policy) (Report, error) 
 		rep.Checks = append(rep.Checks, chk)
 		rep.Files = append(rep.Files, sf)
 	}
-	var bad []Check
-	for _, c := range rep.Checks {
-		if !c.Passed {
-			bad = append(bad, c)
-		}
-	}
-	rep.Verified = len(bad) == 0
-	if !rep.Verified {
-		return rep, &VerificationError{Failed: bad}
-	}
-	return rep, nil
+	return rep.conclude()
 }
 
 // verifyFile checks one file against its bundle and says why it passed

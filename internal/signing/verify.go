@@ -191,6 +191,12 @@ func Verify(ctx context.Context, digest string, p Policy) (Report, error) {
 			rep.Checks = append(rep.Checks, chk)
 		}
 	}
+	return rep.conclude()
+}
+
+// conclude sets Verified from the checks and returns the report with a
+// VerificationError listing the failed ones.
+func (rep Report) conclude() (Report, error) {
 	var bad []Check
 	for _, c := range rep.Checks {
 		if !c.Passed {

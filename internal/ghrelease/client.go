@@ -82,47 +82,16 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// apiError is a failed call: "<op>: <status>: <GitHub's message> (<hint>;
-// <note>)", with the token scrubbed.
-type apiError struct {
-	op     string
-	status int
-	detail string
-	hint   string
-	note   string
-	err    error
-}
-
-func (e *apiError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.op + ": ")
-	if e.status != 0 {
-		fmt.Fprintf(&b, "%d %s", e.status, http.StatusText(e.status))
-		if e.detail != "" {
-			b.WriteString(": ")
-		}
-	}
-	b.WriteString(e.detail)
-	var notes []string
-	for _, n := range []string{e.hint, e.note} {
-		if n != "" {
-			notes = append(notes, n)
-		}
-	}
-	if len(notes) > 0 {
-		fmt.Fprintf(&b, " (%s)", strings.Join(notes, "; "))
-	}
-	return b.String()
-}
-
-func (e *apiError) Unwrap() error { return e.err }
+// apiError is a failed call (githubapi.APIError: "<op>: <status>:
+// <GitHub's message> (<hint>; <why it stopped>)").
+type apiError = githubapi.APIError
 
 // statusOf returns the HTTP status of a failed call, 0 when GitHub never
 // answered.
 func statusOf(err error) int {
 	var e *apiError
 	if errors.As(err, &e) {
-		return e.status
+		return e.Status
 	}
 	return 0
 }
@@ -142,16 +111,16 @@ func (c *client) call(ctx context.Context, op string, fn func(ctx context.Contex
 		}
 		wait, retry, why := c.retryWait(resp, err, attempt)
 		if !retry {
-			e.note = why
+			e.Note = why
 			return e
 		}
 		if attempt == maxAttempts {
-			e.note = fmt.Sprintf("gave up after %d attempts", attempt)
+			e.Note = fmt.Sprintf("gave up after %d attempts", attempt)
 			return e
 		}
 		c.log.Infof("%s; retrying in %s (attempt %d of %d)", e, wait.Round(time.Second), attempt+1, maxAttempts)
 		if serr := c.sleep(ctx, wait); serr != nil {
-			e.note = fmt.Sprintf("stopped waiting to retry: %v", serr)
+			e.Note = fmt.Sprintf("stopped waiting to retry: %v", serr)
 			return e
 		}
 		if recheck != nil {
@@ -180,19 +149,19 @@ func (c *client) retryWait(resp *github.Response, err error, attempt int) (time.
 }
 
 func (c *client) newError(op string, resp *github.Response, err error) *apiError {
-	e := &apiError{op: op, err: err, detail: c.redact(githubapi.ErrorDetail(err))}
+	e := &apiError{Op: op, Err: err, Detail: c.redact(githubapi.ErrorDetail(err))}
 	if resp != nil && resp.Response != nil {
-		e.status = resp.StatusCode
+		e.Status = resp.StatusCode
 	}
-	switch e.status {
+	switch e.Status {
 	case http.StatusUnauthorized:
-		e.hint = `GitHub refused input "token": pass ${{ secrets.GITHUB_TOKEN }} or a token that can write this repository's contents`
+		e.Hint = `GitHub refused input "token": pass ${{ secrets.GITHUB_TOKEN }} or a token that can write this repository's contents`
 	case http.StatusForbidden:
 		if resp.Header.Get(github.HeaderRateRemaining) != "0" && resp.Header.Get("Retry-After") == "" {
-			e.hint = `input "token" may not write releases: give the job "permissions: contents: write"`
+			e.Hint = `input "token" may not write releases: give the job "permissions: contents: write"`
 		}
 	case http.StatusNotFound:
-		e.hint = fmt.Sprintf(`input "repository": %s/%s does not exist or input "token" cannot see it`, c.owner, c.repo)
+		e.Hint = fmt.Sprintf(`input "repository": %s/%s does not exist or input "token" cannot see it`, c.owner, c.repo)
 	}
 	return e
 }

@@ -28,16 +28,16 @@ func (c *Client) do(ctx context.Context, op string, r Request, call func(context
 		}
 		wait, retry, why := c.retryWait(resp, err, attempt)
 		if !retry {
-			e.note = why
+			e.Note = why
 			return e
 		}
 		if attempt == c.maxAttempts {
-			e.note = fmt.Sprintf("gave up after %d attempts", attempt)
+			e.Note = fmt.Sprintf("gave up after %d attempts", attempt)
 			return e
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
-			e.note = fmt.Sprintf("stopped waiting to retry: %v", serr)
-			e.stop = serr
+			e.Note = fmt.Sprintf("stopped waiting to retry: %v", serr)
+			e.Stop = serr
 			return e
 		}
 	}
@@ -118,31 +118,31 @@ func parseReset(h http.Header) (time.Time, bool) {
 	return time.Unix(s, 0), true
 }
 
-// apiError reports a failed call as "<op>: <status> <text>: <GitHub's
-// message> (<hint>; <why it stopped>)", with the token scrubbed.
-type apiError struct {
-	op     string
-	status int    // 0 when GitHub never answered
-	detail string // GitHub's message, or the transport error
-	hint   string
-	note   string
-	err    error // the go-github error, for errors.As
-	stop   error // why the wait for a retry ended, for errors.Is(err, context.Canceled)
+// APIError reports a failed GitHub API call as "<op>: <status> <text>:
+// <GitHub's message> (<hint>; <why it stopped>)", with the token scrubbed.
+type APIError struct {
+	Op     string
+	Status int    // 0 when GitHub never answered
+	Detail string // GitHub's message, or the transport error
+	Hint   string // what the user can change
+	Note   string // why the retries stopped
+	Err    error  // the go-github error, for errors.As
+	Stop   error  // why the wait for a retry ended, for errors.Is(err, context.Canceled)
 }
 
-func (e *apiError) Error() string {
+func (e *APIError) Error() string {
 	var b strings.Builder
-	b.WriteString(e.op)
+	b.WriteString(e.Op)
 	b.WriteString(": ")
-	if e.status != 0 {
-		fmt.Fprintf(&b, "%d %s", e.status, http.StatusText(e.status))
-		if e.detail != "" {
+	if e.Status != 0 {
+		fmt.Fprintf(&b, "%d %s", e.Status, http.StatusText(e.Status))
+		if e.Detail != "" {
 			b.WriteString(": ")
 		}
 	}
-	b.WriteString(e.detail)
+	b.WriteString(e.Detail)
 	var notes []string
-	for _, n := range []string{e.hint, e.note} {
+	for _, n := range []string{e.Hint, e.Note} {
 		if n != "" {
 			notes = append(notes, n)
 		}
@@ -153,27 +153,27 @@ func (e *apiError) Error() string {
 	return b.String()
 }
 
-func (e *apiError) Unwrap() []error {
-	if e.stop != nil {
-		return []error{e.err, e.stop}
+func (e *APIError) Unwrap() []error {
+	if e.Stop != nil {
+		return []error{e.Err, e.Stop}
 	}
-	return []error{e.err}
+	return []error{e.Err}
 }
 
-func (c *Client) newAPIError(op string, r Request, resp *github.Response, err error) *apiError {
-	e := &apiError{op: op, err: err, detail: c.redact(ErrorDetail(err))}
+func (c *Client) newAPIError(op string, r Request, resp *github.Response, err error) *APIError {
+	e := &APIError{Op: op, Err: err, Detail: c.redact(ErrorDetail(err))}
 	if resp != nil && resp.Response != nil {
-		e.status = resp.StatusCode
+		e.Status = resp.StatusCode
 	}
-	switch e.status {
+	switch e.Status {
 	case http.StatusUnauthorized:
-		e.hint = `check input "github-token"`
+		e.Hint = `check input "github-token"`
 	case http.StatusForbidden:
 		if resp.Header.Get(github.HeaderRateRemaining) != "0" && resp.Header.Get("Retry-After") == "" {
-			e.hint = `the token needs "permissions: deployments: write" on the job`
+			e.Hint = `the token needs "permissions: deployments: write" on the job`
 		}
 	case http.StatusNotFound:
-		e.hint = fmt.Sprintf("repository %s/%s does not exist or the token cannot see it", r.Owner, r.Repo)
+		e.Hint = fmt.Sprintf("repository %s/%s does not exist or the token cannot see it", r.Owner, r.Repo)
 	}
 	return e
 }

@@ -26,6 +26,9 @@ const bundleSuffix = ".sigstore.json"
 type signRecord struct {
 	Mode   string `json:"mode"`
 	Signer string `json:"signer"` // "key SHA256:…" or "keyless (Fulcio …)"
+	// Tlog is whether the signatures are in a transparency log; nil in
+	// records written before gantry-sign said so.
+	Tlog   *bool `json:"tlog"`
 	Signed []struct {
 		Digest   string   `json:"digest"`
 		Platform string   `json:"platform"` // "" for the index
@@ -56,6 +59,7 @@ type verifyPlan struct {
 	Signed      bool   // the record has a sign section, or the inputs say how it was signed
 	Mode        string // "keyless" or "key"; "" when nothing is signed
 	Flags       string // the identity flags every cosign command takes
+	ImageNoTlog bool   // the image's key signatures are in no transparency log
 	KeyNote     string // where cosign.pub comes from, in key mode
 	KeyAsset    []byte // a public key given as PEM text, attached as cosign.pub
 	Identity    string
@@ -149,8 +153,16 @@ func planVerify(in *Inputs, s settings, rec release.Record, recordName string, a
 	}
 
 	p.Signed = sign != nil || p.Mode != ""
+	// Image commands: a key-signed image gantry-sign recorded in no
+	// transparency log (key mode's default) needs cosign told so, or cosign
+	// looks for the log entry and fails.
+	imageFlags := p.Flags
+	if p.Mode == "key" && sign != nil && sign.Tlog != nil && !*sign.Tlog {
+		imageFlags += " --insecure-ignore-tlog=true"
+		p.ImageNoTlog = true
+	}
 	if p.Signed && p.Image != "" {
-		p.Sign = append(p.Sign, command{"the image's signature", "cosign verify " + p.Image + " " + p.Flags})
+		p.Sign = append(p.Sign, command{"the image's signature", "cosign verify " + p.Image + " " + imageFlags})
 	}
 	if sign == nil && p.Image != "" {
 		p.NoSignNote = fmt.Sprintf("%s has no sign section: gantry-sign did not record a signature of this image.", recordName)
@@ -181,7 +193,7 @@ func planVerify(in *Inputs, s settings, rec release.Record, recordName string, a
 				if sd.Platform != "" {
 					what = ct.what + " of " + sd.Platform
 				}
-				p.Attest = append(p.Attest, command{what, "cosign verify-attestation " + repo + "@" + sd.Digest + " --type " + ct.typ + " " + p.Flags})
+				p.Attest = append(p.Attest, command{what, "cosign verify-attestation " + repo + "@" + sd.Digest + " --type " + ct.typ + " " + imageFlags})
 			}
 		}
 	}
@@ -418,7 +430,11 @@ func (p verifyPlan) markdown() string {
 			case "keyless":
 				b.WriteString(p.keylessText("The signature is"))
 			case "key":
-				b.WriteString("The signature was made with the project's key.\n\n")
+				b.WriteString("The signature was made with the project's key.")
+				if p.ImageNoTlog {
+					b.WriteString(" It is not in a transparency log (gantry-sign records one only when asked to in key mode), so the commands skip that check with `--insecure-ignore-tlog=true`, and cosign warns that they do: the key alone vouches for the image.")
+				}
+				b.WriteString("\n\n")
 			}
 			writeCommands(&b, p.Sign)
 		}

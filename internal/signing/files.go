@@ -57,7 +57,7 @@ func runFiles(ctx context.Context, in Inputs, log ghaction.Logger) (Outputs, err
 	for _, s := range signed {
 		out.Bundles = append(out.Bundles, s.Bundle)
 	}
-	out.Report = Report{Mode: "sign", Signer: signer.Describe(), Files: signed}
+	out.Report = Report{Mode: "sign", Signer: signer.Describe(), Tlog: in.tlogUsed(), Files: signed}
 	return out, finish(&out, in, "")
 }
 

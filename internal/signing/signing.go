@@ -26,15 +26,19 @@ import (
 
 // Report is the stage's JSON report (the report-file output).
 type Report struct {
-	Image    string         `json:"image,omitempty"` // repo@sha256:… of the index; "" when files were signed
-	Mode     string         `json:"mode"`            // sign or verify
-	Signer   string         `json:"signer,omitempty"`
-	Policy   string         `json:"policy,omitempty"`
-	Verified bool           `json:"verified"`
-	Signed   []SignedDigest `json:"signed,omitempty"`
-	Files    []SignedFile   `json:"files,omitempty"` // input "files"
-	SBOMs    []SBOM         `json:"sboms,omitempty"`
-	Checks   []Check        `json:"checks,omitempty"`
+	Image    string `json:"image,omitempty"` // repo@sha256:… of the index; "" when files were signed
+	Mode     string `json:"mode"`            // sign or verify
+	Signer   string `json:"signer,omitempty"`
+	Policy   string `json:"policy,omitempty"`
+	Verified bool   `json:"verified"`
+	// Tlog says whether the signatures were recorded in a transparency
+	// log; a key-signed image without one verifies with cosign's
+	// --insecure-ignore-tlog=true.
+	Tlog   bool           `json:"tlog"`
+	Signed []SignedDigest `json:"signed,omitempty"`
+	Files  []SignedFile   `json:"files,omitempty"` // input "files"
+	SBOMs  []SBOM         `json:"sboms,omitempty"`
+	Checks []Check        `json:"checks,omitempty"`
 }
 
 // target is one digest to sign or verify.
@@ -126,7 +130,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		return out, err
 	}
 	out.Signed = signed
-	out.Report = Report{Image: digest.String(), Mode: "sign", Signer: signer.Describe(), Signed: signed, SBOMs: sboms}
+	out.Report = Report{Image: digest.String(), Mode: "sign", Signer: signer.Describe(), Tlog: in.tlogUsed(), Signed: signed, SBOMs: sboms}
 	return out, finish(&out, in, digest.DigestStr())
 }
 
@@ -169,6 +173,9 @@ func finish(out *Outputs, in Inputs, digest string) error {
 		return nil
 	}
 	section := map[string]any{"mode": out.Report.Mode, "signer": out.Report.Signer, "verified": out.Report.Verified}
+	if out.Report.Mode == "sign" {
+		section["tlog"] = out.Report.Tlog
+	}
 	if len(out.Report.Signed) > 0 {
 		section["signed"] = out.Report.Signed
 	}
@@ -322,6 +329,17 @@ func signAll(ctx context.Context, conn registry.Conn, signer Signer, jobs []job,
 }
 
 // newSigner builds the key or keyless signer the inputs ask for.
+// tlogUsed says whether this run records its signatures in a
+// transparency log (inputs already validated by newSigner).
+func (in Inputs) tlogUsed() bool {
+	mode, err := in.mode()
+	if err != nil {
+		return false
+	}
+	tlog, err := in.tlog(mode)
+	return err == nil && tlog
+}
+
 func newSigner(ctx context.Context, in Inputs) (Signer, error) {
 	mode, err := in.mode()
 	if err != nil {

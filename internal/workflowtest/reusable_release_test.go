@@ -3,6 +3,7 @@ package workflowtest_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/ghrelease/ghreleasetest"
 	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/signing"
+	"github.com/gantry-ci/gantry/internal/testproc"
 	"github.com/gantry-ci/gantry/internal/vulnscan/scantest"
 	"github.com/gantry-ci/gantry/internal/workflowtest"
 )
@@ -32,7 +34,7 @@ func TestReusableRelease(t *testing.T) {
 	}
 	const password = "act-release-key-password-4711"
 	keys := t.TempDir()
-	priv, _, err := signing.GenerateKeyPair([]byte(password))
+	priv, pub, err := signing.GenerateKeyPair([]byte(password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +136,31 @@ func TestReusableRelease(t *testing.T) {
 		if !strings.Contains(string(verify.Data), want) {
 			t.Errorf("VERIFY.md lacks %q:\n%s", want, verify.Data)
 		}
+	}
+	// The commands VERIFY.md prints work as printed: the cosign CLI, run
+	// where cosign.pub is, accepts the image's signature and attestations
+	// (plain HTTP only because the test registry is local).
+	cosign, err := testproc.FindTool("cosign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	write(t, filepath.Join(work, "cosign.pub"), string(pub), 0o644)
+	var ran int
+	for _, line := range strings.Split(string(verify.Data), "\n") {
+		if !strings.HasPrefix(line, "cosign verify") {
+			continue
+		}
+		ran++
+		args := append(strings.Fields(strings.TrimPrefix(line, "cosign ")), "--allow-http-registry")
+		cmd := exec.CommandContext(t.Context(), cosign, args...)
+		cmd.Dir = work
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("VERIFY.md's %q failed: %v\n%s", line, err, b)
+		}
+	}
+	if ran < 3 {
+		t.Errorf("VERIFY.md holds %d cosign commands, want the signature and the attestations:\n%s", ran, verify.Data)
 	}
 	for _, line := range strings.Split(log, "\n") {
 		if (strings.Contains(line, gh.Token) || strings.Contains(line, password)) && !strings.Contains(line, "add-mask") {

@@ -164,6 +164,9 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 	if err := demoSign(ctx, w, root, bin, work, outputs["image"], sbomOut["sbom-files"], scanOut["attestation-file"]); err != nil {
 		return err
 	}
+	if err := demoRelease(ctx, w, root, bin, work); err != nil {
+		return err
+	}
 	if err := demoDeploy(ctx, w, root, bin, work, outputs["image"]); err != nil {
 		return err
 	}

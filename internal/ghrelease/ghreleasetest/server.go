@@ -135,8 +135,8 @@ type Server struct {
 	// Token is the accepted token (the Token constant).
 	Token string
 
-	t   testing.TB
-	srv *httptest.Server
+	errorf func(format string, args ...any) // reports a client's misbehaviour
+	srv    *httptest.Server
 
 	mu        sync.Mutex
 	nextID    int64
@@ -148,11 +148,20 @@ type Server struct {
 	now       func() time.Time
 }
 
-// Start starts a server and stops it when the test ends.
+// Start starts a server and stops it when the test ends; a token leaking
+// into a request body or query fails the test.
 func Start(t testing.TB) *Server {
+	s := New(t.Errorf)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// New starts a server outside a test (the demo): errorf reports a token
+// leaking into a request body or query. Close stops it.
+func New(errorf func(format string, args ...any)) *Server {
 	s := &Server{
 		Token:     Token,
-		t:         t,
+		errorf:    errorf,
 		nextID:    190000000,
 		faults:    map[string][]Fault{},
 		uploadErr: map[string]int{},
@@ -160,9 +169,11 @@ func Start(t testing.TB) *Server {
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
-	t.Cleanup(s.srv.Close)
 	return s
 }
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
 
 // Releases returns copies of the releases of repo (owner/name), newest
 // first, drafts included.
@@ -359,7 +370,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	// Nothing a client sends may carry the token except the header.
 	if strings.Contains(string(body), s.Token) || strings.Contains(r.URL.RawQuery, s.Token) {
-		s.t.Errorf("%s %s: the token appears in the request body or query", r.Method, r.URL.Path)
+		s.errorf("%s %s: the token appears in the request body or query", r.Method, r.URL.Path)
 	}
 	auth := r.Header.Get("Authorization")
 	if auth != "Bearer "+s.Token && auth != "token "+s.Token {

@@ -3,6 +3,7 @@ package actioncheck_test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -10,8 +11,9 @@ import (
 	"github.com/gantry-ci/gantry/internal/actioncheck"
 )
 
-// TestEveryInputDocumented: every input and output of every action is named
-// (as `name`) in README.md or a page under docs/, where users look for it.
+// TestEveryInputDocumented: every input and output of every action has a
+// table row of its own (| `name` | …) in README.md or a page under docs/,
+// where users look for it.
 func TestEveryInputDocumented(t *testing.T) {
 	t.Parallel()
 	root := filepath.Join("..", "..")
@@ -35,14 +37,20 @@ func TestEveryInputDocumented(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		for name := range a.Inputs {
-			if !strings.Contains(text, "`"+name+"`") {
-				t.Errorf("%s: input %s is not documented in README.md or docs/", rel, name)
+			if !documented(text, name) {
+				t.Errorf("%s: input %s has no row in a table of README.md or docs/", rel, name)
 			}
 		}
 		for name := range a.Outputs {
-			if !strings.Contains(text, "`"+name+"`") {
-				t.Errorf("%s: output %s is not documented in README.md or docs/", rel, name)
+			if !documented(text, name) {
+				t.Errorf("%s: output %s has no row in a table of README.md or docs/", rel, name)
 			}
 		}
 	}
+}
+
+// documented says whether a Markdown table row starts with `name`.
+func documented(text, name string) bool {
+	re := regexp.MustCompile("(?m)^\\|\\s*`" + regexp.QuoteMeta(name) + "`\\s*\\|")
+	return re.MatchString(text)
 }

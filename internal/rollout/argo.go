@@ -98,18 +98,8 @@ func (d *deployer) argo(ctx context.Context) (Outputs, error) {
 	a := &argoRun{p: &prog{d: d, logFile: io.Discard, closeLog: func() error { return nil }}, handled: map[int]bool{}}
 	defer func() { a.p.closeLog() }()
 	log := d.log
-	if d.in.Image != "" {
-		if err := d.resolveImage(ctx); err != nil {
-			return out, err
-		}
-		out.Digest = d.digest.DigestStr()
-	}
-	if d.in.Action == "deploy" {
-		if err := d.verify(ctx); err != nil {
-			out.Status = StatusFailure
-			out.Summary = d.refusedSummary(err)
-			return out, err
-		}
+	if err := d.admit(ctx, &out, d.in.Image != "", d.in.Action == "deploy"); err != nil {
+		return out, err
 	}
 	if err := a.locate(); err != nil {
 		return out, err

@@ -43,12 +43,7 @@ type ImageChange struct {
 // plan renders and dry-runs the deploy without touching the cluster.
 func (d *deployer) plan(ctx context.Context) (Outputs, error) {
 	out := Outputs{Status: StatusPlanned, DeploymentURL: d.in.EnvironmentURL}
-	if err := d.resolveImage(ctx); err != nil {
-		return out, err
-	}
-	out.Digest = d.digest.DigestStr()
-	if err := d.verify(ctx); err != nil {
-		out.Summary = d.refusedSummary(err)
+	if err := d.admit(ctx, &out, true, true); err != nil {
 		return out, err
 	}
 	objs, _, err := d.render()

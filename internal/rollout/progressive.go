@@ -181,18 +181,8 @@ func (d *deployer) progressive(ctx context.Context) (Outputs, error) {
 	defer func() { p.closeLog() }()
 	log := d.log
 
-	if d.in.Action == "deploy" || d.in.Image != "" {
-		if err := d.resolveImage(ctx); err != nil {
-			return out, err
-		}
-		out.Digest = d.digest.DigestStr()
-	}
-	if d.in.Action == "deploy" {
-		if err := d.verify(ctx); err != nil {
-			out.Status = StatusFailure
-			out.Summary = d.refusedSummary(err)
-			return out, err
-		}
+	if err := d.admit(ctx, &out, d.in.Action == "deploy" || d.in.Image != "", d.in.Action == "deploy"); err != nil {
+		return out, err
 	}
 	var objs []*unstructured.Unstructured
 	if d.in.Manifests != "" {

@@ -141,12 +141,7 @@ type ProgressivePlan struct {
 // rollback target, changing nothing.
 func (d *deployer) planProgressive(ctx context.Context) (Outputs, error) {
 	out := Outputs{Status: StatusPlanned, DeploymentURL: d.in.EnvironmentURL}
-	if err := d.resolveImage(ctx); err != nil {
-		return out, err
-	}
-	out.Digest = d.digest.DigestStr()
-	if err := d.verify(ctx); err != nil {
-		out.Summary = d.refusedSummary(err)
+	if err := d.admit(ctx, &out, true, true); err != nil {
 		return out, err
 	}
 	p := &prog{d: d}

@@ -341,13 +341,7 @@ type target struct {
 
 func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	out := Outputs{DeploymentURL: d.in.EnvironmentURL}
-	if err := d.resolveImage(ctx); err != nil {
-		return out, err
-	}
-	out.Digest = d.digest.DigestStr()
-	if err := d.verify(ctx); err != nil {
-		out.Status = StatusFailure
-		out.Summary = d.refusedSummary(err)
+	if err := d.admit(ctx, &out, true, true); err != nil {
 		return out, err
 	}
 	end := d.log.Group(fmt.Sprintf("Rendering %s with %s", d.in.Manifests, d.digest))

@@ -65,3 +65,27 @@ func (d *deployer) verifiedSummary() string {
 }
 
 func cellText(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// admit is what every deploy, plan and rollout does first: with resolve,
+// the image is resolved to its digest (out.Digest); with check, the
+// verify-before-deploy checks run, and a refused image fills out.Summary
+// with the reasons and marks a deploy (not a plan) failed.
+func (d *deployer) admit(ctx context.Context, out *Outputs, resolve, check bool) error {
+	if resolve {
+		if err := d.resolveImage(ctx); err != nil {
+			return err
+		}
+		out.Digest = d.digest.DigestStr()
+	}
+	if !check {
+		return nil
+	}
+	if err := d.verify(ctx); err != nil {
+		if out.Status != StatusPlanned {
+			out.Status = StatusFailure
+		}
+		out.Summary = d.refusedSummary(err)
+		return err
+	}
+	return nil
+}

@@ -215,7 +215,9 @@ func (e *Env) Encode(src any) error {
 		if err != nil {
 			return fmt.Errorf("output %q: %w", name, err)
 		}
-		e.SetOutput(name, s)
+		if err := e.SetOutput(name, s); err != nil {
+			return err
+		}
 	}
 	return nil
 }

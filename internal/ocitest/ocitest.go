@@ -38,13 +38,31 @@ type Registry struct {
 // free loopback port. wrap, when not nil, wraps the handler, e.g. to count
 // or inject faults.
 func StartRegistry(wrap func(http.Handler) http.Handler) (*Registry, error) {
+	return Start(RegistryOptions{Wrap: wrap})
+}
+
+// RegistryOptions shape a test registry.
+type RegistryOptions struct {
+	// NoReferrers turns the OCI 1.1 referrers API off, as in
+	// `crane registry serve`: GET /v2/<repo>/referrers/<digest> answers
+	// 404 METHOD_UNKNOWN, so clients keep each subject's referrers in an
+	// index under the fallback tag sha256-<hex>, read, changed and written
+	// back by every client that attaches.
+	NoReferrers bool
+	// Wrap, when not nil, wraps the handler, e.g. to count requests or
+	// inject faults (see Fault).
+	Wrap func(http.Handler) http.Handler
+}
+
+// Start serves go-containerregistry's registry on a free loopback port.
+func Start(opts RegistryOptions) (*Registry, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("starting the registry: %w", err)
 	}
-	var h http.Handler = registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))
-	if wrap != nil {
-		h = wrap(h)
+	var h http.Handler = registry.New(registry.WithReferrersSupport(!opts.NoReferrers), registry.Logger(log.New(io.Discard, "", 0)))
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

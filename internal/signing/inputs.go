@@ -94,7 +94,24 @@ type Outputs struct {
 type SignedDigest struct {
 	Digest   string   `json:"digest"`
 	Platform string   `json:"platform,omitempty"` // "" for the index
-	Types    []string `json:"types"`              // signature, sbom/spdx, sbom/cyclonedx, provenance, scan
+	Types    []string `json:"types"`              // signature, sbom/spdx, sbom/cyclonedx, provenance, scan: attached and read back
+	// Referrers says where the digest's referrers were read back after the
+	// last write: "referrers API", or "fallback tag sha256-<hex>" on a
+	// registry without the API.
+	Referrers string `json:"referrers,omitempty"`
+	// Attached is every referrer manifest the run attached to the digest,
+	// and whether the last read-back listed it.
+	Attached []Attached `json:"attached,omitempty"`
+	// Readded counts manifests found missing after their write had
+	// succeeded (another writer's index overwrote them) and written again.
+	Readded int `json:"readded,omitempty"`
+}
+
+// Attached is one referrer manifest the run attached to a digest.
+type Attached struct {
+	Type     string `json:"type"`     // signature, sbom/spdx, sbom/cyclonedx, provenance, scan
+	Manifest string `json:"manifest"` // sha256:… of the referrer manifest
+	Found    bool   `json:"found"`    // listed by the last read-back of the digest's referrers
 }
 
 // Paths is a list of file paths, written as a step output as a JSON list
@@ -120,7 +137,17 @@ const (
 	KindScan       = "scan"
 )
 
-var kinds = []string{KindSBOM, KindProvenance, KindScan}
+// SBOM formats the require input can name one by one: "sbom" is met by
+// either, these only by their own format.
+const (
+	KindSPDX      = "sbom/spdx"
+	KindCycloneDX = "sbom/cyclonedx"
+)
+
+var (
+	kinds        = []string{KindSBOM, KindProvenance, KindScan}
+	requireKinds = []string{KindSBOM, KindSPDX, KindCycloneDX, KindProvenance, KindScan}
+)
 
 // Mode is how a run signs.
 type Mode string
@@ -261,7 +288,7 @@ func (p Policy) check() error {
 			return fmt.Errorf(`input "verify-source-ref-regexp": %w`, err)
 		}
 	}
-	return checkKinds("require", p.Require)
+	return checkKindsIn("require", p.Require, requireKinds)
 }
 
 // repositoryURI turns the verify-source-repository input into the form
@@ -299,9 +326,13 @@ func repoPart(s string) bool {
 }
 
 func checkKinds(input string, list []string) error {
+	return checkKindsIn(input, list, kinds)
+}
+
+func checkKindsIn(input string, list, valid []string) error {
 	for _, k := range list {
-		if !has(kinds, k) {
-			return fmt.Errorf(`input %q: %q is not one of %s`, input, k, strings.Join(kinds, ", "))
+		if !has(valid, k) {
+			return fmt.Errorf(`input %q: %q is not one of %s`, input, k, strings.Join(valid, ", "))
 		}
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/errgroup"
 
@@ -44,7 +45,8 @@ type Report struct {
 // target is one digest to sign or verify.
 type target struct {
 	Digest   name.Digest
-	Platform string // "" for the index (or a single-platform image)
+	Desc     v1.Descriptor // media type, digest and size: what a referrer's subject names
+	Platform string        // "" for the index (or a single-platform image)
 	IsIndex  bool
 }
 
@@ -126,37 +128,24 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		return out, err
 	}
 	signed, err := signAll(ctx, conn, signer, jobs, in.Jobs, log)
-	if err != nil {
+	if len(signed) == 0 {
 		return out, err
 	}
 	out.Signed = signed
 	out.Report = Report{Image: digest.String(), Mode: "sign", Signer: signer.Describe(), Tlog: in.tlogUsed(), Signed: signed, SBOMs: sboms}
+	if err != nil {
+		// Outputs, summary and report say what was attached and what
+		// is missing; the release record is left alone.
+		return out, errors.Join(err, writeReport(&out, in))
+	}
 	return out, finish(&out, in, digest.DigestStr())
 }
 
 // finish writes the report file and the release record's "sign" section
 // (for an image: digest is its sha256:…; "" when files were signed).
 func finish(out *Outputs, in Inputs, digest string) error {
-	if in.ReportFile != "" {
-		path := in.ReportFile
-		if !filepath.IsAbs(path) && in.Dir != "" {
-			path = filepath.Join(in.Dir, path)
-		}
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return err
-		}
-		b, err := json.MarshalIndent(out.Report, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(abs, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing the report: %w", err)
-		}
-		out.ReportFile = abs
+	if err := writeReport(out, in); err != nil {
+		return err
 	}
 	if in.ReleaseFile == "" || digest == "" {
 		return nil
@@ -193,6 +182,33 @@ func finish(out *Outputs, in Inputs, digest string) error {
 	return err
 }
 
+// writeReport writes the report file (input report-file), if one is asked for.
+func writeReport(out *Outputs, in Inputs) error {
+	if in.ReportFile == "" {
+		return nil
+	}
+	path := in.ReportFile
+	if !filepath.IsAbs(path) && in.Dir != "" {
+		path = filepath.Join(in.Dir, path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(out.Report, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(abs, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	out.ReportFile = abs
+	return nil
+}
+
 // listTargets returns the digest itself and, when it is an index and
 // recursive is set, its platform manifests (attestation manifests with
 // platform unknown/unknown are not images and are left out).
@@ -202,7 +218,7 @@ func listTargets(ctx context.Context, conn registry.Conn, digest name.Digest, re
 	if err != nil {
 		return nil, fmt.Errorf("input \"image\": reading %s: %w", digest, err)
 	}
-	targets := []target{{Digest: digest, IsIndex: desc.MediaType.IsIndex()}}
+	targets := []target{{Digest: digest, Desc: desc.Descriptor, IsIndex: desc.MediaType.IsIndex()}}
 	if !desc.MediaType.IsIndex() || !recursive {
 		return targets, nil
 	}
@@ -218,7 +234,11 @@ func listTargets(ctx context.Context, conn registry.Conn, digest name.Digest, re
 		if m.Platform == nil || m.Platform.OS == "unknown" || !m.MediaType.IsImage() {
 			continue
 		}
-		targets = append(targets, target{Digest: digest.Context().Digest(m.Digest.String()), Platform: m.Platform.String()})
+		targets = append(targets, target{
+			Digest:   digest.Context().Digest(m.Digest.String()),
+			Desc:     v1.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size},
+			Platform: m.Platform.String(),
+		})
 	}
 	return targets, nil
 }
@@ -271,22 +291,22 @@ func plan(targets []target, sboms []SBOM, prov, scan []byte, recursive bool) ([]
 	return jobs, nil
 }
 
-// signAll signs and attaches every job, a few at a time.
+// signAll signs and attaches every job, a few at a time. Attaching to one
+// digest is serialized, and each attachment is read back (see
+// registry.Attacher); the result lists, per digest, what was attached and
+// found. It is returned with the error too, when something was attached.
 func signAll(ctx context.Context, conn registry.Conn, signer Signer, jobs []job, limit int, log ghaction.Logger) ([]SignedDigest, error) {
 	if limit <= 0 {
 		limit = 4
 	}
+	att := conn.NewAttacher(log)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(limit)
 	var mu sync.Mutex
-	done := map[string]*SignedDigest{}
-	var order []string
+	kinds := map[v1.Hash]string{} // referrer manifest → job kind
+	platform := map[string]string{}
 	for _, j := range jobs {
-		d := j.Target.Digest.String()
-		if _, ok := done[d]; !ok {
-			done[d] = &SignedDigest{Digest: j.Target.Digest.DigestStr(), Platform: j.Target.Platform}
-			order = append(order, d)
-		}
+		platform[j.Target.Digest.String()] = j.Target.Platform
 	}
 	for _, j := range jobs {
 		g.Go(func() error {
@@ -299,8 +319,13 @@ func signAll(ctx context.Context, conn registry.Conn, signer Signer, jobs []job,
 			if err != nil {
 				return fmt.Errorf("signing the %s of %s: %w", j.Kind, j.Target.Digest, err)
 			}
-			ref := j.Target.Digest.String()
-			if err := attachBundle(j.Target.Digest, b, j.PredicateType, conn.Options(gctx, ref), conn.NameOptions(ref)); err != nil {
+			h, err := attach(gctx, conn, att, j.Target, b, j.PredicateType)
+			if h != (v1.Hash{}) {
+				mu.Lock()
+				kinds[h] = j.Kind
+				mu.Unlock()
+			}
+			if err != nil {
 				return fmt.Errorf("attaching the %s of %s: %w", j.Kind, j.Target.Digest, err)
 			}
 			where := j.Target.Platform
@@ -308,24 +333,56 @@ func signAll(ctx context.Context, conn registry.Conn, signer Signer, jobs []job,
 				where = "index"
 			}
 			log.Infof("%-16s %-12s %s", j.Kind, where, j.Target.Digest.DigestStr())
-			mu.Lock()
-			done[j.Target.Digest.String()].Types = append(done[j.Target.Digest.String()].Types, j.Kind)
-			mu.Unlock()
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+	err := g.Wait()
+	if err == nil {
+		// Another job attaching to the same digests may have written an
+		// index it read before our last write: look once more.
+		if err = att.Confirm(ctx); err != nil {
+			err = fmt.Errorf("attached, but the read-back at the end found attestations missing: %w", err)
+		}
 	}
-	out := make([]SignedDigest, 0, len(order))
-	for _, d := range order {
-		sd := *done[d]
+	var out []SignedDigest
+	var lost []string
+	for _, a := range att.Subjects() {
+		sd := SignedDigest{Digest: a.Subject.DigestStr(), Platform: platform[a.Subject.String()], Referrers: a.Via, Readded: a.Readded, Types: []string{}}
+		for _, m := range a.Manifests {
+			sd.Attached = append(sd.Attached, Attached{Type: kinds[m.Digest], Manifest: m.Digest.String(), Found: m.Found})
+			if m.Found {
+				sd.Types = append(sd.Types, kinds[m.Digest])
+			} else {
+				lost = append(lost, fmt.Sprintf("%s of %s (%s)", kinds[m.Digest], orIndex(sd.Platform), m.Digest))
+			}
+		}
 		sort.Strings(sd.Types)
+		sort.SliceStable(sd.Attached, func(i, j int) bool { return sd.Attached[i].Type < sd.Attached[j].Type })
 		out = append(out, sd)
 	}
 	// The index first, then the platforms in order.
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Platform < out[j].Platform })
-	return out, nil
+	if err != nil && len(lost) > 0 {
+		err = fmt.Errorf("%w\nnot in the registry's referrers after the retries: %s; the stage fails rather than report them signed: re-run it (attaching again is safe)", err, strings.Join(lost, ", "))
+	}
+	return out, err
+}
+
+// attach pushes a bundle's blobs and has att attach its referrer manifest
+// to t. The manifest's digest is returned once known, with or without an
+// error.
+func attach(ctx context.Context, conn registry.Conn, att *registry.Attacher, t target, bundle []byte, predicateType string) (v1.Hash, error) {
+	manifest, blobs, err := bundleReferrer(t.Desc, bundle, predicateType, time.Now())
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	ref := t.Digest.String()
+	for _, l := range blobs {
+		if err := remote.WriteLayer(t.Digest.Context(), l, conn.Options(ctx, ref)...); err != nil {
+			return v1.Hash{}, fmt.Errorf("uploading the bundle: %w", err)
+		}
+	}
+	return att.Attach(ctx, t.Digest, manifest)
 }
 
 // newSigner builds the key or keyless signer the inputs ask for.

@@ -38,7 +38,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	reg, err := ocitest.StartRegistry(nil)
+	return newFixtureOn(t, ocitest.RegistryOptions{})
+}
+
+// newFixtureOn is newFixture on a registry started with opts.
+func newFixtureOn(t *testing.T, opts ocitest.RegistryOptions) *fixture {
+	t.Helper()
+	reg, err := ocitest.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,8 +199,23 @@ func TestSignWithKeyThenVerify(t *testing.T) {
 	for _, p := range platforms {
 		want = append(want, signing.SignedDigest{Digest: f.plat[p], Platform: p, Types: []string{"provenance", "sbom/cyclonedx", "sbom/spdx", "signature"}})
 	}
-	if got, _ := json.Marshal(out.Signed); string(got) != mustJSON(want) {
-		t.Errorf("signed output\n got %s\nwant %s", got, mustJSON(want))
+	var got []signing.SignedDigest
+	for _, sd := range out.Signed {
+		got = append(got, signing.SignedDigest{Digest: sd.Digest, Platform: sd.Platform, Types: sd.Types})
+		// Each type attached once, found on the read-back via the API.
+		var types []string
+		for _, a := range sd.Attached {
+			if !a.Found || !strings.HasPrefix(a.Manifest, "sha256:") {
+				t.Errorf("%s: attached %+v", sd.Digest, a)
+			}
+			types = append(types, a.Type)
+		}
+		if !slices.Equal(types, sd.Types) || sd.Referrers != "referrers API" || sd.Readded != 0 {
+			t.Errorf("%s: attached %+v via %q, %d re-added; want %v via the referrers API", sd.Digest, sd.Attached, sd.Referrers, sd.Readded, sd.Types)
+		}
+	}
+	if mustJSON(got) != mustJSON(want) {
+		t.Errorf("signed output\n got %s\nwant %s", mustJSON(got), mustJSON(want))
 	}
 	if got := bundleTypes(t, f.image); !slices.Equal(got, sorted(signing.PredicateSLSA1, signing.PredicateSignature, signing.PredicateVuln)) {
 		t.Errorf("bundles on the index: %v", got)
@@ -441,6 +462,29 @@ func TestSBOMDirectoryAndEnvKey(t *testing.T) {
 	}
 	if got := bundleTypes(t, repo+"@"+f.plat["linux/arm64"]); len(got) != 0 {
 		t.Errorf("bundles on linux/arm64: %v, want none", got)
+	}
+}
+
+// TestSignSummary: per digest, what was attached and what the read-back
+// of its referrers found, missing attestations named.
+func TestSignSummary(t *testing.T) {
+	md := signing.Summary(signing.Outputs{Report: signing.Report{
+		Image: "ghcr.io/acme/app@sha256:0433f73a751060932c9303b1873e2d703619744b7c4bb8104a4116aa5d671924", Mode: "sign", Signer: "key sha256:07868b1f8b089d17",
+		Signed: []signing.SignedDigest{
+			{Digest: "sha256:0433f73a751060932c9303b1873e2d703619744b7c4bb8104a4116aa5d671924", Types: []string{"signature"}, Referrers: "referrers API",
+				Attached: []signing.Attached{{Type: "signature", Manifest: "sha256:aa", Found: true}}},
+			{Digest: "sha256:3255405628cdbe32e98890996a7a3272715d60c5dbe01fd4e7e3e23aa488b48d", Platform: "linux/amd64", Types: []string{"signature"},
+				Referrers: "fallback tag sha256-3255405628cdbe32e98890996a7a3272715d60c5dbe01fd4e7e3e23aa488b48d", Readded: 2,
+				Attached: []signing.Attached{{Type: "sbom/spdx", Manifest: "sha256:bb"}, {Type: "signature", Manifest: "sha256:cc", Found: true}}},
+		},
+	}})
+	for _, want := range []string{
+		"| `sha256:0433f73a7510…` | index | signature | ✅ 1 of 1, referrers API |",
+		"| `sha256:3255405628cd…` | linux/amd64 | signature | ❌ 1 of 2, missing sbom/spdx, fallback tag `sha256-3255405628cdbe32e98890996a7a3272715d60c5dbe01fd4e7e3e23aa488b48d` (2 lost to another writer and re-added) |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
 	}
 }
 

@@ -28,6 +28,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/cosign/v3/pkg/cosign"
 	"github.com/sigstore/cosign/v3/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
@@ -369,11 +371,54 @@ func (o *onceCert) GetCertificate(ctx context.Context, kp sign.Keypair, opts *si
 	return c, nil
 }
 
-// attachBundle pushes a bundle as an OCI referrer of digest, exactly as
-// cosign v3 does, so `cosign verify` and `cosign verify-attestation` find it.
-func attachBundle(digest name.Digest, bundle []byte, predicateType string, ropts []remote.Option, nopts []name.Option) error {
-	return ociremote.WriteAttestationNewBundleFormat(digest, bundle, predicateType,
-		ociremote.WithRemoteOptions(ropts...), ociremote.WithNameOptions(nopts...))
+// bundleReferrer makes the OCI referrer manifest of a bundle about
+// subject, exactly as cosign v3's ociremote.WriteAttestationNewBundleFormat
+// does (so `cosign verify` and `cosign verify-attestation` find it), and
+// returns it with the blobs it needs: cosign's empty config and the bundle.
+// Gantry pushes it itself so that it knows the manifest's digest and can
+// check that the subject's referrers list it (registry.Attacher).
+func bundleReferrer(subject v1.Descriptor, bundle []byte, predicateType string, created time.Time) ([]byte, []v1.Layer, error) {
+	mt, err := sgbundle.MediaTypeString("0.3")
+	if err != nil {
+		return nil, nil, err
+	}
+	config := static.NewLayer([]byte("{}"), "application/vnd.oci.image.config.v1+json")
+	layer := static.NewLayer(bundle, types.MediaType(mt))
+	cd, err := config.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := config.Size()
+	if err != nil {
+		return nil, nil, err
+	}
+	ld, err := layer.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config: v1.Descriptor{
+			MediaType:    "application/vnd.oci.empty.v1+json",
+			ArtifactType: mt,
+			Digest:       cd,
+			Size:         cs,
+		},
+		Layers:  []v1.Descriptor{{MediaType: types.MediaType(mt), Digest: ld, Size: int64(len(bundle))}},
+		Subject: &v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
+		Annotations: map[string]string{
+			"org.opencontainers.image.created": created.UTC().Format(time.RFC3339),
+			"dev.sigstore.bundle.content":      "dsse-envelope",
+			predicateAnnotation:                predicateType,
+		},
+		ArtifactType: mt,
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	return raw, []v1.Layer{config, layer}, nil
 }
 
 // storedBundle is one Sigstore bundle found as a referrer of a digest.

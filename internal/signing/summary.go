@@ -22,9 +22,9 @@ func Summary(out Outputs) string {
 		return b.String()
 	}
 	fmt.Fprintf(&b, "### Gantry sign\n\n`%s` signed with %s\n\n", r.Image, r.Signer)
-	b.WriteString("| digest | platform | signed |\n|---|---|---|\n")
+	b.WriteString("| digest | platform | attached | read back from the registry |\n|---|---|---|---|\n")
 	for _, s := range r.Signed {
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", short(s.Digest), orIndex(s.Platform), strings.Join(s.Types, ", "))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", short(s.Digest), orIndex(s.Platform), strings.Join(s.Types, ", "), cell(readBack(s)))
 	}
 	if len(r.SBOMs) > 0 {
 		b.WriteString("\nSBOMs attested: ")
@@ -59,6 +59,34 @@ func VerifySummary(r Report) string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", short(c.Digest), orIndex(c.Platform), c.What, result(c.Passed), cell(c.Reason))
 	}
 	return b.String()
+}
+
+// readBack says how many attached manifests the read-back of a digest's
+// referrers found, where, and what is missing.
+func readBack(s SignedDigest) string {
+	found := 0
+	var missing []string
+	for _, a := range s.Attached {
+		if a.Found {
+			found++
+		} else {
+			missing = append(missing, a.Type)
+		}
+	}
+	out := fmt.Sprintf("✅ %d of %d", found, len(s.Attached))
+	if len(missing) > 0 {
+		out = fmt.Sprintf("❌ %d of %d, missing %s", found, len(s.Attached), strings.Join(missing, ", "))
+	}
+	switch tag, ok := strings.CutPrefix(s.Referrers, "fallback tag "); {
+	case ok:
+		out += ", fallback tag `" + tag + "`"
+	case s.Referrers != "":
+		out += ", " + s.Referrers
+	}
+	if s.Readded > 0 {
+		out += fmt.Sprintf(" (%d lost to another writer and re-added)", s.Readded)
+	}
+	return out
 }
 
 func result(passed bool) string {

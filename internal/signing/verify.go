@@ -41,10 +41,13 @@ type Policy struct {
 	// the public-good instance's root (fetched with TUF).
 	TrustedRoot string
 	// Require lists attestations that must be present and verified: sbom
-	// (on every platform manifest), provenance (index and platforms), scan
-	// (index).
+	// (an SPDX or a CycloneDX SBOM on every platform manifest), sbom/spdx
+	// and sbom/cyclonedx (that format on every platform manifest),
+	// provenance (index and platforms), scan (index).
 	Require []string
-	// Recursive checks every platform manifest of an index too.
+	// Recursive checks every platform manifest of an index too (its
+	// signature and provenance). Required SBOMs are checked on every
+	// platform manifest either way.
 	Recursive bool
 	// Conn reaches the registry.
 	Conn registry.Conn
@@ -107,7 +110,8 @@ func Verify(ctx context.Context, digest string, p Policy) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	targets, err := listTargets(ctx, p.Conn, d, p.Recursive)
+	sbomRequired := has(p.Require, KindSBOM) || has(p.Require, KindSPDX) || has(p.Require, KindCycloneDX)
+	targets, err := listTargets(ctx, p.Conn, d, p.Recursive || sbomRequired)
 	if err != nil {
 		return Report{}, err
 	}
@@ -144,13 +148,22 @@ func Verify(ctx context.Context, digest string, p Policy) (Report, error) {
 		for pt, errs := range lfailed {
 			failed[pt] = append(failed[pt], errs...)
 		}
-		checks := []requirement{{"signature", []string{PredicateSignature}}}
-		single := !tg.IsIndex
+		// A platform is listed without recursive only for its SBOMs.
+		all := tg.Platform == "" || p.Recursive
+		var checks []requirement
+		if all {
+			checks = append(checks, requirement{"signature", []string{PredicateSignature}})
+		}
+		sbomHere := tg.Platform != "" || !tg.IsIndex
 		for _, k := range p.Require {
 			switch {
-			case k == KindSBOM && (tg.Platform != "" || single):
+			case k == KindSBOM && sbomHere:
 				checks = append(checks, requirement{KindSBOM, []string{PredicateSPDX, PredicateCycloneDX}})
-			case k == KindProvenance:
+			case k == KindSPDX && sbomHere:
+				checks = append(checks, requirement{KindSPDX, []string{PredicateSPDX}})
+			case k == KindCycloneDX && sbomHere:
+				checks = append(checks, requirement{KindCycloneDX, []string{PredicateCycloneDX}})
+			case k == KindProvenance && all:
 				checks = append(checks, requirement{KindProvenance, []string{PredicateSLSA1}})
 			case k == KindScan && tg.Platform == "":
 				checks = append(checks, requirement{KindScan, []string{PredicateVuln}})
@@ -171,7 +184,7 @@ func Verify(ctx context.Context, digest string, p Policy) (Report, error) {
 			case len(good) > 0:
 				chk.Passed = true
 				chk.Reason = "signed by " + signerOf(good[0])
-				if c.what == KindSBOM {
+				if strings.HasPrefix(c.what, KindSBOM) {
 					chk.Reason = strings.Join(formats, " + ") + ", " + chk.Reason
 				}
 			case len(bad) > 0:

@@ -16,7 +16,19 @@ import (
 	"github.com/gantry-ci/gantry/internal/vulnscan"
 )
 
-func main() { ghaction.Main(run) }
+func main() { ghaction.Main(runOnce) }
+
+// runOnce is run for a process that scans once: trivy keeps its files in a
+// folder of its own under TMPDIR, removed here whatever the outcome (gate
+// failed, error, SIGTERM's cancel).
+func runOnce(ctx context.Context, env *ghaction.Env) error {
+	defer func() {
+		if err := vulnscan.Cleanup(); err != nil {
+			env.Warningf("removing trivy's temporary folder: %v", err)
+		}
+	}()
+	return run(ctx, env)
+}
 
 func run(ctx context.Context, env *ghaction.Env) error {
 	var in vulnscan.Inputs

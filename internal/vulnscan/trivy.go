@@ -28,8 +28,15 @@ import (
 	"github.com/aquasecurity/trivy/pkg/scan/ospkg"
 	"github.com/aquasecurity/trivy/pkg/types"
 	"github.com/aquasecurity/trivy/pkg/vulnerability"
+	xos "github.com/aquasecurity/trivy/pkg/x/os"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
+
+// Cleanup removes the temporary directory trivy made for this process
+// (trivy-<n> under TMPDIR, holding layers and files while they are
+// analysed). It is process-wide: call it once, when the process is done
+// scanning; a later scan in the same process would find it gone.
+func Cleanup() error { return xos.Cleanup() }
 
 // trivyModule is the module whose version Version reports.
 const trivyModule = "github.com/aquasecurity/trivy"

@@ -33,12 +33,14 @@ func TestOutsideActions(t *testing.T) {
 	}
 	const password = "hunter2-registry-token"
 	inputs := func(path string) (map[string]string, string) {
-		tmp := t.TempDir()
+		tmp, out := t.TempDir(), t.TempDir()
 		return map[string]string{
 			"INPUT_PATH":              path,
 			"INPUT_OFFLINE":           "true",
 			"INPUT_CACHE-DIR":         cache,
-			"INPUT_SARIF-FILE":        filepath.Join(t.TempDir(), "scan.sarif"),
+			"INPUT_SARIF-FILE":        filepath.Join(out, "scan.sarif"),
+			"INPUT_JSON-FILE":         filepath.Join(out, "scan.json"),
+			"INPUT_ATTESTATION-FILE":  filepath.Join(out, "scan.vuln.json"),
 			"INPUT_REGISTRY-USERNAME": "ci-bot",
 			"INPUT_REGISTRY-PASSWORD": password,
 			"TMPDIR":                  tmp,

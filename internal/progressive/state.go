@@ -55,6 +55,16 @@ const (
 	AnnotationRunURL         = "gantry.dev/run-url"
 	AnnotationStarted        = "gantry.dev/started-at"
 	AnnotationUpdated        = "gantry.dev/updated-at"
+	// The schedule's bake, and the route as the deploy's inputs named it:
+	// what resume, promote and abort take from the record.
+	AnnotationBake          = "gantry.dev/bake"
+	AnnotationTrafficRouter = "gantry.dev/traffic-router"
+	AnnotationRoute         = "gantry.dev/route"
+	AnnotationStableService = "gantry.dev/stable-service"
+	AnnotationCanaryService = "gantry.dev/canary-service"
+	// AnnotationAnalysis holds the analysis settings the deploy started
+	// with (JSON), for a later run to compare its own with.
+	AnnotationAnalysis = "gantry.dev/analysis"
 )
 
 // stateAnnotations lists the annotations of a State.
@@ -64,6 +74,8 @@ func stateAnnotations() []string {
 		AnnotationStable, AnnotationStableDigest, AnnotationCanaryWorkload, AnnotationCanaryDigest,
 		AnnotationRollbackTarget, AnnotationRouter, AnnotationReason, AnnotationRunURL,
 		AnnotationStarted, AnnotationUpdated,
+		AnnotationBake, AnnotationTrafficRouter, AnnotationRoute, AnnotationStableService, AnnotationCanaryService,
+		AnnotationAnalysis,
 	}
 }
 
@@ -81,6 +93,9 @@ type State struct {
 	// Step indexes Steps: the step in force (0 is the first).
 	Step  int
 	Steps Steps
+	// Bake is the analysis at 100 % after the last step (0: none); nil
+	// when the state was recorded without one (by an older Gantry).
+	Bake *time.Duration
 	// StableWeight and CanaryWeight are the split last set, in percent.
 	StableWeight, CanaryWeight int
 	// Stable is the version in production (blue), Canary the new one
@@ -91,6 +106,13 @@ type State struct {
 	RollbackTarget string
 	// Router is the route's Router.Describe().
 	Router string
+	// Route is the route as the deploy's inputs named it: router kind,
+	// route and Services (Namespace is the Store's). Zero when the state
+	// was recorded without it (by an older Gantry).
+	Route Config
+	// Analysis is the analysis settings the rollout started with, as the
+	// deploy stage writes them; Gantry compares, it does not parse.
+	Analysis string
 	// Reason says why the rollout paused, rolled back or was aborted.
 	Reason string
 	// RunURL is the workflow run that wrote the state last.
@@ -118,7 +140,11 @@ func (s State) Describe() string {
 	var b strings.Builder
 	b.WriteString(string(s.Phase))
 	if len(s.Steps) > 0 {
-		fmt.Fprintf(&b, " at step %d of %d (%s)", s.Step+1, len(s.Steps), s.Steps)
+		fmt.Fprintf(&b, " at step %d of %d (%s", s.Step+1, len(s.Steps), s.Steps)
+		if s.Bake != nil && *s.Bake > 0 {
+			fmt.Fprintf(&b, ", bake %s", shortDuration(*s.Bake))
+		}
+		b.WriteByte(')')
 	}
 	fmt.Fprintf(&b, ", %d/%d stable/canary", s.StableWeight, s.CanaryWeight)
 	if s.Canary.Name != "" || s.Stable.Name != "" {
@@ -188,10 +214,18 @@ func (s State) annotations() map[string]string {
 		AnnotationRouter:         s.Router,
 		AnnotationReason:         s.Reason,
 		AnnotationRunURL:         s.RunURL,
+		AnnotationTrafficRouter:  s.Route.Router,
+		AnnotationRoute:          s.Route.Route,
+		AnnotationStableService:  s.Route.Stable,
+		AnnotationCanaryService:  s.Route.Canary,
+		AnnotationAnalysis:       s.Analysis,
 	} {
 		if v != "" {
 			a[k] = v
 		}
+	}
+	if s.Bake != nil {
+		a[AnnotationBake] = shortDuration(*s.Bake)
 	}
 	return a
 }
@@ -355,7 +389,14 @@ func (s *Store) decode(ann map[string]string) (State, error) {
 		Router:         base[AnnotationRouter],
 		Reason:         base[AnnotationReason],
 		RunURL:         base[AnnotationRunURL],
+		Analysis:       base[AnnotationAnalysis],
 		base:           base,
+	}
+	if base[AnnotationRoute] != "" {
+		st.Route = Config{
+			Router: base[AnnotationTrafficRouter], Namespace: s.namespace, Route: base[AnnotationRoute],
+			Stable: base[AnnotationStableService], Canary: base[AnnotationCanaryService],
+		}
 	}
 	bad := func(key, why string) (State, error) {
 		return State{}, fmt.Errorf("Lease %s: annotation %s=%q %s: fix it, or remove the gantry.dev/ annotations of the Lease to forget the rollout (kubectl annotate lease -n %s %s %s-)",
@@ -375,6 +416,13 @@ func (s *Store) decode(ann map[string]string) (State, error) {
 		if st.Step >= len(st.Steps) {
 			return bad(AnnotationStep, fmt.Sprintf("is beyond the %d steps", len(st.Steps)))
 		}
+	}
+	if v, ok := base[AnnotationBake]; ok {
+		bake, err := time.ParseDuration(v)
+		if err != nil || bake < 0 {
+			return bad(AnnotationBake, "is not a duration")
+		}
+		st.Bake = &bake
 	}
 	sw, cw, ok := strings.Cut(base[AnnotationWeights], "/")
 	st.StableWeight, err = strconv.Atoi(sw)

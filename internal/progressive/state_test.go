@@ -51,6 +51,10 @@ func TestState(t *testing.T) {
 	st.Canary = Workload{Name: "prompt-builder-green", Digest: "sha256:" + strings.Repeat("9", 64)}
 	st.RollbackTarget = st.Stable.Digest
 	st.Router = "HTTPRoute prod/prompt-builder (gateway-api)"
+	bake := 2 * time.Minute
+	st.Bake = &bake
+	st.Route = Config{Router: GatewayAPI, Namespace: ns, Route: "prompt-builder", Stable: "prompt-builder-blue", Canary: "prompt-builder-green"}
+	st.Analysis = `{"interval":"30s","no-data":"fail"}`
 	st.RunURL = "https://github.com/acme/prompt-builder/actions/runs/42"
 	st.Started = started
 	before := time.Now().Add(-time.Second)
@@ -81,7 +85,7 @@ func TestState(t *testing.T) {
 	if !got.Active() {
 		t.Error("a progressing rollout is not Active")
 	}
-	want := "progressing at step 2 of 4 (10:5m,50:5m,80:5m,100:5m), 50/50 stable/canary: canary prompt-builder-green (sha256:9999999999999999999999999999999999999999999999999999999999999999) over stable prompt-builder-blue (sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb) via HTTPRoute prod/prompt-builder (gateway-api); rollback target sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb; started 2026-11-25T22:00:00Z, last saved " + saved.Updated.Format(time.RFC3339) + " by https://github.com/acme/prompt-builder/actions/runs/42"
+	want := "progressing at step 2 of 4 (10:5m,50:5m,80:5m,100:5m, bake 2m), 50/50 stable/canary: canary prompt-builder-green (sha256:9999999999999999999999999999999999999999999999999999999999999999) over stable prompt-builder-blue (sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb) via HTTPRoute prod/prompt-builder (gateway-api); rollback target sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb; started 2026-11-25T22:00:00Z, last saved " + saved.Updated.Format(time.RFC3339) + " by https://github.com/acme/prompt-builder/actions/runs/42"
 	if got.Describe() != want {
 		t.Errorf("Describe() =\n%s\nwant\n%s", got.Describe(), want)
 	}
@@ -90,7 +94,11 @@ func TestState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{"gantry.dev/phase": "progressing", "gantry.dev/step": "1", "gantry.dev/weights": "50/50", "gantry.dev/steps": DefaultSteps, "gantry.dev/started-at": "2026-11-25T22:00:00Z"} {
+	for k, v := range map[string]string{
+		"gantry.dev/phase": "progressing", "gantry.dev/step": "1", "gantry.dev/weights": "50/50", "gantry.dev/steps": DefaultSteps, "gantry.dev/started-at": "2026-11-25T22:00:00Z",
+		"gantry.dev/bake": "2m", "gantry.dev/traffic-router": "gateway-api", "gantry.dev/route": "prompt-builder",
+		"gantry.dev/stable-service": "prompt-builder-blue", "gantry.dev/canary-service": "prompt-builder-green",
+	} {
 		if lease.Annotations[k] != v {
 			t.Errorf("Lease annotation %s = %q, want %q", k, lease.Annotations[k], v)
 		}
@@ -257,6 +265,11 @@ func TestStateOnDeployLease(t *testing.T) {
 	if cur, err := store.Load(ctx); err != nil || cur.Phase != PhaseAborted || cur.CanaryWeight != 50 {
 		t.Errorf("after the race the state is %+v (%v), want the other run's (aborted at 50/50)", cur, err)
 	}
+	// Saved without a bake or a route (as an older Gantry did): loaded
+	// without them, not as a bake of 0s, so resume knows to take the inputs'.
+	if cur, err := store.Load(ctx); err != nil || cur.Bake != nil || cur.Route != (Config{}) {
+		t.Errorf("a state saved without bake and route loads with bake %v, route %+v (%v); want none", cur.Bake, cur.Route, err)
+	}
 
 	// A value edited by hand is named, with the way out.
 	if lease, err = leases.Get(ctx, "gantry-deploy-staging", metav1.GetOptions{}); err != nil {
@@ -296,5 +309,6 @@ func sameState(a, b State) bool {
 		a.StableWeight == b.StableWeight && a.CanaryWeight == b.CanaryWeight &&
 		a.Stable == b.Stable && a.Canary == b.Canary && a.RollbackTarget == b.RollbackTarget &&
 		a.Router == b.Router && a.Reason == b.Reason && a.RunURL == b.RunURL &&
+		(a.Bake == nil) == (b.Bake == nil) && (a.Bake == nil || *a.Bake == *b.Bake) && a.Route == b.Route && a.Analysis == b.Analysis &&
 		a.Started.Equal(b.Started) && a.Updated.Equal(b.Updated)
 }

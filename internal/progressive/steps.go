@@ -72,6 +72,15 @@ func ParseSteps(s string) (Steps, error) {
 	return steps, nil
 }
 
+// Holds is the sum of the steps' holds: the least time they take.
+func (s Steps) Holds() time.Duration {
+	var total time.Duration
+	for _, st := range s {
+		total += st.Hold
+	}
+	return total
+}
+
 // String writes the steps in the form ParseSteps reads, with short
 // durations ("10:5m,100:30s").
 func (s Steps) String() string {

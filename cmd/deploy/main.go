@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
@@ -33,6 +34,20 @@ func run(ctx context.Context, env *ghaction.Env) error {
 	}
 	in.Git = metadata.FromGitHub(gc, time.Now())
 	in.GitHubAPIURL = gc.APIURL
+	if in.GitHubToken != "" {
+		// Outside Actions (GitLab, Jenkins, a shell) nothing sets these:
+		// say so rather than skip the GitHub Deployment in silence.
+		var missing []string
+		if in.Git.Repository == "" {
+			missing = append(missing, "GITHUB_REPOSITORY (owner/name)")
+		}
+		if in.Git.CommitSHA() == "" {
+			missing = append(missing, "GITHUB_SHA (the commit deployed)")
+		}
+		if len(missing) > 0 {
+			env.Warningf(`input "github-token" is set, but no GitHub Deployment is recorded: the environment has no %s`, strings.Join(missing, " and no "))
+		}
+	}
 	in.Log = env
 	in.Getenv = env.Lookup
 	out, err := rollout.Run(ctx, in)

@@ -40,13 +40,16 @@ const (
 )
 
 // validateProgressive checks the inputs of strategies blue-green and
-// canary that need no cluster.
+// canary that need no cluster. Resume, promote and abort take the route
+// and the schedule from the rollout's record: what depends on them is
+// checked once it is read (fromRecord).
 func (in *Inputs) validateProgressive() []error {
 	if in.TrafficRouter == ArgoRollouts {
 		return in.validateArgo()
 	}
 	var errs []error
-	if strings.TrimSpace(in.Route) == "" {
+	fresh := in.Action == "deploy" || in.Action == "plan"
+	if fresh && strings.TrimSpace(in.Route) == "" {
 		errs = append(errs, fmt.Errorf(`input "route" is required for strategy %s: the HTTPRoute (traffic-router gateway-api) or Ingress (ingress-nginx) that sends the environment's traffic to the stable Service`, in.Strategy))
 	}
 	switch in.TrafficRouter {
@@ -57,7 +60,7 @@ func (in *Inputs) validateProgressive() []error {
 	if in.Action == "abort" {
 		return errs
 	}
-	steps, err := progressive.ParseSteps(in.Steps)
+	steps, err := in.schedule()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -78,17 +81,26 @@ func (in *Inputs) validateProgressive() []error {
 	} else if _, err := in.analysisInputs("check", time.Minute, `job="x"`, "").Config(); err != nil {
 		errs = append(errs, err)
 	}
-	if err == nil && in.Timeout > 0 {
-		var total time.Duration
-		for _, s := range steps {
-			total += s.Hold
-		}
-		total += in.Bake
-		if in.Timeout < total {
-			errs = append(errs, fmt.Errorf(`input "timeout" is %v, shorter than the steps' holds and bake (%v): raise it, e.g. timeout: %v`, in.Timeout, total, (total+total/2+10*time.Minute).Round(time.Minute)))
+	if err == nil && fresh {
+		if err := in.checkTimeout(steps.Holds()+in.Bake, "the steps' holds and bake"); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
+}
+
+// schedule is the steps input; empty, the default schedule.
+func (in *Inputs) schedule() (progressive.Steps, error) {
+	return progressive.ParseSteps(or(in.Steps, progressive.DefaultSteps))
+}
+
+// checkTimeout refuses a timeout shorter than total, the least time the
+// analyses of what will run take (what names it).
+func (in *Inputs) checkTimeout(total time.Duration, what string) error {
+	if in.Timeout <= 0 || in.Timeout >= total {
+		return nil
+	}
+	return fmt.Errorf(`input "timeout" is %v, shorter than %s (%v): raise it, e.g. timeout: %v`, in.Timeout, what, total, (total + total/2 + 10*time.Minute).Round(time.Minute))
 }
 
 // analysisInputs are gantry-analyze's inputs for one step of window
@@ -156,10 +168,13 @@ type prog struct {
 	// Service never sends traffic to canary pods.
 	rewrite []string
 
-	router  progressive.Router
-	store   *progressive.Store
-	st      progressive.State
+	router progressive.Router
+	store  *progressive.Store
+	st     progressive.State
+	// steps and bake are the schedule that runs: the input's for a new
+	// rollout, the record's for resume (fromRecord).
 	steps   progressive.Steps
+	bake    time.Duration
 	selNew  string
 	selOld  string
 	querier analysis.Querier
@@ -171,24 +186,27 @@ type prog struct {
 	events   []weightEvent
 	// final decision and why, for the summary.
 	decision string
+	out      Outputs
+	// finish reports the run's end to GitHub Deployments.
+	finish func(state, description string)
 }
 
-// progressive runs actions deploy, resume, promote and abort of the
-// strategies blue-green and canary.
+// progressive runs the actions of strategies blue-green and canary: what
+// they share is here, the rest in one method per action (start, resume,
+// promoteNow, abort).
 func (d *deployer) progressive(ctx context.Context) (Outputs, error) {
-	out := Outputs{DeploymentURL: d.in.EnvironmentURL}
-	p := &prog{d: d, logFile: io.Discard, closeLog: func() error { return nil }}
+	p := &prog{d: d, out: Outputs{DeploymentURL: d.in.EnvironmentURL}, logFile: io.Discard, closeLog: func() error { return nil }}
 	defer func() { p.closeLog() }()
 	log := d.log
 
-	if err := d.admit(ctx, &out, d.in.Action == "deploy" || d.in.Image != "", d.in.Action == "deploy"); err != nil {
-		return out, err
+	if err := d.admit(ctx, &p.out, d.in.Action == "deploy" || d.in.Image != "", d.in.Action == "deploy"); err != nil {
+		return p.out, err
 	}
 	var objs []*unstructured.Unstructured
 	if d.in.Manifests != "" {
 		var err error
 		if objs, err = p.renderTarget(); err != nil {
-			return out, err
+			return p.out, err
 		}
 	} else {
 		p.ns = d.in.Namespace
@@ -203,244 +221,327 @@ func (d *deployer) progressive(ctx context.Context) (Outputs, error) {
 		}
 	}
 
-	finish := d.track(ctx)
-	fail := func(err error) (Outputs, error) {
-		if out.Status == "" {
-			out.Status = StatusFailure
-		}
-		finish("failure", err.Error())
-		out.Summary = p.summary(out, err)
-		return out, err
-	}
-
+	p.finish = d.track(ctx)
 	if _, err := d.c.typed.CoreV1().Namespaces().Get(ctx, p.ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		return fail(fmt.Errorf("namespace %s does not exist: create it, or add a Namespace object to the manifests", p.ns))
+		return p.fail(fmt.Errorf("namespace %s does not exist: create it, or add a Namespace object to the manifests", p.ns))
 	}
 	end := log.Group(fmt.Sprintf("Taking the deploy lease for %s in %s", d.in.Environment, p.ns))
 	lk, err := d.c.acquire(ctx, log, p.ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")
 	end()
 	if err != nil {
-		return fail(err)
+		return p.fail(err)
 	}
 	defer lk.release()
 
 	if p.store, err = progressive.NewStore(d.c.typed, p.ns, d.in.Environment); err != nil {
-		return fail(err)
+		return p.fail(err)
 	}
 	if p.st, err = p.store.Load(ctx); err != nil {
-		return fail(err)
+		return p.fail(err)
 	}
 	log.Infof("rollout state of %s: %s", d.in.Environment, p.st.Describe())
 
 	switch d.in.Action {
 	case "deploy":
-		if p.st.Active() {
-			return fail(fmt.Errorf("environment %s has an unfinished %s rollout (Lease %s): %s; use action resume to continue it, abort to send all traffic back to stable, or promote to finish it now",
-				d.in.Environment, d.in.Strategy, p.store.Lease(), p.st.Describe()))
-		}
-	default:
-		if !p.st.Active() {
-			return fail(fmt.Errorf("action %s: environment %s has no rollout in progress (Lease %s: %s); nothing to %s",
-				d.in.Action, d.in.Environment, p.store.Lease(), p.st.Describe(), d.in.Action))
-		}
-		if p.stable == "" {
-			p.stable, p.canary = p.st.Stable.Name, p.st.Canary.Name
-		}
-		if p.st.Stable.Name != "" && p.st.Stable.Name != p.stable {
-			return fail(fmt.Errorf("action %s: the rollout in progress is of Deployment %s, the manifests name %s: set input \"deployment\" to %s", d.in.Action, p.st.Stable.Name, p.stable, p.st.Stable.Name))
-		}
-		if d.in.Action != "abort" {
-			if err := p.resumeImage(ctx); err != nil {
-				return fail(err)
-			}
-			out.Digest = d.digest.DigestStr()
-		}
+		return p.start(ctx, objs)
+	case "resume":
+		return p.resume(ctx)
+	case "promote":
+		return p.promoteNow(ctx)
+	case "abort":
+		return p.abort(ctx)
 	}
-	p.stableSvc = or(d.in.StableService, p.stable)
-	p.canarySvc = or(d.in.CanaryService, p.canary)
-	if p.router, err = progressive.New(d.c.dynamic, progressive.Config{
-		Router: d.in.TrafficRouter, Namespace: p.ns, Route: d.in.Route, Stable: p.stableSvc, Canary: p.canarySvc,
-	}); err != nil {
-		return fail(err)
-	}
-	if err := p.router.Check(ctx); err != nil {
-		return fail(err)
-	}
+	return p.fail(fmt.Errorf(`input "action" is %q: strategy %s takes deploy, resume, promote or abort`, d.in.Action, d.in.Strategy))
+}
 
-	if d.in.Action == "abort" {
-		reason := "aborted by action abort"
-		if d.in.Git.RunURL != "" {
-			reason += " (" + d.in.Git.RunURL + ")"
-		}
-		if err := p.backToStable(ctx, progressive.PhaseAborted, reason); err != nil {
-			return fail(err)
-		}
-		out.Status, out.PreviousDigest = StatusAborted, p.st.Canary.Digest
-		out.Digest = p.st.Stable.Digest
-		p.decision = reason
-		finish("inactive", reason)
-		out.Summary = p.summary(out, nil)
-		return out, nil
+// start is action deploy: a new rollout, recorded before anything moves,
+// from the first step of the steps input.
+func (p *prog) start(ctx context.Context, objs []*unstructured.Unstructured) (Outputs, error) {
+	d, log := p.d, p.d.log
+	if p.st.Active() {
+		return p.fail(fmt.Errorf("environment %s has an unfinished %s rollout (Lease %s): %s; use action resume to continue it, abort to send all traffic back to stable, or promote to finish it now",
+			d.in.Environment, d.in.Strategy, p.store.Lease(), p.st.Describe()))
 	}
-
-	// The stable version, as it runs now.
-	live, err := d.c.typed.AppsV1().Deployments(p.ns).Get(ctx, p.stable, metav1.GetOptions{})
+	route := progressive.Config{
+		Router: d.in.TrafficRouter, Namespace: p.ns, Route: d.in.Route,
+		Stable: or(d.in.StableService, p.stable), Canary: or(d.in.CanaryService, p.canary),
+	}
+	if err := p.useRoute(ctx, route); err != nil {
+		return p.fail(err)
+	}
+	live, err := p.stableNow(ctx)
 	if err != nil {
-		return fail(fmt.Errorf("reading the stable Deployment %s/%s: %w", p.ns, p.stable, err))
+		return p.fail(err)
+	}
+	if p.out.PreviousDigest == d.digest.DigestStr() {
+		p.decision = fmt.Sprintf("Deployment %s/%s already runs %s: nothing to roll out", p.ns, p.stable, d.digest.DigestStr())
+		log.Infof("%s", p.decision)
+		return p.done(StatusSuccess, "success", p.decision)
+	}
+	if err := p.prepareAnalysis(ctx); err != nil {
+		return p.fail(err)
+	}
+	if p.steps, err = d.in.schedule(); err != nil {
+		return p.fail(err)
+	}
+	p.bake = d.in.Bake
+	// A new rollout over the last one's record: derived from the state
+	// loaded, so that Save sees no other run wrote meanwhile. What resume,
+	// promote and abort take from it is settled in fromRecord.
+	st := p.st
+	bake := p.bake
+	st.Phase, st.Step, st.Steps, st.Bake = progressive.PhaseProgressing, 0, p.steps, &bake
+	st.StableWeight, st.CanaryWeight = 100, 0
+	st.Stable = progressive.Workload{Name: p.stable, Digest: p.out.PreviousDigest}
+	st.Canary = progressive.Workload{Name: p.canary, Digest: d.digest.DigestStr()}
+	st.RollbackTarget = rollbackTarget(p.stable, p.out.PreviousDigest, revisionOf(live))
+	st.Router, st.Route, st.Analysis = p.router.Describe(), route, d.in.analysisRecord()
+	st.RunURL, st.Reason, st.Started = d.in.Git.RunURL, "", time.Time{}
+	p.st = st
+	if p.st, err = p.store.Save(ctx, p.st); err != nil {
+		return p.fail(err)
+	}
+	// Everything but the stable Deployment: Services, config, the
+	// canary reads them. N itself changes at promotion.
+	end := func() {}
+	if len(objs) > 1 {
+		end = log.Group(fmt.Sprintf("Applying %d objects besides Deployment %s (server-side apply)", len(objs)-1, p.stable))
+	}
+	for _, o := range objs {
+		if o == p.obj {
+			continue
+		}
+		if _, err := d.c.apply(ctx, o, false); err != nil {
+			end()
+			return p.fail(err)
+		}
+		log.Infof("applied %s %s", o.GetKind(), key(o))
+	}
+	end()
+
+	if err := p.startCanary(ctx, 0); err != nil {
+		return p.fail(p.failBack(ctx, err))
+	}
+	if err := p.smoke(ctx); err != nil {
+		return p.fail(p.failBack(ctx, err))
+	}
+	return p.runSteps(ctx, 0)
+}
+
+// resume is action resume: the rollout in progress goes on from its
+// recorded step with its recorded schedule, that step analysed again
+// from the start.
+func (p *prog) resume(ctx context.Context) (Outputs, error) {
+	if err := p.takeOver(ctx); err != nil {
+		return p.fail(err)
+	}
+	if _, err := p.stableNow(ctx); err != nil {
+		return p.fail(err)
+	}
+	if err := p.prepareAnalysis(ctx); err != nil {
+		return p.fail(err)
+	}
+	first := p.st.Step
+	if err := p.startCanary(ctx, first); err != nil {
+		return p.fail(p.failBack(ctx, err))
+	}
+	p.d.log.Infof("resuming at step %d of %d (%d%%)", first+1, len(p.steps), p.steps[first].Weight)
+	return p.runSteps(ctx, first)
+}
+
+// promoteNow is action promote: the remaining steps are skipped on the
+// operator's word.
+func (p *prog) promoteNow(ctx context.Context) (Outputs, error) {
+	if err := p.takeOver(ctx); err != nil {
+		return p.fail(err)
+	}
+	if _, err := p.stableNow(ctx); err != nil {
+		return p.fail(err)
+	}
+	if err := p.prepareAnalysis(ctx); err != nil {
+		return p.fail(err)
+	}
+	p.d.log.Infof("action promote: skipping the remaining steps (%s) on the operator's word", p.st.Describe())
+	if err := p.promote(ctx); err != nil {
+		return p.fail(err)
+	}
+	p.decision = "promoted by action promote (remaining steps skipped)"
+	return p.done(StatusSuccess, "success", "promoted "+p.d.digest.String())
+}
+
+// abort is action abort: all traffic back to stable, the canary to 0.
+func (p *prog) abort(ctx context.Context) (Outputs, error) {
+	if err := p.takeOver(ctx); err != nil {
+		return p.fail(err)
+	}
+	reason := "aborted by action abort"
+	if p.d.in.Git.RunURL != "" {
+		reason += " (" + p.d.in.Git.RunURL + ")"
+	}
+	if err := p.backToStable(ctx, progressive.PhaseAborted, reason); err != nil {
+		return p.fail(err)
+	}
+	p.out.PreviousDigest, p.out.Digest = p.st.Canary.Digest, p.st.Stable.Digest
+	p.decision = reason
+	return p.done(StatusAborted, "inactive", reason)
+}
+
+// takeOver is how resume, promote and abort begin: a rollout must be in
+// progress; what it recorded settles the workloads, route and schedule
+// (fromRecord); resume and promote settle the image, and the route is
+// checked.
+func (p *prog) takeOver(ctx context.Context) error {
+	d := p.d
+	if !p.st.Active() {
+		return fmt.Errorf("action %s: environment %s has no rollout in progress (Lease %s: %s); nothing to %s",
+			d.in.Action, d.in.Environment, p.store.Lease(), p.st.Describe(), d.in.Action)
+	}
+	route, err := p.fromRecord()
+	if err != nil {
+		return err
+	}
+	if d.in.Action != "abort" {
+		if err := p.resumeImage(ctx); err != nil {
+			return err
+		}
+		p.out.Digest = d.digest.DigestStr()
+	}
+	p.st.RunURL = d.in.Git.RunURL
+	if err := p.useRoute(ctx, route); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("%s of the rollout in progress: Deployment %s, %s with Services %s and %s", d.in.Action, p.stable, p.router.Describe(), p.stableSvc, p.canarySvc)
+	if len(p.steps) > 0 {
+		what += fmt.Sprintf(", steps %s, bake %v", p.steps, p.bake)
+	}
+	d.log.Infof("%s, as recorded on Lease %s", what, p.store.Lease())
+	return nil
+}
+
+// useRoute builds the router of route and checks the route.
+func (p *prog) useRoute(ctx context.Context, route progressive.Config) error {
+	p.stableSvc, p.canarySvc = route.Stable, route.Canary
+	r, err := progressive.New(p.d.c.dynamic, route)
+	if err != nil {
+		return err
+	}
+	p.router = r
+	return r.Check(ctx)
+}
+
+// stableNow reads the stable Deployment as it runs now: its size, and
+// its digest as the previous one.
+func (p *prog) stableNow(ctx context.Context) (*appsv1.Deployment, error) {
+	live, err := p.d.c.typed.AppsV1().Deployments(p.ns).Get(ctx, p.stable, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading the stable Deployment %s/%s: %w", p.ns, p.stable, err)
 	}
 	p.replicas = 1
 	if live.Spec.Replicas != nil {
 		p.replicas = *live.Spec.Replicas
 	}
-	prevDigest := digestOf(live.Spec.Template, d.digest.Context().String())
-	out.PreviousDigest = prevDigest
-	if d.in.Action == "deploy" && prevDigest == d.digest.DigestStr() {
-		p.decision = fmt.Sprintf("Deployment %s/%s already runs %s: nothing to roll out", p.ns, p.stable, d.digest.DigestStr())
-		log.Infof("%s", p.decision)
-		out.Status = StatusSuccess
-		finish("success", p.decision)
-		out.Summary = p.summary(out, nil)
-		return out, nil
-	}
+	p.out.PreviousDigest = digestOf(live.Spec.Template, p.d.digest.Context().String())
+	return live, nil
+}
+
+// prepareAnalysis finds the labels the canary's pods must not carry,
+// the selectors, and opens the decision log.
+func (p *prog) prepareAnalysis(ctx context.Context) error {
 	if err := p.labelRewrites(ctx); err != nil {
-		return fail(err)
+		return err
 	}
-	p.selNew = or(d.in.SelectorNew, podSelector(p.ns, p.canary))
-	p.selOld = or(d.in.SelectorStable, podSelector(p.ns, p.stable))
-	if err := p.openLog(&out); err != nil {
-		return fail(err)
-	}
+	p.selNew = or(p.d.in.SelectorNew, podSelector(p.ns, p.canary))
+	p.selOld = or(p.d.in.SelectorStable, podSelector(p.ns, p.stable))
+	return p.openLog(&p.out)
+}
 
-	if d.in.Action == "deploy" {
-		if p.steps, err = progressive.ParseSteps(d.in.Steps); err != nil {
-			return fail(err)
-		}
-		// A new rollout over the last one's record: derived from the state
-		// loaded, so that Save sees no other run wrote meanwhile.
-		st := p.st
-		st.Phase, st.Step, st.Steps = progressive.PhaseProgressing, 0, p.steps
-		st.StableWeight, st.CanaryWeight = 100, 0
-		st.Stable = progressive.Workload{Name: p.stable, Digest: prevDigest}
-		st.Canary = progressive.Workload{Name: p.canary, Digest: d.digest.DigestStr()}
-		st.RollbackTarget = rollbackTarget(p.stable, prevDigest, revisionOf(live))
-		st.Router, st.RunURL, st.Reason, st.Started = p.router.Describe(), d.in.Git.RunURL, "", time.Time{}
-		p.st = st
-		if p.st, err = p.store.Save(ctx, p.st); err != nil {
-			return fail(err)
-		}
-		// Everything but the stable Deployment: Services, config, the
-		// canary reads them. N itself changes at promotion.
-		end = func() {}
-		if len(objs) > 1 {
-			end = log.Group(fmt.Sprintf("Applying %d objects besides Deployment %s (server-side apply)", len(objs)-1, p.stable))
-		}
-		for _, o := range objs {
-			if o == p.obj {
-				continue
-			}
-			if _, err := d.c.apply(ctx, o, false); err != nil {
-				end()
-				return fail(err)
-			}
-			log.Infof("applied %s %s", o.GetKind(), key(o))
-		}
-		end()
-	} else {
-		p.steps = p.st.Steps
-		if len(p.steps) == 0 {
-			if p.steps, err = progressive.ParseSteps(d.in.Steps); err != nil {
-				return fail(err)
-			}
-		}
-		p.st.RunURL = d.in.Git.RunURL
-	}
-
-	if d.in.Action == "promote" {
-		log.Infof("action promote: skipping the remaining steps (%s) on the operator's word", p.st.Describe())
-		if err := p.promote(ctx, &out); err != nil {
-			return fail(err)
-		}
-		p.decision = "promoted by action promote (remaining steps skipped)"
-		out.Status = StatusSuccess
-		finish("success", "promoted "+d.digest.String())
-		out.Summary = p.summary(out, nil)
-		return out, nil
-	}
-
-	// The canary at its size, ready, and its Service.
-	first := p.st.Step
+// startCanary puts the canary at step's size, ready, behind its Service.
+func (p *prog) startCanary(ctx context.Context, step int) error {
 	if err := p.ensureCanaryService(ctx); err != nil {
-		return fail(p.failBack(ctx, &out, err))
+		return err
 	}
-	if err := p.scaleCanary(ctx, p.canaryReplicas(p.steps[first].Weight)); err != nil {
-		return fail(p.failBack(ctx, &out, err))
-	}
-	if d.in.Action == "deploy" {
-		if err := p.smoke(ctx); err != nil {
-			return fail(p.failBack(ctx, &out, err))
-		}
-	} else {
-		log.Infof("resuming at step %d of %d (%d%%)", first+1, len(p.steps), p.steps[first].Weight)
-	}
+	return p.scaleCanary(ctx, p.canaryReplicas(p.steps[step].Weight))
+}
 
+// runSteps analyses the steps from first on, then the bake, and
+// promotes: the part deploy and resume share.
+func (p *prog) runSteps(ctx context.Context, first int) (Outputs, error) {
+	d := p.d
+	var err error
 	if p.querier, err = p.newQuerier(); err != nil {
-		return fail(p.failBack(ctx, &out, err))
+		return p.fail(p.failBack(ctx, err))
 	}
 	for i := first; i < len(p.steps); i++ {
 		step := p.steps[i]
 		if i > first && d.in.Strategy == "canary" {
 			if err := p.scaleCanary(ctx, p.canaryReplicas(step.Weight)); err != nil {
-				return fail(p.failBack(ctx, &out, err))
+				return p.fail(p.failBack(ctx, err))
 			}
 		}
 		if err := p.setWeights(ctx, i, 100-step.Weight, step.Weight); err != nil {
-			return fail(p.failBack(ctx, &out, err))
+			return p.fail(p.failBack(ctx, err))
 		}
 		label := fmt.Sprintf("step %d: %d%%", i+1, step.Weight)
 		res, err := p.analyse(ctx, label, step.Weight, step.Hold)
 		if err != nil {
-			return fail(p.interrupted(ctx, &out, err))
+			return p.fail(p.interrupted(ctx, err))
 		}
 		if res.Verdict != analysis.Pass {
-			return p.verdictStops(ctx, &out, label, res, fail, finish)
+			return p.verdictStops(ctx, label, res)
 		}
 	}
-	if d.in.Bake > 0 {
-		res, err := p.analyse(ctx, "bake: 100%", 100, d.in.Bake)
+	if p.bake > 0 {
+		res, err := p.analyse(ctx, "bake: 100%", 100, p.bake)
 		if err != nil {
-			return fail(p.interrupted(ctx, &out, err))
+			return p.fail(p.interrupted(ctx, err))
 		}
 		if res.Verdict != analysis.Pass {
-			return p.verdictStops(ctx, &out, "bake", res, fail, finish)
+			return p.verdictStops(ctx, "bake", res)
 		}
 	}
-	if err := p.promote(ctx, &out); err != nil {
-		return fail(err)
+	if err := p.promote(ctx); err != nil {
+		return p.fail(err)
 	}
 	p.decision = fmt.Sprintf("promoted: every step passed (%s)", p.steps)
-	out.Status = StatusSuccess
-	finish("success", "promoted "+d.digest.String())
-	out.Summary = p.summary(out, nil)
-	return out, nil
+	return p.done(StatusSuccess, "success", "promoted "+d.digest.String())
+}
+
+// fail ends the run with err: the GitHub Deployment fails, the summary
+// says why.
+func (p *prog) fail(err error) (Outputs, error) {
+	if p.out.Status == "" {
+		p.out.Status = StatusFailure
+	}
+	p.finish("failure", err.Error())
+	p.out.Summary = p.summary(p.out, err)
+	return p.out, err
+}
+
+// done ends the run in status, the GitHub Deployment in state with
+// description.
+func (p *prog) done(status, state, description string) (Outputs, error) {
+	p.out.Status = status
+	p.finish(state, description)
+	p.out.Summary = p.summary(p.out, nil)
+	return p.out, nil
 }
 
 // verdictStops ends the rollout on a verdict other than pass: no-data
 // under no-data: pause holds where it is; anything else rolls back.
-func (p *prog) verdictStops(ctx context.Context, out *Outputs, label string, res analysis.Result, fail func(error) (Outputs, error), finish func(string, string)) (Outputs, error) {
+func (p *prog) verdictStops(ctx context.Context, label string, res analysis.Result) (Outputs, error) {
 	reason := fmt.Sprintf("%s: %s: %s", label, res.Verdict, res.Reason)
 	if res.Verdict == analysis.NoData {
 		p.st.Phase, p.st.Reason = progressive.PhasePaused, truncate(reason, 1000)
-		if st, err := p.store.Save(context.WithoutCancel(ctx), p.st); err != nil {
-			return fail(err)
-		} else {
-			p.st = st
+		st, err := p.store.Save(context.WithoutCancel(ctx), p.st)
+		if err != nil {
+			return p.fail(err)
 		}
-		out.Status = StatusPaused
+		p.st = st
+		p.out.Status = StatusPaused
 		p.decision = "paused: " + reason
-		err := fmt.Errorf("rollout paused at %s with no data (no-data: pause); traffic stays %d/%d stable/canary: run action resume to analyse again, promote, or abort", label, p.st.StableWeight, p.st.CanaryWeight)
-		return fail(err)
+		return p.fail(fmt.Errorf("rollout paused at %s with no data (no-data: pause); traffic stays %d/%d stable/canary: run action resume to analyse again, promote, or abort", label, p.st.StableWeight, p.st.CanaryWeight))
 	}
-	return fail(p.failBack(ctx, out, errors.New(reason)))
+	return p.fail(p.failBack(ctx, errors.New(reason)))
 }
 
 // renderTarget renders the manifests and picks the Deployment to roll out.
@@ -915,21 +1016,21 @@ func (p *prog) backToStable(ctx context.Context, phase progressive.Phase, reason
 }
 
 // failBack rolls back after cause and returns the error to report.
-func (p *prog) failBack(ctx context.Context, out *Outputs, cause error) error {
+func (p *prog) failBack(ctx context.Context, cause error) error {
 	var conflict *progressive.ConflictError
 	if errors.As(cause, &conflict) {
 		// Another run owns the rollout now: change nothing.
 		return cause
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return p.interrupted(ctx, out, ctx.Err())
+		return p.interrupted(ctx, ctx.Err())
 	}
 	reason := cause.Error()
 	if err := p.backToStable(ctx, progressive.PhaseRolledBack, reason); err != nil {
 		p.decision = "rollback incomplete: " + err.Error()
 		return fmt.Errorf("%w; rolling back failed too: %v (run action abort)", cause, err)
 	}
-	out.Status = StatusRolledBack
+	p.out.Status = StatusRolledBack
 	p.decision = "rolled back: " + reason
 	return fmt.Errorf("%s rollout of %s rolled back, all traffic on stable %s: %w", p.d.in.Strategy, p.d.digest, p.stable, cause)
 }
@@ -937,9 +1038,9 @@ func (p *prog) failBack(ctx context.Context, out *Outputs, cause error) error {
 // interrupted handles a step cut short by the context: a timeout rolls
 // back (fail safe); a cancelled run (the runner is going away) leaves the
 // rollout where it is for resume or abort.
-func (p *prog) interrupted(ctx context.Context, out *Outputs, err error) error {
+func (p *prog) interrupted(ctx context.Context, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return p.failBack(ctx, out, fmt.Errorf(`timed out at step %d (input "timeout" %v)`, p.st.Step+1, p.d.in.Timeout))
+		return p.failBack(ctx, fmt.Errorf(`timed out at step %d (input "timeout" %v)`, p.st.Step+1, p.d.in.Timeout))
 	}
 	p.decision = "interrupted: " + p.st.Describe()
 	return fmt.Errorf("rollout interrupted (%v) at step %d of %d, traffic %d/%d stable/canary: it is left as it is; run action resume to continue or abort to send all traffic back to stable", err, p.st.Step+1, len(p.steps), p.st.StableWeight, p.st.CanaryWeight)
@@ -948,7 +1049,7 @@ func (p *prog) interrupted(ctx context.Context, out *Outputs, err error) error {
 // promote makes the new version stable: N is updated to it by a rolling
 // update while the traffic is where the steps left it, then all traffic
 // goes back to N and the canary is scaled to 0 (kept for next time).
-func (p *prog) promote(ctx context.Context, out *Outputs) error {
+func (p *prog) promote(ctx context.Context) error {
 	d := p.d
 	end := d.log.Group(fmt.Sprintf("Promoting %s: Deployment %s/%s to the new version", d.digest, p.ns, p.stable))
 	_, err := d.c.apply(ctx, p.obj, false)
@@ -966,9 +1067,9 @@ func (p *prog) promote(ctx context.Context, out *Outputs) error {
 				}
 			}
 		}
-		return p.failBack(ctx, out, cause)
+		return p.failBack(ctx, cause)
 	}
-	out.Revision = strconv.FormatInt(revisionOf(dep), 10)
+	p.out.Revision = strconv.FormatInt(revisionOf(dep), 10)
 	if err := p.router.SetWeights(ctx, 100, 0); err != nil {
 		return err
 	}

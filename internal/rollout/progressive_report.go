@@ -39,7 +39,7 @@ func (p *prog) summary(out Outputs, failure error) string {
 		fmt.Fprintf(&b, "| route | %s: Service %s (stable), %s (canary) |\n", p.router.Describe(), p.stableSvc, p.canarySvc)
 	}
 	if len(p.steps) > 0 {
-		fmt.Fprintf(&b, "| steps | %s, bake %v |\n", p.steps, d.in.Bake)
+		fmt.Fprintf(&b, "| steps | %s, bake %v |\n", p.steps, p.bake)
 	}
 	if p.selNew != "" {
 		fmt.Fprintf(&b, "| analysis | `{%s}` vs `{%s}` |\n", p.selNew, p.selOld)
@@ -149,7 +149,7 @@ func (d *deployer) planProgressive(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	p.stableSvc, p.canarySvc = or(d.in.StableService, p.stable), or(d.in.CanaryService, p.canary)
-	steps, err := progressive.ParseSteps(d.in.Steps)
+	steps, err := d.in.schedule()
 	if err != nil {
 		return out, err
 	}

@@ -9,9 +9,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -655,7 +658,7 @@ func TestBlueGreenSmokeFailureAndPause(t *testing.T) {
 	}
 	// The operator promotes it.
 	promote, log := e.inputs("")
-	promote.Action = "promote"
+	promote.Action, promote.Steps = "promote", ""
 	out, err = rollout.Run(t.Context(), promote)
 	if err != nil || out.Status != rollout.StatusSuccess || out.Digest != digest("v2") {
 		t.Fatalf("promote: %v, %+v\n%s", err, out, log)
@@ -726,8 +729,8 @@ func TestBlueGreenSurvivesRunnerDeath(t *testing.T) {
 		t.Fatalf("rolling deploy over an unfinished rollout: %v", err)
 	}
 
-	resume, log := e.inputs("") // the image comes from the rollout
-	resume.Action = "resume"
+	resume, log := e.inputs("") // the image and the schedule come from the rollout
+	resume.Action, resume.Steps = "resume", ""
 	out, err := rollout.Run(t.Context(), resume)
 	if err != nil || out.Status != rollout.StatusSuccess {
 		t.Fatalf("resume: %v, %+v\n%s", err, out, log)
@@ -744,7 +747,7 @@ func TestBlueGreenSurvivesRunnerDeath(t *testing.T) {
 
 	// This time the runner dies outright (SIGKILL): nothing releases
 	// the Lease; the abort takes it over once it expires.
-	e.killChild(repo+"@"+digest("v3"), 1)
+	e.killChild(repo+"@"+digest("v3"), 50, syscall.SIGKILL, helperRun{})
 	abort, log := e.inputs("")
 	abort.Action, abort.Manifests, abort.Namespace = "abort", "", e.ns
 	out, err = rollout.Run(t.Context(), abort)
@@ -773,6 +776,111 @@ func TestBlueGreenSurvivesRunnerDeath(t *testing.T) {
 	}
 }
 
+// TestCanaryResumesRecordedSchedule: a canary with a short schedule of
+// its own (not the default 20 minutes) loses its runner at 50 %, first
+// killed (SIGKILL), then cancelled (SIGTERM). Resume with only what the
+// docs ask for — no steps, no route, a timeout that covers what is left
+// of the recorded schedule — is accepted, goes on from 50 % with the
+// recorded steps and promotes. Inputs that differ from the record
+// (steps, bake, route) and a timeout shorter than what is left are
+// refused, naming both, before anything moves.
+func TestCanaryResumesRecordedSchedule(t *testing.T) {
+	t.Parallel()
+	e := startBlueGreen(t, nil)
+	stop := promtest.Load(t, e.gw.URL+"/api/prompts", 60)
+	defer stop()
+	const recorded = "50:10s,100:4s"
+	resume := func() (rollout.Inputs, *logger) {
+		in, log := e.inputs("")
+		in.Action, in.Strategy = "resume", "canary"
+		in.Steps, in.Route, in.Timeout = "", "", 2*time.Minute
+		return in, log
+	}
+	at50 := func(when string) {
+		t.Helper()
+		if w := e.routeWeights(t); w["api"] != 50 || w["api-canary"] != 50 {
+			t.Fatalf("%s: weights %v, want 50/50", when, w)
+		}
+		if st := e.state(t); st.Phase != progressive.PhaseProgressing || st.Step != 0 || st.Steps.String() != recorded {
+			t.Fatalf("%s: state %s, want progressing at step 1 of %s", when, st.Describe(), recorded)
+		}
+	}
+
+	for _, tc := range []struct {
+		sig     syscall.Signal
+		version string
+	}{{syscall.SIGKILL, "v2"}, {syscall.SIGTERM, "v3"}} {
+		image := repo + "@" + digest(tc.version)
+		e.killChild(image, 50, tc.sig, helperRun{Strategy: "canary", Steps: recorded})
+		at50("after " + tc.sig.String())
+
+		if tc.sig == syscall.SIGKILL {
+			// Refused once the dead runner's Lease expired, nothing moved.
+			in, log := resume()
+			in.Steps, in.Bake, in.Route = "10:1s,100:1s", 5*time.Second, "web"
+			out, err := rollout.Run(t.Context(), in)
+			for _, want := range []string{
+				`input "steps" is 10:1s,100:1s, but the rollout in progress runs 50:10s,100:4s (recorded on Lease ` + e.ns + `/gantry-deploy-production): leave "steps" empty to resume it with the recorded schedule`,
+				`input "bake" is 5s, but the rollout in progress bakes 0s`,
+				`input "route" is web, but the rollout in progress has api`,
+			} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("resume with other steps, bake and route: %v\nwant %q\n%s", err, want, log)
+				}
+			}
+			if out.Status != rollout.StatusFailure {
+				t.Errorf("refused resume: status %q", out.Status)
+			}
+			in, log = resume()
+			in.Timeout = 5 * time.Second
+			if _, err := rollout.Run(t.Context(), in); err == nil || !strings.Contains(err.Error(), `input "timeout" is 5s, shorter than what is left of the rollout in progress, the holds of steps 1 to 2 of 50:10s,100:4s and bake 0s (14s)`) {
+				t.Errorf("resume with a timeout shorter than the recorded holds: %v\n%s", err, log)
+			}
+			at50("after the refused resumes")
+		}
+
+		in, log := resume()
+		if tc.sig == syscall.SIGTERM {
+			in.MinSamples = 20 // the deploy's was 25: this run's judge, and the log says so
+		}
+		out, err := rollout.Run(t.Context(), in)
+		if err != nil || out.Status != rollout.StatusSuccess || out.Digest != digest(tc.version) {
+			t.Fatalf("resume after %s with no steps and timeout %v: %v, %+v\n%s", tc.sig, in.Timeout, err, out, log)
+		}
+		for _, want := range []string{
+			"resume of the rollout in progress: Deployment api, HTTPRoute " + e.ns + "/api (gateway-api) with Services api and api-canary, steps " + recorded + ", bake 0s, as recorded on Lease",
+			"resuming at step 1 of 2 (50%)",
+		} {
+			if !strings.Contains(log.String(), want) {
+				t.Errorf("resume after %s: the log lacks %q:\n%s", tc.sig, want, log)
+			}
+		}
+		warned := strings.Contains(log.String(), "WARNING this run's analysis inputs judge the steps it analyses, and differ from those the rollout started with: min-samples 20 (the rollout started with 25)")
+		if warned != (tc.sig == syscall.SIGTERM) {
+			t.Errorf("resume after %s: warned of the changed min-samples: %v\n%s", tc.sig, warned, log)
+		}
+		// The recorded schedule ran, not the default one.
+		var analysed []string
+		for _, l := range decisionLog(t, in.DecisionLog) {
+			if l.Metric == "overall" && !slices.Contains(analysed, l.Step) {
+				analysed = append(analysed, l.Step)
+			}
+		}
+		if got := strings.Join(analysed, ", "); got != "step 1: 50%, step 2: 100%" {
+			t.Errorf("resume after %s analysed %s, want step 1: 50%%, step 2: 100%%", tc.sig, got)
+		}
+		if got := currentImage(t, e.c, e.ns); got != image {
+			t.Errorf("after resume Deployment api runs %s, want %s", got, image)
+		}
+		if w := e.routeWeights(t); w["api"] != 100 || w["api-canary"] != 0 {
+			t.Errorf("weights after resume %v, want 100/0", w)
+		}
+		if st := e.state(t); st.Phase != progressive.PhasePromoted || st.Stable.Digest != digest(tc.version) {
+			t.Errorf("after resume: %s", st.Describe())
+		}
+	}
+}
+
 func TestProgressiveInputsRefused(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -798,6 +906,39 @@ func TestProgressiveInputsRefused(t *testing.T) {
 		tc.edit(&in)
 		if err := in.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate() = %v, want %q", err, tc.want)
+		}
+	}
+}
+
+// TestResumeInputsNeedNoSchedule: resume and promote take the schedule
+// and the route from the rollout's record, so their timeout is checked
+// against it once read, not against the default schedule's 20 minutes;
+// abort needs neither. A deploy without steps runs the default schedule.
+func TestResumeInputsNeedNoSchedule(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		action  string
+		timeout time.Duration
+		want    string // "": accepted
+	}{
+		{"resume", 4 * time.Minute, ""},
+		{"promote", time.Minute, ""},
+		{"abort", time.Minute, ""},
+		{"deploy", 4 * time.Minute, `input "timeout" is 4m0s, shorter than the steps' holds and bake (20m0s)`},
+		{"deploy", 25 * time.Minute, ""},
+	} {
+		in := rollout.Inputs{
+			Environment: "production", Manifests: "k8s", Strategy: "canary", Action: tc.action,
+			Lock: "wait", TrafficRouter: "gateway-api", SmokeExpect: "200", Timeout: tc.timeout,
+			PrometheusURL: "http://prometheus:9090", Interval: time.Second, MaxHold: time.Minute,
+			SuccessRate: "95%", ErrorRate: "5%", P95: "1s", P99: "2s", Memory: "off", MinSamples: 100, Confidence: "0.99", Margin: "1%", NoData: "fail",
+		}
+		if tc.action == "deploy" {
+			in.Image, in.Route = repo+"@"+digest("x"), "api"
+		}
+		err := in.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s with no steps, timeout %v: Validate() = %v, want %q", tc.action, tc.timeout, err, tc.want)
 		}
 	}
 }
@@ -991,17 +1132,24 @@ const (
 	helperHolder = "runner-that-dies"
 )
 
-// helperRun is what the child process deploys.
+// helperRun is what the child process deploys: a blue-green rollout
+// (Strategy overrides) with Steps, by default holding 60 s at 50 %.
 type helperRun struct {
 	Kubeconfig, Manifests, Image, PrometheusURL, DecisionLog string
+	Strategy, Steps                                          string
 }
 
-// killChild runs a blue-green deploy in a child process (a runner) and
-// kills it with SIGKILL once the rollout reached step.
-func (e *bgEnv) killChild(image string, step int) {
+// killChild runs a deploy of image in a child process (a runner) and
+// sends it sig once the rollout moved weight percent of the traffic to
+// the canary: SIGKILL, the runner dies and keeps the Lease until it
+// expires; SIGTERM, the runner is cancelled as gantry-deploy is (its
+// context ends), leaves the rollout as it is and releases the Lease.
+func (e *bgEnv) killChild(image string, weight int, sig syscall.Signal, run helperRun) {
 	t := e.t
 	t.Helper()
-	spec, err := json.Marshal(helperRun{Kubeconfig: e.c.Kubeconfig, Manifests: e.man, Image: image, PrometheusURL: e.prom.URL, DecisionLog: filepath.Join(t.TempDir(), "child.jsonl")})
+	run.Kubeconfig, run.Manifests, run.Image, run.PrometheusURL = e.c.Kubeconfig, e.man, image, e.prom.URL
+	run.DecisionLog = filepath.Join(t.TempDir(), "child.jsonl")
+	spec, err := json.Marshal(run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1017,26 +1165,42 @@ func (e *bgEnv) killChild(image string, step int) {
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
 	deadline := time.Now().Add(90 * time.Second)
-	for st := e.state(t); st.Step < step || st.Phase != progressive.PhaseProgressing || st.Canary.Digest != image[strings.Index(image, "@")+1:]; st = e.state(t) {
+	for st := e.state(t); st.CanaryWeight != weight || st.Phase != progressive.PhaseProgressing || st.Canary.Digest != image[strings.Index(image, "@")+1:]; st = e.state(t) {
 		select {
 		case err := <-exited:
-			t.Fatalf("the child deploy ended before step %d: %v\n%s", step+1, err, output.String())
+			t.Fatalf("the child deploy ended before %d%%: %v\n%s", weight, err, output.String())
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("step %d not reached: %s\n%s", step+1, st.Describe(), output.String())
+			t.Fatalf("%d%% not reached: %s\n%s", weight, st.Describe(), output.String())
 		}
 	}
-	child.Process.Kill()
-	<-exited
-	lease, err := e.c.Clientset().CoordinationV1().Leases(e.ns).Get(t.Context(), rollout.LeaseName("production"), metav1.GetOptions{})
-	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != helperHolder {
-		t.Fatalf("the killed runner's lease: %v %+v", err, lease)
+	if err := child.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	err = <-exited
+	lease, lerr := e.c.Clientset().CoordinationV1().Leases(e.ns).Get(t.Context(), rollout.LeaseName("production"), metav1.GetOptions{})
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if sig == syscall.SIGKILL {
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != helperHolder {
+			t.Fatalf("the killed runner's lease: %+v", lease.Spec)
+		}
+		return
+	}
+	// Cancelled: the run says it left the rollout, and lets the Lease go.
+	if err != nil || !strings.Contains(output.String(), "rollout interrupted") {
+		t.Fatalf("the cancelled runner: %v\n%s", err, output.String())
+	}
+	if lease.Spec.HolderIdentity != nil {
+		t.Fatalf("the cancelled runner kept the lease: holder %s", *lease.Spec.HolderIdentity)
 	}
 }
 
 // TestHelperProgressiveDeploy is killChild's runner process; in a normal
-// test run (no helperEnv) it does nothing.
+// test run (no helperEnv) it does nothing. SIGTERM cancels its context,
+// as it does gantry-deploy's.
 func TestHelperProgressiveDeploy(t *testing.T) {
 	raw := os.Getenv(helperEnv)
 	if raw == "" {
@@ -1056,9 +1220,23 @@ func TestHelperProgressiveDeploy(t *testing.T) {
 		LeaseDuration: 6 * time.Second, Holder: helperHolder,
 	}
 	in = blueGreen(in, h.PrometheusURL, h.DecisionLog)
-	in.Steps = "10:8s,50:60s,100:4s"
-	_, err = rollout.Run(context.Background(), in)
+	in.Steps = or(h.Steps, "10:8s,50:60s,100:4s")
+	in.Strategy = or(h.Strategy, in.Strategy)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	_, err = rollout.Run(ctx, in)
+	if ctx.Err() != nil {
+		t.Logf("cancelled: %v\n%s", err, in.Log.(*logger))
+		return
+	}
 	t.Errorf("the deploy was not killed: it ended with %v\n%s", err, in.Log.(*logger))
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // githubFake answers the GitHub Deployments API as documented and records

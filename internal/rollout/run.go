@@ -65,14 +65,17 @@ type Inputs struct {
 	// runs as Deployment <deployment>-canary behind Service CanaryService,
 	// and the traffic router moves the route's traffic to it step by step,
 	// each step analysed against Prometheus. See docs/deploy-progressive.md.
-	TrafficRouter string        `input:"traffic-router" default:"gateway-api"`
-	Route         string        `input:"route"`
-	StableService string        `input:"stable-service"`
-	CanaryService string        `input:"canary-service"`
-	Steps         string        `input:"steps" default:"10:5m,50:5m,80:5m,100:5m"`
-	Bake          time.Duration `input:"bake" default:"0s"`
-	SmokeURL      string        `input:"smoke-url"`
-	SmokeExpect   string        `input:"smoke-expect" default:"200"`
+	TrafficRouter string `input:"traffic-router" default:"gateway-api"`
+	Route         string `input:"route"`
+	StableService string `input:"stable-service"`
+	CanaryService string `input:"canary-service"`
+	// Steps has no default here: empty is progressive.DefaultSteps for a
+	// new rollout, and the recorded schedule for resume and promote, which
+	// must tell an empty input from one given (fromRecord).
+	Steps       string        `input:"steps"`
+	Bake        time.Duration `input:"bake" default:"0s"`
+	SmokeURL    string        `input:"smoke-url"`
+	SmokeExpect string        `input:"smoke-expect" default:"200"`
 	// Rollout names the existing Argo Rollouts Rollout to roll out
 	// (traffic-router argo-rollouts); empty: the one in the manifests.
 	Rollout string `input:"rollout"`

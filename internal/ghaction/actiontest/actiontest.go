@@ -84,7 +84,13 @@ func Command(t testing.TB, stage string, env map[string]string, args ...string) 
 // code. A crash (exit 2, a Go panic) fails the test: stages never panic.
 func Exec(t testing.TB, stage string, env map[string]string, args ...string) Result {
 	t.Helper()
-	cmd := Command(t, stage, env, args...)
+	return Run(t, Command(t, stage, env, args...))
+}
+
+// Run is Exec for a Command the test has adjusted (a working directory,
+// say).
+func Run(t testing.TB, cmd *exec.Cmd) Result {
+	t.Helper()
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -95,10 +101,10 @@ func Exec(t testing.TB, stage string, env map[string]string, args ...string) Res
 	case errors.As(err, &exit):
 		r.Code = exit.ExitCode()
 	default:
-		t.Fatalf("running %s: %v", stage, err)
+		t.Fatalf("running %s: %v", cmd.Path, err)
 	}
 	if r.Code == 2 || strings.Contains(r.Stderr, "goroutine ") || strings.Contains(r.Stderr, "panic:") {
-		t.Fatalf("%s crashed (exit %d):\n%s", stage, r.Code, r.Stderr)
+		t.Fatalf("the stage crashed (exit %d):\n%s", r.Code, r.Stderr)
 	}
 	return r
 }

@@ -17,57 +17,53 @@ LDFLAGS := -s -w
 GO     ?= go
 BIN    := $(CURDIR)/bin
 STAGES := $(notdir $(wildcard cmd/*))
-TOOLS  := $(BIN)/actionlint $(BIN)/crane $(BIN)/act
-# CLIs the tests cross-check against and the local sigstore the keyless tests
-# sign with: one module each under tools/ (their dependency graphs disagree).
-XTOOLS := cosign syft trivy fulcio rekor tsa jv traefik rollouts-controller
 
-.PHONY: all build tools test lint bench demo clean k8s k8s-up k8s-down
+.PHONY: all build tools test lint bench demo clean k8s k8s-up k8s-down FORCE
 
 all: lint test
 
-## build: every binary into bin/ (gantry-<stage> for cmd/<stage>, gantry for cmd/gantry)
+## build: every binary into bin/ (gantry-<stage> for cmd/<stage>, gantry for cmd/gantry), in one go build
+## (its links run side by side)
 build:
-	@mkdir -p $(BIN)
+	@mkdir -p $(BIN)/.stages
+	$(GO) build -ldflags="$(LDFLAGS)" -o $(BIN)/.stages/ ./cmd/...
 	@for s in $(STAGES); do \
 	  out=gantry-$$s; [ $$s = gantry ] && out=gantry; \
-	  $(GO) build -ldflags="$(LDFLAGS)" -o $(BIN)/$$out ./cmd/$$s || exit 1; \
+	  mv -f $(BIN)/.stages/$$s $(BIN)/$$out || exit 1; \
 	done
 	@echo "built: $$(cd $(BIN) && ls gantry* | tr '\n' ' ')"
 
-## tools: actionlint, crane and act, pinned in tools/go.mod, built from the module proxy; prometheus from Debian's package
-tools: $(TOOLS) $(BIN)/prometheus $(addprefix $(BIN)/,$(XTOOLS))
-$(TOOLS): tools/go.mod tools/go.sum
-	@mkdir -p $(BIN)
-	cd tools && $(GO) build -ldflags="$(LDFLAGS)" -o $(BIN)/ github.com/rhysd/actionlint/cmd/actionlint github.com/google/go-containerregistry/cmd/crane github.com/nektos/act
-# tools/<name>/go.mod pins one tool directive; build it as bin/<name>.
-$(addprefix $(BIN)/,$(XTOOLS)): $(BIN)/%: tools/%/go.mod tools/%/go.sum
-	@mkdir -p $(BIN)
-	cd tools/$* && $(GO) build -ldflags="$(LDFLAGS)" -o $@ $$(awk '$$1 == "tool" {print $$2}' go.mod)
+## tools: everything the tests run, built from the module proxy by scripts/tools-build.sh (tools/README.md):
+## actionlint, crane, cosign, syft, trivy, jv, fulcio, rekor, tsa, traefik into bin/ and the control plane
+## (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) into bin/k8s, from tools/go.mod,
+## whose build list agrees with Gantry's (shared packages compile once); act and the Argo Rollouts
+## controller from their own modules (tools/act, tools/rollouts-controller); prometheus from Debian's
+## package. Each set is cached by a stamp.
+tools: $(BIN)/prometheus FORCE
+	@scripts/tools-build.sh $(BIN) cli k8s act rollouts
 $(BIN)/prometheus:
 	scripts/install-prometheus.sh $(BIN)
 
-## k8s: Kubernetes control-plane binaries for the deploy tests (etcd, kube-apiserver, kube-controller-manager,
-## kube-scheduler, kubectl, kwok), pinned in tools/k8s/*/go.mod, built from the module proxy into bin/k8s (cached)
-## (the script is the cache check: every binary present and .stamp matching the pinned versions, else it builds)
-k8s: $(BIN)/k8s/.stamp
-$(BIN)/k8s/.stamp: FORCE
-	@scripts/k8s-build.sh $(BIN)/k8s
+## k8s: only the control plane (bin/k8s), for k8s-up
+k8s: FORCE
+	@scripts/tools-build.sh $(BIN) k8s
 FORCE:
 
 ## k8s-up / k8s-down: start that control plane in the background (kubeconfig: bin/k8s/kubeconfig) / stop it
-k8s-up: k8s
+k8s-up: FORCE
+	@scripts/tools-build.sh $(BIN) k8s kubectl
 	scripts/k8s-up.sh $(BIN)/k8s
 k8s-down:
 	scripts/k8s-down.sh $(BIN)/k8s
 
 ## test: the whole suite. Tests start what they need (registries, Prometheus, a Kubernetes control plane);
-## make builds the binaries they run first (tools, k8s: the first k8s build takes ~10 minutes, then it is cached)
-test: tools k8s
+## make builds the binaries they run first (tools)
+test: tools
 	ACT=$(BIN)/act PROMETHEUS=$(BIN)/prometheus GANTRY_K8S_BIN=$(BIN)/k8s $(GO) test -ldflags="$(LDFLAGS)" -count=1 ./...
 	cd testdata/app && $(GO) test -ldflags="$(LDFLAGS)" -count=1 ./...
 
-## lint: go vet, gofmt, actionlint on every workflow, and the project's check of every action.yml
+## lint: go vet, gofmt, actionlint on every workflow, the project's check of every action.yml, and
+## that tools/go.mod agrees with go.mod (scripts/tools-sync.sh --check)
 lint: build tools
 	$(GO) vet ./...
 	cd testdata/app && $(GO) vet ./...
@@ -75,6 +71,7 @@ lint: build tools
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(BIN)/actionlint
 	$(BIN)/gantry check-actions
+	scripts/tools-sync.sh --check
 	@# The scripts every action runs (locate, fetch, install) and CI's own.
 	@if command -v shellcheck >/dev/null 2>&1; then shellcheck scripts/*.sh .ci/run; \
 	  else echo "shellcheck not installed: scripts not checked"; fi

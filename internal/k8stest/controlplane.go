@@ -31,7 +31,7 @@ import (
 const EnvBin = "GANTRY_K8S_BIN"
 
 // Binaries are the programs a control plane runs; all of them must be in
-// the binary directory. (`make k8s` also builds kubectl, for people.)
+// the binary directory. (`make k8s-up` also builds kubectl, for people.)
 var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
 
 // KwokStages are the kwok Stage files (testdata/kwok) that fake the node and

@@ -1,5 +1,5 @@
 // Package traffictest gives tests a real Gateway API data plane on the
-// test control plane of k8stest: Traefik v3.6 (tools/traefik) as the
+// test control plane of k8stest: Traefik v3.6 (tools/go.mod) as the
 // Gateway implementation, and real HTTP servers behind it, so that traffic
 // shifting (blue-green, canary weights on an HTTPRoute) can be tested by
 // sending requests and counting who answered.

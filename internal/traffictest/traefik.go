@@ -35,7 +35,7 @@ const (
 	traefikReadyTimeout = 60 * time.Second
 )
 
-// Gateway is a running Traefik (v3.6, tools/traefik) acting as the Gateway
+// Gateway is a running Traefik (v3.6, tools/go.mod) acting as the Gateway
 // API implementation for one namespace, with the GatewayClass and Gateway
 // it serves. Requests to URL go through Traefik's data plane to the
 // backends the namespace's HTTPRoutes select.
@@ -64,7 +64,7 @@ type Gateway struct {
 // a changed HTTPRoute within its providers throttle (2 s): about 1.9 s
 // from apply to all requests following new weights, measured here.
 //
-// The binary is $TRAEFIK, else bin/traefik (built from tools/traefik);
+// The binary is $TRAEFIK, else bin/traefik (make tools, from tools/go.mod);
 // without it the test fails with the command that builds it. Traefik runs
 // with no update check, no telemetry and its log in a t.TempDir(); Cleanup
 // stops it (printing the log's tail if the test failed) and deletes the
@@ -73,7 +73,7 @@ func StartTraefik(t testing.TB, cp *k8stest.Cluster, ns string) *Gateway {
 	t.Helper()
 	bin, err := testproc.FindTool("traefik")
 	if err != nil {
-		t.Fatalf("traffictest: %v (build it: cd tools/traefik && go build -trimpath -o ../../bin/traefik github.com/traefik/traefik/v3/cmd/traefik)", err)
+		t.Fatalf("traffictest: %v (build it: make tools)", err)
 	}
 	cfg := cp.RESTConfig()
 	InstallGatewayAPI(t, cfg)

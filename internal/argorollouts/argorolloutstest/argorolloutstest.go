@@ -215,7 +215,7 @@ func StartController(t testing.TB, cp *k8stest.Cluster, ns string) *Controller {
 	t.Helper()
 	bin, err := testproc.FindTool("rollouts-controller")
 	if err != nil {
-		t.Fatalf("argorolloutstest: %v (build it: cd tools/rollouts-controller && go build -trimpath -o ../../bin/rollouts-controller github.com/argoproj/argo-rollouts/cmd/rollouts-controller)", err)
+		t.Fatalf("argorolloutstest: %v (build it: make tools)", err)
 	}
 	InstallCRDs(t, cp.RESTConfig())
 	ports, err := testproc.FreePorts(2)

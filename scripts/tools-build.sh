@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Builds the programs the tests run, from the Go module proxy, at the
+# versions tools/go.mod pins. tools/ is one module whose build list agrees
+# with the main module's (scripts/tools-sync.sh keeps it so), built with the
+# same flags as Gantry itself (the Makefile's GOFLAGS and GOEXPERIMENT): a
+# package Gantry and a tool share (trivy, cosign, syft, client-go, grpc ...)
+# is compiled once on a cold machine, not once per tool.
+#
+# Usage: scripts/tools-build.sh BIN SET...
+#   cli       actionlint crane cosign syft trivy jv fulcio rekor tsa traefik,
+#             into BIN/
+#   k8s       the control plane the tests start: etcd kube-apiserver
+#             kube-controller-manager kube-scheduler kwok, into BIN/k8s/
+#   kubectl   kubectl, into BIN/k8s/ (for people: make k8s-up)
+#   act       act, into BIN/ (its own module, tools/act: it does not
+#             build against the go-archive trivy needs)
+#   rollouts  the Argo Rollouts controller, into BIN/ (its own module,
+#             tools/rollouts-controller: it does not build against the
+#             Prometheus client Gantry uses)
+#
+# A set is skipped when BIN/.stamp-SET matches what this checkout pins (the
+# go.mod and go.sum, the Go version and the flags); otherwise it is built
+# next to BIN and moved in at the end, so a failed build never leaves half a
+# set under a valid stamp. The sets given in one call are built in one
+# `go build` each, one after the other (act and rollouts, which share
+# little with them, beside them): two builds of tools/go.mod at once would
+# compile the packages they share twice.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$(realpath -m "${1:?usage: scripts/tools-build.sh BIN SET...}")"
+shift
+go="${GO:-go}"
+export GOWORK=off CGO_ENABLED="${CGO_ENABLED:-0}" GOEXPERIMENT="${GOEXPERIMENT:-jsonv2}"
+flags="${GOFLAGS:-}"
+export GOFLAGS="-trimpath ${flags//-trimpath/} -mod=readonly"
+
+# name=package for every set; the name is the binary's. (The arrays are
+# read through namerefs, which shellcheck does not follow.)
+# shellcheck disable=SC2034
+cli=(
+  actionlint=github.com/rhysd/actionlint/cmd/actionlint
+  crane=github.com/google/go-containerregistry/cmd/crane
+  cosign=github.com/sigstore/cosign/v3/cmd/cosign
+  syft=github.com/anchore/syft/cmd/syft
+  trivy=github.com/aquasecurity/trivy/cmd/trivy
+  jv=github.com/santhosh-tekuri/jsonschema/cmd/jv
+  fulcio=github.com/sigstore/fulcio
+  rekor=github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
+  tsa=github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server
+  traefik=github.com/traefik/traefik/v3/cmd/traefik
+)
+# shellcheck disable=SC2034
+k8s=(
+  etcd=go.etcd.io/etcd/server/v3
+  kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver
+  kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager
+  kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler
+  kwok=sigs.k8s.io/kwok/cmd/kwok
+)
+# shellcheck disable=SC2034
+kubectl=(kubectl=k8s.io/kubernetes/cmd/kubectl)
+# shellcheck disable=SC2034
+act=(act=github.com/nektos/act)
+# shellcheck disable=SC2034
+rollouts=(rollouts-controller=github.com/argoproj/argo-rollouts/cmd/rollouts-controller)
+
+module() { case "$1" in act) echo tools/act ;; rollouts) echo tools/rollouts-controller ;; *) echo tools ;; esac; }
+
+start=$SECONDS
+log() { echo "tools-build: $* ($((SECONDS - start))s)"; }
+
+# stamp SET: what the set's binaries are built from.
+stamp() {
+  local mod; mod="$(module "$1")"
+  { echo "set $1"; "$go" version; echo "GOFLAGS=$GOFLAGS GOEXPERIMENT=$GOEXPERIMENT CGO_ENABLED=$CGO_ENABLED"
+    cat "$root/$mod/go.mod" "$root/$mod/go.sum" "$0"; } | sha256sum | cut -d' ' -f1
+}
+dest() { case "$1" in k8s|kubectl) echo "$bin/k8s" ;; *) echo "$bin" ;; esac; }
+fresh() { # SET: every binary present and the stamp current
+  local -n list="$1"
+  local entry d; d="$(dest "$1")"
+  for entry in "${list[@]}"; do [ -x "$d/${entry%%=*}" ] || return 1; done
+  [ "$(cat "$bin/.stamp-$1" 2>/dev/null)" = "$(stamp "$1")" ]
+}
+
+# build SET: one go build for the set's packages, each renamed to its name.
+build() {
+  local set="$1" mod ldflags="-s -w" d tmp entry pkg out
+  mod="$(module "$set")"
+  local -n list="$set"
+  d="$(dest "$set")"
+  case "$set" in
+    k8s|kubectl)
+      local kv ev wv major minor pkgv
+      read -r kv ev wv < <(cd "$root/tools" && "$go" list -m -f '{{.Version}}' \
+        k8s.io/kubernetes go.etcd.io/etcd/server/v3 sigs.k8s.io/kwok | tr '\n' ' ')
+      major="${kv#v}"; major="${major%%.*}"
+      minor="${kv#v*.}"; minor="${minor%%.*}"
+      for pkgv in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ldflags+=" -X $pkgv.gitVersion=$kv -X $pkgv.gitMajor=$major -X $pkgv.gitMinor=$minor"
+        ldflags+=" -X $pkgv.gitTreeState=clean -X $pkgv.gitCommit=$kv"
+      done
+      ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=$ev"
+      ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.Version=${wv#v}" ;;
+  esac
+  mkdir -p "$d"
+  tmp="$(mktemp -d "$d/.build-$set.XXXXXX")"
+  local pkgs=()
+  for entry in "${list[@]}"; do pkgs+=("${entry#*=}"); done
+  log "$set: building ${list[*]%%=*}"
+  if ! (cd "$root/$mod" && "$go" build -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"); then
+    rm -rf "$tmp"; return 1
+  fi
+  for entry in "${list[@]}"; do
+    pkg="${entry#*=}"
+    out="$(basename "$pkg")"                                   # go build's name:
+    [[ "$out" =~ ^v[0-9]+$ ]] && out="$(basename "$(dirname "$pkg")")" # the last element, /vN dropped
+    mv -f "$tmp/$out" "$tmp/.${entry%%=*}.out" 2>/dev/null || { echo "tools-build: $pkg gave no $tmp/$out" >&2; rm -rf "$tmp"; return 1; }
+  done
+  for entry in "${list[@]}"; do mv -f "$tmp/.${entry%%=*}.out" "$d/${entry%%=*}"; done
+  rm -rf "$tmp"
+  stamp "$set" >"$bin/.stamp-$set"
+  log "$set: done"
+}
+
+mkdir -p "$bin"
+todo=()
+for set in "$@"; do
+  case "$set" in cli|k8s|kubectl|act|rollouts) ;; *) echo "tools-build: unknown set $set (cli, k8s, kubectl, act, rollouts)" >&2; exit 2 ;; esac
+  if fresh "$set"; then echo "tools-build: $set is up to date in $(dest "$set")"; else todo+=("$set"); fi
+done
+[ ${#todo[@]} -eq 0 ] && exit 0
+
+# act and rollouts are their own modules and share little with the rest:
+# build them beside it, one after the other, so their single-threaded links
+# overlap the others' compiles.
+main=() apart=()
+for set in "${todo[@]}"; do
+  case "$set" in act|rollouts) apart+=("$set") ;; *) main+=("$set") ;; esac
+done
+pid=""
+if [ ${#apart[@]} -gt 0 ] && [ ${#main[@]} -gt 0 ]; then
+  (for set in "${apart[@]}"; do build "$set" || exit 1; done) & pid=$!
+  apart=()
+fi
+status=0
+for set in "${main[@]}" "${apart[@]}"; do build "$set" || status=1; done
+if [ -n "$pid" ]; then wait "$pid" || status=1; fi
+exit "$status"

@@ -3,10 +3,15 @@
 # action's own ref) into $GANTRY_ROOT/bin and puts that directory on the
 # job's PATH. Arguments name the stages to build (build, sbom, ...); none
 # builds every binary. A warm Go build cache makes this a few seconds.
+#
+# GANTRY_INSTALL_DIR (optional) puts the binaries there instead of
+# $GANTRY_ROOT/bin. A directory that outlives the checkout (a self-hosted
+# runner's, or one shared by several jobs) saves the link too: go build
+# leaves a binary alone when it is already built from the same sources.
 set -euo pipefail
 
 root="${GANTRY_ROOT:?GANTRY_ROOT must point at the Gantry checkout}"
-bin="$root/bin"
+bin="${GANTRY_INSTALL_DIR:-$root/bin}"
 mkdir -p "$bin"
 cd "$root"
 
@@ -26,7 +31,9 @@ for stage in "$@"; do
   out="gantry-$stage"
   [ "$stage" = gantry ] && out=gantry
   # GOEXPERIMENT=jsonv2: the scan stage links trivy v0.74, which needs it.
-  GOEXPERIMENT=jsonv2 CGO_ENABLED=0 go build -trimpath -o "$bin/$out" "./cmd/$stage"
+  # -s -w: no symbol table or DWARF (smaller, faster to link; a panic
+  # still names file and line).
+  GOEXPERIMENT=jsonv2 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$bin/$out" "./cmd/$stage"
   echo "built $bin/$out"
 done
 echo "::endgroup::"

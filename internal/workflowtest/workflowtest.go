@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,6 +113,17 @@ func (a Act) RunWith(ctx context.Context, event, workflow string, env, localRepo
 	}
 	for _, k := range sortedKeys(a.Vars) {
 		args = append(args, "--var", k+"="+a.Vars[k])
+	}
+	if _, ok := env["GANTRY_INSTALL_DIR"]; !ok {
+		// The actions' source installs (scripts/install.sh) build into one
+		// directory kept across runs and tests, as on a self-hosted runner:
+		// go build links a stage once and leaves it alone while Gantry's
+		// source is unchanged, instead of once per action per run.
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["GANTRY_INSTALL_DIR"] = filepath.Join(a.Repo, "bin", "act-installs")
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

@@ -27,6 +27,9 @@ const (
 	NoDataPause NoDataPolicy = "pause"
 	// NoDataPromote treats silence as success (for services with no traffic to judge).
 	NoDataPromote NoDataPolicy = "promote"
+	// NoDataHold extends the step up to max-hold while traffic is too thin
+	// to judge, then fails safe if it never was enough.
+	NoDataHold NoDataPolicy = "hold"
 )
 
 // Thresholds are the limits a canary must meet. A zero (or negative) value
@@ -37,6 +40,11 @@ type Thresholds struct {
 	P95         time.Duration // 95th percentile latency limit (guide: 1s)
 	P99         time.Duration // 99th percentile latency limit (guide: 2s)
 	Memory      float64       // maximum working set / limit (guide: 0.90)
+	// MemoryRequired makes missing memory series count as no data (under
+	// the no-data policy); by default the check is then "not measured" and
+	// does not decide the step, since many workloads have no cAdvisor
+	// series or no memory limit.
+	MemoryRequired bool
 }
 
 // GuideThresholds are the deployment guide's limits.
@@ -196,9 +204,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf(`input "margin" is %v: use a share between 0 and 1, e.g. 0.01`, p.Margin))
 	}
 	switch p.NoData {
-	case NoDataFail, NoDataPause, NoDataPromote:
+	case NoDataFail, NoDataPause, NoDataPromote, NoDataHold:
 	default:
-		errs = append(errs, fmt.Errorf(`input "no-data" is %q: use fail, pause or promote`, p.NoData))
+		errs = append(errs, fmt.Errorf(`input "no-data" is %q: use fail, hold, pause or promote`, p.NoData))
 	}
 	if p.MaxErrors < 1 {
 		errs = append(errs, fmt.Errorf(`max errors is %d: use at least 1`, p.MaxErrors))
@@ -224,6 +232,29 @@ func ParseShare(name, s string) (float64, error) {
 		return 0, fmt.Errorf(`input %q: %q is more than 100%%: write 0.95, 95%% or off`, name, s)
 	}
 	return v, nil
+}
+
+// ParseMemory parses the memory input: a share as ParseShare takes it,
+// optionally followed by "required" ("90% required"), or "required" alone
+// for the guide's 90%.
+func ParseMemory(name, s string) (limit float64, required bool, err error) {
+	f := strings.Fields(s)
+	if n := len(f); n > 0 && strings.EqualFold(f[n-1], "required") {
+		required, f = true, f[:n-1]
+	}
+	if len(f) == 0 && required {
+		return GuideThresholds().Memory, true, nil
+	}
+	if len(f) != 1 {
+		return 0, false, fmt.Errorf(`input %q: %q is not a memory limit: write 90%%, 0.9, off, or add "required" (90%% required) to fail on missing series`, name, s)
+	}
+	if limit, err = ParseShare(name, f[0]); err != nil {
+		return 0, false, err
+	}
+	if limit == 0 && required {
+		return 0, false, fmt.Errorf(`input %q: %q: a check that is off cannot be required`, name, s)
+	}
+	return limit, required, nil
 }
 
 // ParseLatency parses a latency input: "1000ms", "1s", "1000" (ms) or "off".

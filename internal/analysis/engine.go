@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,6 +23,10 @@ const (
 	Inconclusive State = "inconclusive"
 	NoData       State = "no-data"
 	Error        State = "error"
+	// NotMeasured is a check whose series do not exist for this workload
+	// (e.g. no memory limit) and that was not required: it is reported
+	// with the reason and does not decide the step.
+	NotMeasured State = "not-measured"
 )
 
 // Querier runs an instant PromQL query. ok is false when the result is
@@ -30,9 +37,12 @@ type Querier interface {
 
 // Check is the result of one metric in one evaluation.
 type Check struct {
-	Metric    string  `json:"metric"`
-	Query     string  `json:"query,omitempty"`
-	Bad       int64   `json:"bad"`
+	Metric string `json:"metric"`
+	Query  string `json:"query,omitempty"`
+	Bad    int64  `json:"bad"`
+	// BadMaybe is, for a latency limit between two histogram buckets, the
+	// requests that may be slower than the limit (Bad: those surely slower).
+	BadMaybe  int64   `json:"possiblyBad,omitempty"`
 	Total     int64   `json:"total"`
 	Estimate  float64 `json:"estimate"`
 	Lower     float64 `json:"lower"`
@@ -40,6 +50,11 @@ type Check struct {
 	Limit     float64 `json:"limit"`
 	StableBad int64   `json:"stableBad,omitempty"`
 	StableTot int64   `json:"stableTotal,omitempty"`
+	// StableBadMaybe is BadMaybe for the stable version.
+	StableBadMaybe int64 `json:"stablePossiblyBad,omitempty"`
+	// Buckets says how a latency limit maps onto the histogram, e.g.
+	// "no bucket at 1s: between le=0.5 and le=5".
+	Buckets   string  `json:"buckets,omitempty"`
 	DiffLower float64 `json:"diffLower,omitempty"`
 	DiffUpper float64 `json:"diffUpper,omitempty"`
 	Verdict   State   `json:"verdict"`
@@ -72,6 +87,7 @@ type LogLine struct {
 	Metric    string    `json:"metric"`
 	Query     string    `json:"query,omitempty"`
 	Bad       *int64    `json:"bad,omitempty"`
+	BadMaybe  *int64    `json:"possiblyBad,omitempty"`
 	Total     *int64    `json:"total,omitempty"`
 	StableBad *int64    `json:"stableBad,omitempty"`
 	StableTot *int64    `json:"stableTotal,omitempty"`
@@ -92,6 +108,8 @@ type Engine struct {
 	// chance for noise to fail a good release, so the FAIL bounds share the
 	// error budget between the looks (Bonferroni).
 	z, zFail float64
+	// les caches each selector's histogram buckets (le values).
+	les map[string][]string
 	// Log, when set, receives the decision log.
 	Log io.Writer
 	// Now and Sleep are the clock; tests replace them.
@@ -120,22 +138,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// ErrNoBucket is returned at plan time when the histogram has no bucket at a
-// latency threshold, so the latency check could only ever guess.
-var ErrNoBucket = errors.New("histogram has no bucket at the latency threshold")
+// ErrNoBucket is returned when the histogram cannot measure a latency
+// limit at all: it has no bucket but +Inf around it, or the bucket query
+// returns nothing while the version serves requests.
+var ErrNoBucket = errors.New("histogram has no bucket to measure the latency threshold")
 
 // Plan checks, before the step starts, that Prometheus answers and that the
-// histogram has a bucket at every enabled latency threshold. A version
-// without series yet (no traffic) is not an error here: it becomes NO_DATA.
+// histogram can measure every enabled latency limit: a bucket at the limit
+// (exact counts), or buckets below and above it (bounds; see latencyBuckets).
+// A version without series yet (no traffic) is not an error here: it
+// becomes NO_DATA.
 func (e *Engine) Plan(ctx context.Context) error {
-	t := e.cfg.Thresholds
-	var lats []time.Duration
-	for _, d := range []time.Duration{t.P95, t.P99} {
-		if d > 0 {
-			lats = append(lats, d)
-		}
-	}
-	if len(lats) == 0 {
+	if len(e.latencies()) == 0 {
 		_, _, err := e.q.Query(ctx, "vector(1)", e.Now())
 		return err
 	}
@@ -147,21 +161,85 @@ func (e *Engine) Plan(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(les) == 0 {
-			continue
-		}
-		for _, d := range lats {
-			found := false
-			for _, le := range les {
-				found = found || bucketMatches(le, d)
-			}
-			if !found {
-				return fmt.Errorf("%w: {%s} has buckets le=%s but none at %v: add a %g bucket to the histogram, change the p95/p99 limit to an existing bucket, or turn the check off",
-					ErrNoBucket, sel, strings.Join(les, ","), d, d.Seconds())
+		for _, d := range e.latencies() {
+			if _, err := bucketsFor(les, d, sel); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+func (e *Engine) latencies() []time.Duration {
+	var lats []time.Duration
+	for _, d := range []time.Duration{e.cfg.Thresholds.P95, e.cfg.Thresholds.P99} {
+		if d > 0 {
+			lats = append(lats, d)
+		}
+	}
+	return lats
+}
+
+// latencyBuckets is how a latency limit maps onto a histogram. With a
+// bucket at the limit the count of slower requests is exact. Without one,
+// the requests above the next bucket up (hi) are surely slower and those
+// above the next bucket down (lo) may be: the check then judges with both
+// (see judge).
+type latencyBuckets struct {
+	exact  bool
+	lo, hi string // le values; lo "" when no bucket lies below the limit
+	note   string
+}
+
+// bucketsFor maps limit d onto the le values les of selector sel (none
+// listed: the exact spellings of d, as before any series exists).
+func bucketsFor(les []string, d time.Duration, sel string) (latencyBuckets, error) {
+	if len(les) == 0 {
+		return latencyBuckets{exact: true}, nil
+	}
+	type bound struct {
+		le string
+		v  float64
+	}
+	var bs []bound
+	for _, le := range les {
+		if bucketMatches(le, d) {
+			return latencyBuckets{exact: true}, nil
+		}
+		v, err := strconv.ParseFloat(le, 64)
+		if err == nil {
+			bs = append(bs, bound{le, v})
+		}
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].v < bs[j].v })
+	var lb latencyBuckets
+	lower := ""
+	for _, b := range bs {
+		if b.v < d.Seconds() {
+			lb.lo, lower = b.le, b.le
+		} else if lb.hi == "" {
+			lb.hi = b.le
+		}
+	}
+	if lb.hi == "" || (lb.lo == "" && math.IsInf(mustFloat(lb.hi), 1)) {
+		return lb, fmt.Errorf("%w: {%s} has buckets le=%s, none around %v but +Inf: add a %g bucket to the histogram, or turn the check off",
+			ErrNoBucket, sel, strings.Join(les, ","), d, d.Seconds())
+	}
+	if lower == "" {
+		lower = "0"
+	}
+	lb.note = fmt.Sprintf("no bucket at %v: between le=%s and le=%s", d, lower, lb.hi)
+	return lb, nil
+}
+
+func mustFloat(s string) float64 {
+	v, _ := strconv.ParseFloat(s, 64)
+	return v
+}
+
+// leExact is the $le regex matching one le value exactly as listed.
+func leExact(le string) string {
+	return strings.ReplaceAll(regexp.QuoteMeta(le), `\`, `\\`)
 }
 
 // BucketLister is implemented by queriers that can list the le values of a
@@ -170,12 +248,23 @@ type BucketLister interface {
 	Labels(ctx context.Context, expr, label string, at time.Time) ([]string, error)
 }
 
+// buckets lists the le values of sel's histogram, remembered once found.
 func (e *Engine) buckets(ctx context.Context, sel string) ([]string, error) {
+	if les, ok := e.les[sel]; ok {
+		return les, nil
+	}
 	bl, ok := e.q.(BucketLister)
 	if !ok {
 		return nil, nil
 	}
-	return bl.Labels(ctx, expand(e.cfg.Queries.Buckets, sel, 0, ""), "le", e.Now())
+	les, err := bl.Labels(ctx, expand(e.cfg.Queries.Buckets, sel, 0, ""), "le", e.Now())
+	if err == nil && len(les) > 0 {
+		if e.les == nil {
+			e.les = map[string][]string{}
+		}
+		e.les[sel] = les
+	}
+	return les, err
 }
 
 func expand(tmpl, sel string, rng time.Duration, le string) string {
@@ -203,13 +292,16 @@ func (e *Engine) count(ctx context.Context, tmpl, sel string, rng time.Duration,
 // sample is the request counts of one version over the window.
 type sample struct {
 	total, errors, success int64
-	fast                   map[time.Duration]int64
-	hasData                bool
-	queries                map[string]string
+	// fastSure and fastMaybe count the requests surely and possibly at or
+	// under each latency limit (equal when a bucket sits on the limit).
+	fastSure, fastMaybe map[time.Duration]int64
+	notes               map[time.Duration]string
+	hasData             bool
+	queries             map[string]string
 }
 
 func (e *Engine) sample(ctx context.Context, sel string, rng time.Duration, at time.Time) (sample, error) {
-	s := sample{fast: map[time.Duration]int64{}, queries: map[string]string{}}
+	s := sample{fastSure: map[time.Duration]int64{}, fastMaybe: map[time.Duration]int64{}, notes: map[time.Duration]string{}, queries: map[string]string{}}
 	q := e.cfg.Queries
 	total, ok, expr, err := e.count(ctx, q.Total, sel, rng, "", at)
 	if err != nil {
@@ -225,19 +317,49 @@ func (e *Engine) sample(ctx context.Context, sel string, rng time.Duration, at t
 	if s.success, _, s.queries["success"], err = e.count(ctx, q.Success, sel, rng, "", at); err != nil {
 		return s, fmt.Errorf("query %s: %w", s.queries["success"], err)
 	}
-	for _, d := range []time.Duration{e.cfg.Thresholds.P95, e.cfg.Thresholds.P99} {
-		if d <= 0 {
-			continue
+	lats := e.latencies()
+	var les []string
+	if len(lats) > 0 {
+		if les, err = e.buckets(ctx, sel); err != nil {
+			return s, fmt.Errorf("list buckets of {%s}: %w", sel, err)
 		}
-		fast, ok, expr, err := e.count(ctx, q.Fast, sel, rng, leRegex(d), at)
+	}
+	fast := func(le string) (int64, string, error) {
+		n, ok, expr, err := e.count(ctx, q.Fast, sel, rng, le, at)
 		if err != nil {
-			return s, fmt.Errorf("query %s: %w", expr, err)
+			return 0, expr, fmt.Errorf("query %s: %w", expr, err)
 		}
 		if !ok {
-			return s, fmt.Errorf("%w: {%s} serves requests but %s returns nothing", ErrNoBucket, sel, expr)
+			return 0, expr, fmt.Errorf("%w: {%s} serves requests but %s returns nothing", ErrNoBucket, sel, expr)
 		}
-		s.fast[d] = min(fast, s.total)
-		s.queries[d.String()] = expr
+		return min(n, s.total), expr, nil
+	}
+	for _, d := range lats {
+		lb, err := bucketsFor(les, d, sel)
+		if err != nil {
+			return s, err
+		}
+		if lb.exact {
+			n, expr, err := fast(leRegex(d))
+			if err != nil {
+				return s, err
+			}
+			s.fastSure[d], s.fastMaybe[d], s.queries[d.String()] = n, n, expr
+			continue
+		}
+		// Surely at or under d: at or under the bucket below it. Possibly:
+		// at or under the bucket above it.
+		var sure int64
+		if lb.lo != "" {
+			if sure, _, err = fast(leExact(lb.lo)); err != nil {
+				return s, err
+			}
+		}
+		maybe, expr, err := fast(leExact(lb.hi))
+		if err != nil {
+			return s, err
+		}
+		s.fastSure[d], s.fastMaybe[d], s.notes[d], s.queries[d.String()] = sure, max(sure, maybe), lb.note, expr
 	}
 	// increase() extrapolates each series on its own; keep the parts
 	// consistent with the whole.
@@ -261,34 +383,37 @@ func (e *Engine) Evaluate(ctx context.Context, start, at time.Time) (Evaluation,
 		}
 	}
 	t := e.cfg.Thresholds
-	type prop struct {
-		name       string
-		bad, total int64
-		sbad, stot int64
-		limit      float64
-		query      string
-	}
-	var props []prop
+	var props []proportion
 	if t.ErrorRate > 0 {
-		props = append(props, prop{"error-rate", green.errors, green.total, blue.errors, blue.total, t.ErrorRate, green.queries["errors"]})
+		props = append(props, proportion{name: "error-rate", bad: green.errors, maybe: green.errors, total: green.total,
+			sbad: blue.errors, smaybe: blue.errors, stot: blue.total, limit: t.ErrorRate, query: green.queries["errors"]})
 	}
 	if t.SuccessRate > 0 {
 		// "success >= 95%" is "share not answered 2xx/3xx <= 5%".
-		props = append(props, prop{"success-rate", green.total - green.success, green.total, blue.total - blue.success, blue.total, 1 - t.SuccessRate, green.queries["success"]})
+		bad, sbad := green.total-green.success, blue.total-blue.success
+		props = append(props, proportion{name: "success-rate", bad: bad, maybe: bad, total: green.total,
+			sbad: sbad, smaybe: sbad, stot: blue.total, limit: 1 - t.SuccessRate, query: green.queries["success"]})
 	}
 	// "P95 <= 1s" is exactly "share of requests slower than 1s <= 5%".
-	if t.P95 > 0 {
-		props = append(props, prop{"p95", green.total - green.fast[t.P95], green.total, blue.total - blue.fast[t.P95], blue.total, 0.05, green.queries[t.P95.String()]})
-	}
-	if t.P99 > 0 {
-		props = append(props, prop{"p99", green.total - green.fast[t.P99], green.total, blue.total - blue.fast[t.P99], blue.total, 0.01, green.queries[t.P99.String()]})
+	for _, l := range []struct {
+		name  string
+		d     time.Duration
+		share float64
+	}{{"p95", t.P95, 0.05}, {"p99", t.P99, 0.01}} {
+		if l.d <= 0 {
+			continue
+		}
+		props = append(props, proportion{name: l.name,
+			bad: green.total - green.fastMaybe[l.d], maybe: green.total - green.fastSure[l.d], total: green.total,
+			sbad: blue.total - blue.fastMaybe[l.d], smaybe: blue.total - blue.fastSure[l.d], stot: blue.total,
+			limit: l.share, query: green.queries[l.d.String()], note: green.notes[l.d]})
 	}
 	for _, p := range props {
 		if p.query == "" {
 			// No traffic: the query that found none is the one to show.
 			p.query = green.queries["total"]
 		}
-		ev.Checks = append(ev.Checks, e.judge(p.name, p.query, p.bad, p.total, p.sbad, p.stot, p.limit, green.hasData, blue.hasData))
+		ev.Checks = append(ev.Checks, e.judge(p, green.hasData, blue.hasData))
 	}
 	if t.Memory > 0 {
 		c, err := e.memory(ctx, rng, at)
@@ -301,14 +426,36 @@ func (e *Engine) Evaluate(ctx context.Context, start, at time.Time) (Evaluation,
 	return ev, nil
 }
 
-// judge decides one proportion check.
-func (e *Engine) judge(name, query string, bad, total, sbad, stot int64, limit float64, hasData, stableHasData bool) Check {
-	c := Check{Metric: name, Query: query, Bad: bad, Total: total, Limit: limit, StableBad: sbad, StableTot: stot}
+// proportion is one check's counts: bad out of total requests for the new
+// version, sbad out of stot for stable. For a latency limit between two
+// buckets, bad counts the requests surely beyond the limit and maybe those
+// possibly beyond it; otherwise they are equal.
+type proportion struct {
+	name               string
+	bad, maybe, total  int64
+	sbad, smaybe, stot int64
+	limit              float64
+	query, note        string
+}
+
+// judge decides one proportion check. With exact counts it is the
+// confidence-bound test below; with a latency limit between buckets every
+// test takes the side that protects production: FAIL needs the surely-slow
+// share's lower bound above the limit (or the possibly-slow share clearly
+// beyond it while stable's is clearly within it, or clearly worse than
+// stable's), PASS the possibly-slow share's upper bound within it.
+func (e *Engine) judge(p proportion, hasData, stableHasData bool) Check {
+	bad, maybe, total, sbad, smaybe, stot, limit := p.bad, p.maybe, p.total, p.sbad, p.smaybe, p.stot, p.limit
+	inexact := p.note != ""
+	c := Check{Metric: p.name, Query: p.query, Bad: bad, Total: total, Limit: limit, StableBad: sbad, StableTot: stot}
+	if inexact {
+		c.BadMaybe, c.StableBadMaybe, c.Buckets = maybe, smaybe, p.note
+	}
 	// The interval shown is the FAIL test's lower bound and the PASS test's
 	// upper bound: each verdict is one-sided, at its own confidence.
 	c.Lower, _ = Wilson(bad, total, e.zFail)
-	_, c.Upper = Wilson(bad, total, e.z)
-	c.Estimate = rate(bad, total)
+	_, c.Upper = Wilson(maybe, total, e.z)
+	c.Estimate = rate(maybe, total)
 	min := e.cfg.Policy.MinSamples
 	if !hasData {
 		c.Verdict, c.Reason = NoData, "no requests in the window"
@@ -318,19 +465,28 @@ func (e *Engine) judge(name, query string, bad, total, sbad, stot int64, limit f
 	// The comparison with stable runs only when both have enough requests.
 	compare := stableHasData && stot >= min && total >= min
 	worse, notWorse := false, false
-	stableBeyond := false
+	stableBeyond, maybeBeyondStableWithin := false, false
 	if compare {
-		c.DiffLower, _ = DiffInterval(bad, total, sbad, stot, e.zFail)
-		_, c.DiffUpper = DiffInterval(bad, total, sbad, stot, e.z)
+		c.DiffLower, _ = DiffInterval(maybe, total, smaybe, stot, e.zFail)
+		_, c.DiffUpper = DiffInterval(maybe, total, smaybe, stot, e.z)
 		m := e.cfg.Policy.Margin
 		worse, notWorse = c.DiffLower > m, c.DiffUpper <= m
 		// Stable "breaks the limit too" on the PASS test's evidence: holding
 		// is the cautious side, so it needs less proof than failing.
 		sl, _ := Wilson(sbad, stot, e.z)
 		stableBeyond = sl > limit
+		if inexact {
+			ml, _ := Wilson(maybe, total, e.zFail)
+			_, su := Wilson(smaybe, stot, e.z)
+			maybeBeyondStableWithin = ml > limit && su <= limit
+		}
 	}
 	pct := func(x float64) string { return fmt.Sprintf("%.2f%%", 100*x) }
 	bounds := fmt.Sprintf("%d/%d = %s, bounds [%s, %s], limit %s", bad, total, pct(c.Estimate), pct(c.Lower), pct(c.Upper), pct(limit))
+	if inexact {
+		bounds = fmt.Sprintf("%d surely and %d possibly beyond of %d (%s; %s), bounds [%s, %s], limit %s",
+			bad, maybe, total, pct(rate(bad, total)), pct(c.Estimate), pct(c.Lower), pct(c.Upper), pct(limit)) + "; " + p.note
+	}
 	switch {
 	case total < min:
 		c.Verdict, c.Reason = Inconclusive, fmt.Sprintf("%d requests < min-samples %d (%s)", total, min, bounds)
@@ -340,9 +496,11 @@ func (e *Engine) judge(name, query string, bad, total, sbad, stot int64, limit f
 		c.Verdict, c.Reason = Inconclusive, fmt.Sprintf("stable breaks the limit too (%d/%d) and new is not worse: shared incident, holding (%s)", sbad, stot, bounds)
 	case abs == Beyond:
 		c.Verdict, c.Reason = Fail, "lower bound above the limit: "+bounds
+	case maybeBeyondStableWithin:
+		c.Verdict, c.Reason = Fail, fmt.Sprintf("possibly beyond the limit while stable is within it (%d/%d possibly beyond): %s", smaybe, stot, bounds)
 	case worse:
 		c.Verdict, c.Reason = Fail, fmt.Sprintf("worse than stable (%d/%d = %s) by more than the %s margin: difference bounds [%s, %s]; %s",
-			sbad, stot, pct(rate(sbad, stot)), pct(e.cfg.Policy.Margin), pct(c.DiffLower), pct(c.DiffUpper), bounds)
+			smaybe, stot, pct(rate(smaybe, stot)), pct(e.cfg.Policy.Margin), pct(c.DiffLower), pct(c.DiffUpper), bounds)
 	case abs == Within:
 		c.Verdict, c.Reason = Pass, "upper bound within the limit: "+bounds
 		if compare && !notWorse {
@@ -362,7 +520,12 @@ func (e *Engine) memory(ctx context.Context, rng time.Duration, at time.Time) (C
 		return c, fmt.Errorf("query %s: %w", expr, err)
 	}
 	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
-		c.Verdict, c.Reason = NoData, "no container memory metrics for the new version (set memory: off where there are none)"
+		const why = "no container memory series for the new version (no cAdvisor metrics, or no memory limit set)"
+		if e.cfg.Thresholds.MemoryRequired {
+			c.Verdict, c.Reason = NoData, why+", and memory is required"
+		} else {
+			c.Verdict, c.Reason = NotMeasured, "not measured: "+why+"; it does not decide the step (memory: required would make it count as no data)"
+		}
 		return c, nil
 	}
 	// A gauge read over the window, not a sample of requests: the worst
@@ -379,9 +542,11 @@ func (e *Engine) memory(ctx context.Context, rng time.Duration, at time.Time) (C
 // combine turns the checks of one evaluation into its verdict: any FAIL
 // fails; otherwise no data anywhere is NO_DATA; any doubt is INCONCLUSIVE.
 func combine(checks []Check) (State, string) {
-	var fails, nodata, unsure []string
+	var fails, nodata, unsure, unmeasured []string
 	for _, c := range checks {
 		switch c.Verdict {
+		case NotMeasured:
+			unmeasured = append(unmeasured, c.Metric)
 		case Fail:
 			fails = append(fails, c.Metric+": "+c.Reason)
 		case NoData:
@@ -399,6 +564,10 @@ func combine(checks []Check) (State, string) {
 		return Inconclusive, strings.Join(unsure, "; ")
 	case len(checks) == 0:
 		return NoData, "every check is off"
+	case len(unmeasured) == len(checks):
+		return NoData, "no check could be measured (not measured: " + strings.Join(unmeasured, ", ") + ")"
+	case len(unmeasured) > 0:
+		return Pass, "every measured check passed (not measured: " + strings.Join(unmeasured, ", ") + ")"
 	}
 	return Pass, "every check passed"
 }
@@ -466,6 +635,10 @@ func (e *Engine) Run(ctx context.Context) (Result, error) {
 					res.Verdict, res.Reason = Pass, "no data, promoted by policy (no-data: promote): "+ev.Reason
 					return res, nil
 				}
+				if holdDone && e.cfg.Policy.NoData == NoDataHold {
+					res.Verdict, res.Reason = Fail, "no data until max-hold, failing safe (no-data: hold): "+ev.Reason
+					return res, nil
+				}
 				if holdDone {
 					res.Verdict, res.Reason = NoData, "no data until max-hold (no-data: pause): "+ev.Reason
 					return res, nil
@@ -502,6 +675,8 @@ func (e *Engine) noDataAtHold(res Result, ev Evaluation) Result {
 		res.Verdict, res.Reason = Fail, "too few requests by max-hold, failing safe (no-data: fail): "+ev.Reason
 	case NoDataPromote:
 		res.Verdict, res.Reason = Pass, "too few requests by max-hold, promoted by policy (no-data: promote): "+ev.Reason
+	case NoDataHold:
+		res.Verdict, res.Reason = Fail, "too few requests by max-hold, failing safe (no-data: hold): "+ev.Reason
 	default:
 		res.Verdict, res.Reason = NoData, "too few requests by max-hold (no-data: pause): "+ev.Reason
 	}
@@ -519,11 +694,14 @@ func (e *Engine) logEvaluation(ev Evaluation) {
 			Verdict: c.Verdict, Reason: c.Reason, Threshold: &c.Limit}
 		if c.Metric != "memory" {
 			l.Bad, l.Total = &c.Bad, &c.Total
+			if c.Buckets != "" {
+				l.BadMaybe = &c.BadMaybe
+			}
 			if c.StableTot > 0 {
 				l.StableBad, l.StableTot = &c.StableBad, &c.StableTot
 			}
 		}
-		if c.Verdict != NoData {
+		if c.Verdict != NoData && c.Verdict != NotMeasured {
 			l.Estimate, l.Lower, l.Upper = &c.Estimate, &c.Lower, &c.Upper
 		}
 		enc.Encode(l)

@@ -241,15 +241,78 @@ func TestRunTreatsNaNAsNoData(t *testing.T) {
 	}
 }
 
-func TestPlanRefusesHistogramWithoutThresholdBucket(t *testing.T) {
+func TestPlanRefusesHistogramWithOnlyInf(t *testing.T) {
 	t.Parallel()
-	f := &fakeProm{versions: map[string]version{"canary": {rps: 20}}, les: []string{"0.1", "0.5", "5", "+Inf"}}
+	f := &fakeProm{versions: map[string]version{"canary": {rps: 20}}, les: []string{"+Inf"}}
 	res, took, _ := run(t, testConfig(), f)
-	if res.Verdict != Error || !strings.Contains(res.Reason, "none at 1s") || !strings.Contains(res.Reason, "le=0.1,0.5,5,+Inf") {
+	if res.Verdict != Error || !strings.Contains(res.Reason, "none around 1s but +Inf") || !strings.Contains(res.Reason, "le=+Inf") {
 		t.Errorf("verdict %s (%s), want a refusal naming the buckets", res.Verdict, res.Reason)
 	}
 	if took != 0 {
 		t.Errorf("refusal came after %v, want at plan time", took)
+	}
+}
+
+func TestBucketsFor(t *testing.T) {
+	t.Parallel()
+	promClient := []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"}
+	bundle := []string{"0.003", "0.03", "0.1", "0.3", "1.5", "10", "+Inf"}
+	for _, tc := range []struct {
+		les    []string
+		d      time.Duration
+		exact  bool
+		lo, hi string
+	}{
+		{promClient, time.Second, true, "", ""},
+		{promClient, 2 * time.Second, false, "1", "2.5"},
+		{bundle, time.Second, false, "0.3", "1.5"},
+		{bundle, 2 * time.Second, false, "1.5", "10"},
+		{[]string{"1.0", "+Inf"}, time.Second, true, "", ""}, // Prometheus 3 spelling
+		{[]string{"5", "+Inf"}, time.Second, false, "", "5"},
+		{[]string{"0.5", "+Inf"}, time.Second, false, "0.5", "+Inf"},
+		{nil, time.Second, true, "", ""}, // no series yet
+	} {
+		lb, err := bucketsFor(tc.les, tc.d, `job="api"`)
+		if err != nil || lb.exact != tc.exact || lb.lo != tc.lo || lb.hi != tc.hi {
+			t.Errorf("bucketsFor(%v, %v) = %+v, %v; want exact %v lo %q hi %q", tc.les, tc.d, lb, err, tc.exact, tc.lo, tc.hi)
+		}
+	}
+	if _, err := bucketsFor([]string{"0.1", "0.5"}, time.Second, `job="api"`); !errors.Is(err, ErrNoBucket) {
+		t.Errorf("buckets all below the limit and no +Inf: %v, want ErrNoBucket", err)
+	}
+}
+
+// TestJudgeBetweenBuckets: a latency limit between two buckets is judged
+// with the surely-slow and possibly-slow shares, on the side that protects
+// production, and the reason says so.
+func TestJudgeBetweenBuckets(t *testing.T) {
+	t.Parallel()
+	e, err := New(testConfig(), &fakeProm{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := "no bucket at 2s: between le=1.5 and le=10"
+	for _, tc := range []struct {
+		name               string
+		bad, maybe, total  int64
+		sbad, smaybe, stot int64
+		want               State
+		reason             string
+	}{
+		{"all surely fast", 0, 0, 2000, 0, 0, 2000, Pass, "upper bound within the limit"},
+		{"3% possibly slow, stable none", 0, 60, 2000, 0, 0, 2000, Fail, "possibly beyond the limit while stable is within it"},
+		{"3% possibly slow, stable too", 0, 60, 2000, 0, 60, 2000, Inconclusive, "bounds straddle the limit"},
+		{"5% surely slow", 100, 100, 2000, 0, 0, 2000, Fail, "lower bound above the limit"},
+		{"3% possibly slow, no stable", 0, 60, 2000, 0, 0, 0, Inconclusive, "bounds straddle the limit"},
+	} {
+		c := e.judge(proportion{name: "p99", bad: tc.bad, maybe: tc.maybe, total: tc.total, sbad: tc.sbad, smaybe: tc.smaybe, stot: tc.stot,
+			limit: 0.01, note: note}, true, tc.stot > 0)
+		if c.Verdict != tc.want || !strings.Contains(c.Reason, tc.reason) || !strings.Contains(c.Reason, note) {
+			t.Errorf("%s: %s (%s), want %s with %q and the bucket note", tc.name, c.Verdict, c.Reason, tc.want, tc.reason)
+		}
+		if c.Buckets != note || c.BadMaybe != tc.maybe {
+			t.Errorf("%s: check %+v does not carry the possibly-slow count and the note", tc.name, c)
+		}
 	}
 }
 
@@ -274,7 +337,7 @@ func TestJudgeEdgeCases(t *testing.T) {
 		{"just under the limit, small n", 4, 100, Inconclusive},
 		{"well under the limit", 10, 1000, Pass},
 	} {
-		c := e.judge("error-rate", "", tc.bad, tc.total, 0, 0, 0.05, tc.total > 0, false)
+		c := e.judge(proportion{name: "error-rate", bad: tc.bad, maybe: tc.bad, total: tc.total, limit: 0.05}, tc.total > 0, false)
 		if c.Verdict != tc.want {
 			t.Errorf("%s: %s (%s), want %s", tc.name, c.Verdict, c.Reason, tc.want)
 		}
@@ -332,5 +395,36 @@ func TestParseInputs(t *testing.T) {
 	}
 	if got := leRegex(250 * time.Millisecond); got != `0.25|2.5e-01` {
 		t.Errorf("leRegex(250ms) = %q", got)
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in       string
+		limit    float64
+		required bool
+		err      string
+	}{
+		{"90%", 0.9, false, ""},
+		{"0.85", 0.85, false, ""},
+		{"off", 0, false, ""},
+		{"90% required", 0.9, true, ""},
+		{"required", 0.9, true, ""},
+		{" 80%   REQUIRED ", 0.8, true, ""},
+		{"off required", 0, false, "cannot be required"},
+		{"90% always", 0, false, `add "required"`},
+		{"lots", 0, false, "is not a share"},
+	} {
+		limit, required, err := ParseMemory("memory", tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), `input "memory"`) {
+				t.Errorf("ParseMemory(%q) = %v, %v, %v; want an error naming the input with %q", tc.in, limit, required, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || math.Abs(limit-tc.limit) > 1e-9 || required != tc.required {
+			t.Errorf("ParseMemory(%q) = %v, %v, %v; want %v, %v", tc.in, limit, required, err, tc.limit, tc.required)
+		}
 	}
 }

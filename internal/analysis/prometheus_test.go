@@ -25,6 +25,9 @@ type pair struct {
 	canaryRPS      float64
 }
 
+// bundleBuckets are express-prom-bundle's default histogram buckets.
+const bundleBuckets = "0.003,0.03,0.1,0.3,1.5,10"
+
 // inputs are the action's inputs with durations shrunk from minutes to
 // seconds (Prometheus scrapes every second).
 func inputs(t *testing.T, promURL, scenario string) analysis.Inputs {
@@ -63,7 +66,13 @@ func TestAgainstPrometheus(t *testing.T) {
 		{name: "slightly-worse", stable: map[string]string{"ERROR_RATE": "0.005"}, canary: map[string]string{"ERROR_RATE": "0.015"}, stableRPS: 60, canaryRPS: 60},
 		{name: "sparse", stable: map[string]string{}, canary: map[string]string{}, stableRPS: 30, canaryRPS: 0.5},
 		{name: "idle", stable: map[string]string{}, canary: map[string]string{}, stableRPS: 30, canaryRPS: 0},
-		{name: "no-bucket", stable: map[string]string{"BUCKETS": "0.1,0.5,5"}, canary: map[string]string{"BUCKETS": "0.1,0.5,5"}, stableRPS: 10, canaryRPS: 10},
+		// express-prom-bundle's default buckets (0.003 … 1.5, 10): no bucket
+		// at the 1 s and 2 s limits, which are judged between buckets.
+		{name: "bundle-healthy", stable: map[string]string{"BUCKETS": bundleBuckets}, canary: map[string]string{"BUCKETS": bundleBuckets}, stableRPS: 60, canaryRPS: 60},
+		// 3% of the canary's requests take ~3 s: P99 > 2 s, all of them in
+		// the (1.5, 10] bucket, none surely beyond 2 s.
+		{name: "bundle-tail", stable: map[string]string{"BUCKETS": bundleBuckets},
+			canary: map[string]string{"BUCKETS": bundleBuckets, "EXTRA_LATENCY": "3000ms", "LATENCY_RATE": "0.03"}, stableRPS: 40, canaryRPS: 40},
 	}
 	var targets []promtest.Target
 	for _, p := range pairs {
@@ -110,7 +119,16 @@ func TestAgainstPrometheus(t *testing.T) {
 			modify: func(in *analysis.Inputs) { in.NoData = "promote" }},
 		{scenario: "memory", want: analysis.Fail, reason: "memory: peak working set 95.0% of the limit > 90.0%",
 			modify: func(in *analysis.Inputs) { in.Memory = "90%"; in.SelectorStable = "" }},
-		{scenario: "no-bucket", want: analysis.Error, reason: "has buckets le=+Inf,0.1,0.5,5 but none at 1s", within: time.Second},
+		{scenario: "bundle-healthy", want: analysis.Pass},
+		{scenario: "bundle-tail", want: analysis.Fail, reason: "p99: possibly beyond the limit while stable is within it"},
+		// No cAdvisor series for this canary: memory is not measured and
+		// does not decide, unless required.
+		{scenario: "healthy", want: analysis.Pass, reason: "not measured: memory",
+			modify: func(in *analysis.Inputs) { in.Memory = "90%" }},
+		{scenario: "healthy", want: analysis.Fail, reason: "memory is required",
+			modify: func(in *analysis.Inputs) { in.Memory = "90% required" }},
+		{scenario: "sparse", want: analysis.Fail, reason: "too few requests by max-hold, failing safe (no-data: hold)",
+			modify: func(in *analysis.Inputs) { in.NoData = "hold"; in.MaxHold = 16 * time.Second }},
 	} {
 		t.Run(tc.scenario+"/"+string(tc.want), func(t *testing.T) {
 			t.Parallel()

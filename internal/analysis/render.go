@@ -81,7 +81,7 @@ func Render(lines []LogLine, verdict State, reason string) string {
 		o := row["overall"]
 		fmt.Fprintf(&b, " %s %s |\n", icon(o.Verdict), o.Verdict)
 	}
-	b.WriteString("\nEach cell: bad/total = estimate [lower, upper] vs limit, at the configured confidence.\n")
+	b.WriteString("\nEach cell: bad/total = estimate [lower, upper] vs limit, at the configured confidence; for a latency limit between buckets, surely–possibly slower/total.\n")
 
 	// A chart of every proportion's estimate (percent) per evaluation, with
 	// the limits as flat lines, so a reviewer sees how close it came.
@@ -120,10 +120,15 @@ func cell(l LogLine) string {
 	}
 	var s string
 	switch {
+	case l.Verdict == NotMeasured:
+		s = "not measured"
 	case l.Estimate == nil:
 		s = "no data"
 	case l.Bad == nil:
 		s = fmt.Sprintf("%.1f%% vs %.0f%%", 100**l.Estimate, 100*deref(l.Threshold))
+	case l.BadMaybe != nil:
+		// A latency limit between buckets: surely–possibly beyond it.
+		s = fmt.Sprintf("%d–%d/%d ≤ %.2f%% [%.2f, %.2f] vs %.0f%%", *l.Bad, *l.BadMaybe, *l.Total, 100**l.Estimate, 100**l.Lower, 100**l.Upper, 100*deref(l.Threshold))
 	default:
 		s = fmt.Sprintf("%d/%d = %.2f%% [%.2f, %.2f] vs %.0f%%", *l.Bad, *l.Total, 100**l.Estimate, 100**l.Lower, 100**l.Upper, 100*deref(l.Threshold))
 	}
@@ -149,6 +154,8 @@ func icon(s State) string {
 		return "∅"
 	case Error:
 		return "⚠️"
+	case NotMeasured:
+		return "➖"
 	}
 	return ""
 }

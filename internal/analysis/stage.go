@@ -79,13 +79,15 @@ func (in Inputs) Config() (Config, error) {
 		Thresholds: Thresholds{
 			SuccessRate: share("success-rate", in.SuccessRate),
 			ErrorRate:   share("error-rate", in.ErrorRate),
-			Memory:      share("memory", in.Memory),
 			P95:         latency("p95", in.P95),
 			P99:         latency("p99", in.P99),
 		},
 		Policy:  DefaultPolicy(),
 		Queries: DefaultQueries(),
 	}
+	mem, memRequired, err := ParseMemory("memory", in.Memory)
+	errs = append(errs, err)
+	cfg.Thresholds.Memory, cfg.Thresholds.MemoryRequired = mem, memRequired
 	cfg.Policy.MinSamples = int64(in.MinSamples)
 	cfg.Policy.Margin = share("margin", in.Margin)
 	cfg.Policy.NoData = NoDataPolicy(in.NoData)

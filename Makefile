@@ -38,11 +38,15 @@ build:
 ## (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) into bin/k8s, from tools/go.mod,
 ## whose build list agrees with Gantry's (shared packages compile once); act and the Argo Rollouts
 ## controller from their own modules (tools/act, tools/rollouts-controller); prometheus from Debian's
-## package. Each set is cached by a stamp.
-tools: $(BIN)/prometheus FORCE
+## package; the Node sample app's npm packages (npm ci). Each set is cached by a stamp.
+tools: $(BIN)/prometheus testdata/node-app/node_modules/.package-lock.json FORCE
 	@scripts/tools-build.sh $(BIN) cli k8s act rollouts
 $(BIN)/prometheus:
 	scripts/install-prometheus.sh $(BIN)
+# The Node sample app's packages (express, prom-client, express-prom-bundle), from the npm registry
+# at the versions its package-lock.json pins.
+testdata/node-app/node_modules/.package-lock.json: testdata/node-app/package-lock.json
+	cd testdata/node-app && npm ci --no-audit --no-fund --ignore-scripts
 
 ## k8s: only the control plane (bin/k8s), for k8s-up
 k8s: FORCE

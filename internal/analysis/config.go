@@ -89,6 +89,49 @@ type Queries struct {
 	Fast    string // requests at or under $le (histogram bucket)
 	Buckets string // the le values of the histogram (plan-time check)
 	Memory  string // working set / limit, the worst pod
+
+	// Convention is the naming the request queries follow (see Conventions).
+	Convention Convention
+}
+
+// Convention is how a client library names the request-duration histogram
+// and its status-code label.
+type Convention struct {
+	Preset    string  // the preset input's value for it
+	Libraries string  // who writes it, for messages
+	Histogram string  // metric name without _bucket/_count
+	Status    string  // the label holding the HTTP status code
+	Scale     float64 // le units per second: 1, or 1000 for milliseconds
+}
+
+func (c Convention) String() string {
+	return fmt.Sprintf("%s (%s: %s, label %s)", c.Preset, c.Libraries, c.Histogram, c.Status)
+}
+
+// Conventions are the request histograms Gantry recognises, in the order
+// it looks for them.
+var Conventions = []Convention{
+	{Preset: "promhttp", Libraries: "Go promhttp, prometheus-net", Histogram: "http_request_duration_seconds", Status: "code", Scale: 1},
+	{Preset: "prom-client", Libraries: "prom-client, express-prom-bundle", Histogram: "http_request_duration_seconds", Status: "status_code", Scale: 1},
+	{Preset: "micrometer", Libraries: "Micrometer, Spring Boot", Histogram: "http_server_requests_seconds", Status: "status", Scale: 1},
+	{Preset: "otel", Libraries: "OpenTelemetry semantic conventions", Histogram: "http_server_request_duration_seconds", Status: "http_response_status_code", Scale: 1},
+	{Preset: "otel-ms", Libraries: "OpenTelemetry, older conventions in milliseconds", Histogram: "http_server_duration_milliseconds", Status: "http_status_code", Scale: 1000},
+}
+
+// ConventionFor returns the convention of a preset name ("prometheus-net"
+// is promhttp's).
+func ConventionFor(preset string) (Convention, error) {
+	if preset == "prometheus-net" {
+		preset = "promhttp"
+	}
+	var names []string
+	for _, c := range Conventions {
+		if c.Preset == preset {
+			return c, nil
+		}
+		names = append(names, c.Preset)
+	}
+	return Convention{}, fmt.Errorf(`input "preset": %q is not a known convention: use %s, or leave it empty to detect`, preset, strings.Join(names, ", "))
 }
 
 // DefaultQueries reads the http_request_duration_seconds histogram (labels
@@ -97,16 +140,35 @@ func DefaultQueries() Queries {
 	return QueriesFor("http_request_duration_seconds")
 }
 
-// QueriesFor returns the default queries for a histogram of another name.
+// QueriesFor returns the default queries for a histogram of another name
+// (status label code, seconds).
 func QueriesFor(histogram string) Queries {
+	c := Conventions[0]
+	c.Histogram = histogram
+	return QueriesForConvention(c)
+}
+
+// QueriesForConvention returns the request queries of a convention and
+// cAdvisor's memory query.
+func QueriesForConvention(c Convention) Queries {
+	h, st := c.Histogram, c.Status
 	return Queries{
-		Total:   `sum(increase(` + histogram + `_count{$selector}[$range]))`,
-		Errors:  `sum(increase(` + histogram + `_count{$selector,code=~"5.."}[$range]))`,
-		Success: `sum(increase(` + histogram + `_count{$selector,code=~"[23].."}[$range]))`,
-		Fast:    `sum(increase(` + histogram + `_bucket{$selector,le=~"$le"}[$range]))`,
-		Buckets: `count by (le) (` + histogram + `_bucket{$selector})`,
-		Memory:  `max(max_over_time(container_memory_working_set_bytes{$selector}[$range])) / max(container_spec_memory_limit_bytes{$selector})`,
+		Total:      `sum(increase(` + h + `_count{$selector}[$range]))`,
+		Errors:     `sum(increase(` + h + `_count{$selector,` + st + `=~"5.."}[$range]))`,
+		Success:    `sum(increase(` + h + `_count{$selector,` + st + `=~"[23].."}[$range]))`,
+		Fast:       `sum(increase(` + h + `_bucket{$selector,le=~"$le"}[$range]))`,
+		Buckets:    `count by (le) (` + h + `_bucket{$selector})`,
+		Memory:     `max(max_over_time(container_memory_working_set_bytes{$selector}[$range])) / max(container_spec_memory_limit_bytes{$selector})`,
+		Convention: c,
 	}
+}
+
+// scale is the le units per second (1 unless the histogram is in ms).
+func (q Queries) scale() float64 {
+	if q.Convention.Scale > 0 {
+		return q.Convention.Scale
+	}
+	return 1
 }
 
 // SetOverride replaces one query from a "name=promql" line of the metric
@@ -119,8 +181,13 @@ func (q *Queries) SetOverride(line string) error {
 	}
 	switch name {
 	case "histogram":
-		mem := q.Memory
-		*q = QueriesFor(expr)
+		// Another name, the same status label and unit.
+		mem, c := q.Memory, q.Convention
+		if c.Histogram == "" {
+			c = Conventions[0]
+		}
+		c.Histogram = expr
+		*q = QueriesForConvention(c)
 		q.Memory = mem
 	case "total":
 		q.Total = expr
@@ -159,6 +226,11 @@ type Config struct {
 	Thresholds Thresholds
 	Policy     Policy
 	Queries    Queries
+	// Detect makes the engine find the request histogram's convention
+	// among the series of the versions at plan time (no preset given);
+	// Overrides (the metric input's lines) are applied on top of it.
+	Detect    bool
+	Overrides []string
 }
 
 // Validate checks a configuration before anything is queried.
@@ -275,8 +347,9 @@ func ParseLatency(name, s string) (time.Duration, error) {
 
 // leRegex is the regex matching a histogram bucket bound in every spelling
 // Prometheus versions use: "1", "1.0", "1e+00".
-func leRegex(d time.Duration) string {
-	v := d.Seconds()
+func leRegex(d time.Duration) string { return leRegexValue(d.Seconds()) }
+
+func leRegexValue(v float64) string {
 	forms := []string{strconv.FormatFloat(v, 'f', -1, 64)}
 	if v == math.Trunc(v) {
 		forms = append(forms, strconv.FormatFloat(v, 'f', 1, 64))
@@ -285,7 +358,7 @@ func leRegex(d time.Duration) string {
 	return strings.Join(forms, "|")
 }
 
-func bucketMatches(le string, d time.Duration) bool {
-	v, err := strconv.ParseFloat(le, 64)
-	return err == nil && math.Abs(v-d.Seconds()) < 1e-9
+func bucketMatches(le string, v float64) bool {
+	f, err := strconv.ParseFloat(le, 64)
+	return err == nil && math.Abs(f-v) < 1e-9*math.Max(1, math.Abs(v))
 }

@@ -110,6 +110,9 @@ type Engine struct {
 	z, zFail float64
 	// les caches each selector's histogram buckets (le values).
 	les map[string][]string
+	// detected is set once detect found the convention; noneLogged once it
+	// reported finding none yet.
+	detected, noneLogged bool
 	// Log, when set, receives the decision log.
 	Log io.Writer
 	// Now and Sleep are the clock; tests replace them.
@@ -149,6 +152,11 @@ var ErrNoBucket = errors.New("histogram has no bucket to measure the latency thr
 // A version without series yet (no traffic) is not an error here: it
 // becomes NO_DATA.
 func (e *Engine) Plan(ctx context.Context) error {
+	if e.cfg.Detect {
+		if err := e.detect(ctx); err != nil {
+			return err
+		}
+	}
 	if len(e.latencies()) == 0 {
 		_, _, err := e.q.Query(ctx, "vector(1)", e.Now())
 		return err
@@ -162,10 +170,75 @@ func (e *Engine) Plan(ctx context.Context) error {
 			return err
 		}
 		for _, d := range e.latencies() {
-			if _, err := bucketsFor(les, d, sel); err != nil {
+			if _, err := bucketsFor(les, d, e.cfg.Queries.scale(), sel); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// ErrConvention is returned at plan time when the versions' series follow
+// more than one known convention and no preset says which to judge.
+var ErrConvention = errors.New("more than one request-metric convention")
+
+// detect finds which known convention the versions' request histogram
+// follows (the new version's series first, else stable's), switches the
+// request queries to it, applies the metric overrides on top, and writes
+// what it found to the decision log. None found keeps promhttp's names
+// (the version may have served nothing yet); two found is an error.
+func (e *Engine) detect(ctx context.Context) error {
+	var found []Convention
+	sel := ""
+	for _, s := range []string{e.cfg.SelectorNew, e.cfg.SelectorStable} {
+		if s == "" || len(found) > 0 {
+			continue
+		}
+		for _, c := range Conventions {
+			expr := fmt.Sprintf(`count(%s_count{%s,%s!=""})`, c.Histogram, s, c.Status)
+			v, ok, err := e.q.Query(ctx, expr, e.Now())
+			if err != nil {
+				return fmt.Errorf("query %s: %w", expr, err)
+			}
+			if ok && v > 0 {
+				found, sel = append(found, c), s
+			}
+		}
+	}
+	var reason string
+	switch len(found) {
+	case 0:
+		// Nothing served yet: look again at the next evaluation.
+		reason = fmt.Sprintf("no series of a known convention for {%s} yet: using %s until there are", e.cfg.SelectorNew, Conventions[0])
+		found = Conventions[:1]
+		if e.noneLogged {
+			reason = ""
+		}
+		e.noneLogged = true
+	case 1:
+		e.detected = true
+		reason = fmt.Sprintf("found %s for {%s}", found[0], sel)
+	default:
+		var names []string
+		for _, c := range found {
+			names = append(names, c.String())
+		}
+		return fmt.Errorf(`%w: {%s} has series of %s: set the preset input to the one to judge (%s)`,
+			ErrConvention, sel, strings.Join(names, " and "), found[0].Preset)
+	}
+	q := QueriesForConvention(found[0])
+	q.Memory = e.cfg.Queries.Memory
+	for _, line := range e.cfg.Overrides {
+		if err := q.SetOverride(line); err != nil {
+			return err
+		}
+	}
+	if len(e.cfg.Overrides) > 0 {
+		reason += fmt.Sprintf(" (%d metric override(s) on top)", len(e.cfg.Overrides))
+	}
+	e.cfg.Queries = q
+	if e.Log != nil && reason != "" {
+		json.NewEncoder(e.Log).Encode(LogLine{Time: e.Now(), Step: e.cfg.Step, Metric: "convention", Query: q.Total, Reason: reason})
 	}
 	return nil
 }
@@ -193,7 +266,8 @@ type latencyBuckets struct {
 
 // bucketsFor maps limit d onto the le values les of selector sel (none
 // listed: the exact spellings of d, as before any series exists).
-func bucketsFor(les []string, d time.Duration, sel string) (latencyBuckets, error) {
+func bucketsFor(les []string, d time.Duration, scale float64, sel string) (latencyBuckets, error) {
+	limit := d.Seconds() * scale
 	if len(les) == 0 {
 		return latencyBuckets{exact: true}, nil
 	}
@@ -203,7 +277,7 @@ func bucketsFor(les []string, d time.Duration, sel string) (latencyBuckets, erro
 	}
 	var bs []bound
 	for _, le := range les {
-		if bucketMatches(le, d) {
+		if bucketMatches(le, limit) {
 			return latencyBuckets{exact: true}, nil
 		}
 		v, err := strconv.ParseFloat(le, 64)
@@ -215,7 +289,7 @@ func bucketsFor(les []string, d time.Duration, sel string) (latencyBuckets, erro
 	var lb latencyBuckets
 	lower := ""
 	for _, b := range bs {
-		if b.v < d.Seconds() {
+		if b.v < limit {
 			lb.lo, lower = b.le, b.le
 		} else if lb.hi == "" {
 			lb.hi = b.le
@@ -223,7 +297,7 @@ func bucketsFor(les []string, d time.Duration, sel string) (latencyBuckets, erro
 	}
 	if lb.hi == "" || (lb.lo == "" && math.IsInf(mustFloat(lb.hi), 1)) {
 		return lb, fmt.Errorf("%w: {%s} has buckets le=%s, none around %v but +Inf: add a %g bucket to the histogram, or turn the check off",
-			ErrNoBucket, sel, strings.Join(les, ","), d, d.Seconds())
+			ErrNoBucket, sel, strings.Join(les, ","), d, limit)
 	}
 	if lower == "" {
 		lower = "0"
@@ -335,12 +409,12 @@ func (e *Engine) sample(ctx context.Context, sel string, rng time.Duration, at t
 		return min(n, s.total), expr, nil
 	}
 	for _, d := range lats {
-		lb, err := bucketsFor(les, d, sel)
+		lb, err := bucketsFor(les, d, q.scale(), sel)
 		if err != nil {
 			return s, err
 		}
 		if lb.exact {
-			n, expr, err := fast(leRegex(d))
+			n, expr, err := fast(leRegexValue(d.Seconds() * q.scale()))
 			if err != nil {
 				return s, err
 			}
@@ -372,6 +446,11 @@ func (e *Engine) sample(ctx context.Context, sel string, rng time.Duration, at t
 func (e *Engine) Evaluate(ctx context.Context, start, at time.Time) (Evaluation, error) {
 	rng := at.Sub(start)
 	ev := Evaluation{Time: at, Step: e.cfg.Step, Elapsed: rng}
+	if e.cfg.Detect && !e.detected {
+		if err := e.detect(ctx); err != nil {
+			return ev, err
+		}
+	}
 	green, err := e.sample(ctx, e.cfg.SelectorNew, rng, at)
 	if err != nil {
 		return ev, err
@@ -578,7 +657,7 @@ func combine(checks []Check) (State, string) {
 // to the decision log.
 func (e *Engine) Run(ctx context.Context) (Result, error) {
 	if err := e.Plan(ctx); err != nil {
-		if errors.Is(err, ErrNoBucket) {
+		if errors.Is(err, ErrNoBucket) || errors.Is(err, ErrConvention) {
 			return Result{Verdict: Error, Reason: err.Error()}, err
 		}
 		// Prometheus not answering at plan time counts like any query error
@@ -594,7 +673,7 @@ func (e *Engine) Run(ctx context.Context) (Result, error) {
 		now := e.Now()
 		ev, err := e.Evaluate(ctx, start, now)
 		if err != nil {
-			if errors.Is(err, ErrNoBucket) {
+			if errors.Is(err, ErrNoBucket) || errors.Is(err, ErrConvention) {
 				res.Verdict, res.Reason = Error, err.Error()
 				return res, err
 			}

@@ -272,12 +272,12 @@ func TestBucketsFor(t *testing.T) {
 		{[]string{"0.5", "+Inf"}, time.Second, false, "0.5", "+Inf"},
 		{nil, time.Second, true, "", ""}, // no series yet
 	} {
-		lb, err := bucketsFor(tc.les, tc.d, `job="api"`)
+		lb, err := bucketsFor(tc.les, tc.d, 1, `job="api"`)
 		if err != nil || lb.exact != tc.exact || lb.lo != tc.lo || lb.hi != tc.hi {
 			t.Errorf("bucketsFor(%v, %v) = %+v, %v; want exact %v lo %q hi %q", tc.les, tc.d, lb, err, tc.exact, tc.lo, tc.hi)
 		}
 	}
-	if _, err := bucketsFor([]string{"0.1", "0.5"}, time.Second, `job="api"`); !errors.Is(err, ErrNoBucket) {
+	if _, err := bucketsFor([]string{"0.1", "0.5"}, time.Second, 1, `job="api"`); !errors.Is(err, ErrNoBucket) {
 		t.Errorf("buckets all below the limit and no +Inf: %v, want ErrNoBucket", err)
 	}
 }
@@ -426,5 +426,85 @@ func TestParseMemory(t *testing.T) {
 		if err != nil || math.Abs(limit-tc.limit) > 1e-9 || required != tc.required {
 			t.Errorf("ParseMemory(%q) = %v, %v, %v; want %v, %v", tc.in, limit, required, err, tc.limit, tc.required)
 		}
+	}
+}
+
+// conventionProm is a stand-in Prometheus (unit tier) whose versions
+// expose one convention's histogram: healthy traffic, no errors, every
+// request under every bucket.
+type conventionProm struct {
+	conv Convention
+	les  []string
+}
+
+func (f conventionProm) Query(_ context.Context, expr string, _ time.Time) (float64, bool, error) {
+	h := f.conv.Histogram
+	switch {
+	case expr == "vector(1)":
+		return 1, true, nil
+	case strings.HasPrefix(expr, "count("):
+		return 2, strings.Contains(expr, h+`_count{`) && strings.Contains(expr, ","+f.conv.Status+`!=""`), nil
+	case !strings.Contains(expr, h+"_"):
+		return 0, false, nil
+	case strings.Contains(expr, `=~"5..`):
+		return 0, true, nil
+	}
+	return 1000, true, nil
+}
+
+func (f conventionProm) Labels(context.Context, string, string, time.Time) ([]string, error) {
+	return f.les, nil
+}
+
+func TestDetectConvention(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		preset string
+		les    []string
+		fast   string // a latency query must contain this
+	}{
+		{"micrometer", []string{"0.5", "1", "2", "+Inf"}, `http_server_requests_seconds_bucket{job="api",track="canary",le=~"2|2.0|`},
+		{"otel", []string{"0.5", "1", "2.5", "+Inf"}, `http_server_request_duration_seconds_bucket{job="api",track="canary",le=~"2\\.5"}`},
+		// Milliseconds: the 1 s and 2 s limits are the 1000 and 2000 buckets.
+		{"otel-ms", []string{"500", "1000", "2000", "5000", "+Inf"}, `http_server_duration_milliseconds_bucket{job="api",track="canary",le=~"2000|2000.0|2e\\+03"}`},
+	} {
+		conv, err := ConventionFor(tc.preset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig()
+		cfg.Detect, cfg.Window, cfg.MaxHold = true, time.Minute, time.Minute
+		cfg.Policy.MinSamples = 10
+		e, err := New(cfg, conventionProm{conv: conv, les: tc.les})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+		e.Now = func() time.Time { return now }
+		e.Sleep = func(_ context.Context, d time.Duration) error { now = now.Add(d); return nil }
+		var log bytes.Buffer
+		e.Log = &log
+		res, err := e.Run(context.Background())
+		if err != nil || res.Verdict != Pass {
+			t.Errorf("%s: verdict %s (%s), %v; want pass\n%s", tc.preset, res.Verdict, res.Reason, err, log.String())
+			continue
+		}
+		lines, _ := ReadLog(&log)
+		found, fast := "", false
+		for _, l := range lines {
+			if l.Metric == "convention" {
+				found = l.Reason
+			}
+			fast = fast || strings.Contains(l.Query, tc.fast)
+		}
+		if !strings.HasPrefix(found, "found "+tc.preset+" (") {
+			t.Errorf("%s: decision log says %q, want what was found", tc.preset, found)
+		}
+		if !fast {
+			t.Errorf("%s: no latency query contains %s\n%s", tc.preset, tc.fast, log.String())
+		}
+	}
+	if _, err := ConventionFor("newrelic"); err == nil || !strings.Contains(err.Error(), `input "preset"`) || !strings.Contains(err.Error(), "otel-ms") {
+		t.Errorf("unknown preset: %v, want an error naming the input and the known ones", err)
 	}
 }

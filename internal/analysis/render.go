@@ -34,6 +34,15 @@ func Render(lines []LogLine, verdict State, reason string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### gantry-analyze: %s %s\n\n", icon(verdict), strings.ToUpper(string(verdict)))
 	fmt.Fprintf(&b, "%s\n\n", escapeCell(reason))
+	var kept []LogLine
+	for _, l := range lines {
+		if l.Metric == "convention" {
+			fmt.Fprintf(&b, "Metrics: %s\n\n", escapeCell(l.Reason))
+			continue
+		}
+		kept = append(kept, l)
+	}
+	lines = kept
 
 	// Columns: every metric that appears, in a stable order.
 	order := map[string]int{"error-rate": 0, "success-rate": 1, "p95": 2, "p99": 3, "memory": 4}

@@ -35,6 +35,7 @@ type Inputs struct {
 	Confidence        string        `input:"confidence" default:"0.99"`
 	Margin            string        `input:"margin" default:"1%"`
 	NoData            string        `input:"no-data" default:"fail"`
+	Preset            string        `input:"preset"`
 	Metric            []string      `input:"metric" list:"lines"`
 	DecisionLog       string        `input:"decision-log" default:"gantry-analysis.jsonl"`
 	Timeout           time.Duration `input:"timeout" default:"30m"`
@@ -99,6 +100,14 @@ func (in Inputs) Config() (Config, error) {
 		}
 		cfg.Policy.Confidence = c
 	}
+	if p := strings.TrimSpace(in.Preset); p == "" || p == "auto" {
+		cfg.Detect = true
+	} else if c, err := ConventionFor(p); err != nil {
+		errs = append(errs, err)
+	} else {
+		cfg.Queries = QueriesForConvention(c)
+	}
+	cfg.Overrides = in.Metric
 	for _, line := range in.Metric {
 		errs = append(errs, cfg.Queries.SetOverride(line))
 	}
@@ -163,7 +172,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	end := in.Log.Group(fmt.Sprintf("Canary analysis {%s} vs {%s}: window %v, every %v, max hold %v", cfg.SelectorNew, cfg.SelectorStable, cfg.Window, cfg.Interval, cfg.MaxHold))
 	res, err := e.Run(ctx)
 	end()
-	if err != nil && !errors.Is(err, ErrNoBucket) {
+	if err != nil && !errors.Is(err, ErrNoBucket) && !errors.Is(err, ErrConvention) {
 		res.Verdict, res.Reason = Error, fmt.Sprintf("analysis stopped: %v", err)
 	}
 	out.Verdict, out.Reason = string(res.Verdict), res.Reason
@@ -180,8 +189,11 @@ func (p progress) Write(b []byte) (int, error) {
 	lines, err := ReadLog(bytes.NewReader(b))
 	if err == nil {
 		for _, l := range lines {
-			if l.Metric == "overall" {
+			switch l.Metric {
+			case "overall":
 				p.log.Infof("%5.0fs %-12s %s", l.ElapsedS, l.Verdict, l.Reason)
+			case "convention":
+				p.log.Infof("metrics: %s", l.Reason)
 			}
 		}
 	}

@@ -99,12 +99,51 @@ func StartApp(t testing.TB, env map[string]string) *App {
 		vars = append(vars, k+"="+env[k])
 	}
 	p := startProc(t, "app-"+addr, bin, nil, vars)
-	a := &App{Addr: addr, URL: "http://" + addr, proc: p}
-
 	probe := "/healthz"
 	if healthy, err := strconv.ParseBool(env["HEALTHY"]); err == nil && !healthy {
 		probe = "/readyz"
 	}
+	return waitApp(t, &App{Addr: addr, URL: "http://" + addr, proc: p}, probe, env)
+}
+
+// StartNodeApp runs the Node sample app (testdata/node-app: express with
+// express-prom-bundle on prom-client, their defaults) with node from PATH,
+// LISTEN_ADDR on a free loopback port plus env (ERROR_RATE, EXTRA_LATENCY,
+// LATENCY_RATE, BUCKETS, as the Go app takes them), and waits until
+// /healthz answers. Its packages must be installed (`make tools` runs npm
+// ci there); a missing node or package fails the test.
+func StartNodeApp(t testing.TB, env map[string]string) *App {
+	t.Helper()
+	root, err := testproc.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "testdata", "node-app")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "express-prom-bundle")); err != nil {
+		t.Fatalf("the Node sample app's packages are not installed in %s: run `make tools` (npm ci there)", dir)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node not found on PATH (%v): the Node sample app needs Node.js 18 or later", err)
+	}
+	addr := freePort(t)
+	vars := []string{"LISTEN_ADDR=" + addr}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vars = append(vars, k+"="+env[k])
+	}
+	p := startProc(t, "node-app-"+addr, node, []string{filepath.Join(dir, "server.js")}, vars)
+	return waitApp(t, &App{Addr: addr, URL: "http://" + addr, proc: p}, "/healthz", env)
+}
+
+// waitApp waits up to 10 s until probe answers 200.
+func waitApp(t testing.TB, a *App, probe string, env map[string]string) *App {
+	t.Helper()
+	addr, p := a.Addr, a.proc
 	client := &http.Client{Timeout: 2 * time.Second}
 	err := waitFor(p, 10*time.Second, func() (bool, error) {
 		resp, err := client.Get(a.URL + probe)

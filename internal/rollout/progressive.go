@@ -116,7 +116,7 @@ func (in *Inputs) analysisInputs(step string, window time.Duration, selNew, selS
 		SelectorNew: selNew, SelectorStable: selStable, Step: step,
 		Window: window, Interval: interval, MaxHold: max(in.MaxHold, window),
 		SuccessRate: in.SuccessRate, P95: in.P95, P99: in.P99, ErrorRate: in.ErrorRate, Memory: in.Memory,
-		MinSamples: in.MinSamples, Confidence: in.Confidence, Margin: in.Margin, NoData: in.NoData, Metric: in.Metric,
+		MinSamples: in.MinSamples, Confidence: in.Confidence, Margin: in.Margin, NoData: in.NoData, Preset: in.Preset, Metric: in.Metric,
 	}
 }
 
@@ -968,8 +968,11 @@ type progressLog struct{ log ghaction.Logger }
 func (pl progressLog) Write(b []byte) (int, error) {
 	if lines, err := analysis.ReadLog(bytes.NewReader(b)); err == nil {
 		for _, l := range lines {
-			if l.Metric == "overall" {
+			switch l.Metric {
+			case "overall":
 				pl.log.Infof("%5.0fs %-12s %s", l.ElapsedS, l.Verdict, l.Reason)
+			case "convention":
+				pl.log.Infof("metrics: %s", l.Reason)
 			}
 		}
 	}

@@ -143,7 +143,7 @@ func (in *Inputs) analysisSettings() map[string]string {
 		"interval": in.Interval.String(), "max-hold": in.MaxHold.String(),
 		"success-rate": in.SuccessRate, "error-rate": in.ErrorRate, "p95": in.P95, "p99": in.P99, "memory": in.Memory,
 		"min-samples": fmt.Sprint(in.MinSamples), "confidence": in.Confidence, "margin": in.Margin, "no-data": in.NoData,
-		"selector-new": in.SelectorNew, "selector-stable": in.SelectorStable, "metric": strings.Join(in.Metric, "\n"),
+		"selector-new": in.SelectorNew, "selector-stable": in.SelectorStable, "preset": in.Preset, "metric": strings.Join(in.Metric, "\n"),
 	}
 }
 

@@ -116,19 +116,22 @@ func escape(s string) string {
 
 // ProgressivePlan is what a blue-green or canary deploy would do.
 type ProgressivePlan struct {
-	Strategy       string              `json:"strategy"`
-	Router         string              `json:"router"`
-	RouterCheck    string              `json:"routerCheck"`
-	Weights        string              `json:"weights,omitempty"`
-	Stable         string              `json:"stable"`
-	Canary         string              `json:"canary"`
-	CanaryService  string              `json:"canaryService"`
-	CanaryReplicas []int32             `json:"canaryReplicas"`
-	Steps          string              `json:"steps"`
-	Bake           string              `json:"bake"`
-	SelectorNew    string              `json:"selectorNew"`
-	SelectorStable string              `json:"selectorStable"`
-	Queries        map[string]string   `json:"queries"`
+	Strategy       string            `json:"strategy"`
+	Router         string            `json:"router"`
+	RouterCheck    string            `json:"routerCheck"`
+	Weights        string            `json:"weights,omitempty"`
+	Stable         string            `json:"stable"`
+	Canary         string            `json:"canary"`
+	CanaryService  string            `json:"canaryService"`
+	CanaryReplicas []int32           `json:"canaryReplicas"`
+	Steps          string            `json:"steps"`
+	Bake           string            `json:"bake"`
+	SelectorNew    string            `json:"selectorNew"`
+	SelectorStable string            `json:"selectorStable"`
+	Queries        map[string]string `json:"queries"`
+	// Convention is the request-metric convention the queries follow, or
+	// how it is found.
+	Convention     string              `json:"convention"`
 	Thresholds     analysis.Thresholds `json:"thresholds"`
 	MinSamples     int64               `json:"minSamples"`
 	NoData         string              `json:"noData"`
@@ -200,6 +203,10 @@ func (d *deployer) planProgressive(ctx context.Context) (Outputs, error) {
 	if cfg.Thresholds.Memory > 0 {
 		pp.Queries["memory"] = sel.Replace(cfg.Queries.Memory)
 	}
+	pp.Convention = cfg.Queries.Convention.String()
+	if cfg.Detect {
+		pp.Convention = "found at each step from the versions' series (input preset empty); until then " + pp.Convention
+	}
 
 	plan := &Plan{Environment: d.in.Environment, Image: d.digest.String(), Progressive: pp}
 	if d.in.PlanFile != "" {
@@ -248,6 +255,7 @@ func progressivePlanSummary(p *Plan) string {
 			fmt.Fprintf(&b, "- %s: `%s`\n", k, q)
 		}
 	}
+	fmt.Fprintf(&b, "\nRequest metrics: %s.\n", pp.Convention)
 	if p.File != "" {
 		fmt.Fprintf(&b, "\nPlan as JSON: `%s`\n", p.File)
 	}

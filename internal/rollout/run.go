@@ -97,6 +97,7 @@ type Inputs struct {
 	Confidence        string        `input:"confidence" default:"0.99"`
 	Margin            string        `input:"margin" default:"1%"`
 	NoData            string        `input:"no-data" default:"fail"`
+	Preset            string        `input:"preset"`
 	Metric            []string      `input:"metric" list:"lines"`
 	DecisionLog       string        `input:"decision-log" default:"gantry-decisions.jsonl"`
 

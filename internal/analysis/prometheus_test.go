@@ -272,3 +272,63 @@ func TestBearerTokenAndHeadersReachPrometheus(t *testing.T) {
 		t.Errorf("Authorization %q, X-Scope-OrgID %q", gotAuth, gotTenant)
 	}
 }
+
+// TestSecuredPrometheus runs the analysis against a real Prometheus behind
+// its own TLS and basic auth (--web.config.file), the way Thanos, Mimir or
+// a hardened Prometheus is reached, and checks each way of getting the
+// credentials or the CA wrong is refused with the input named.
+func TestSecuredPrometheus(t *testing.T) {
+	t.Parallel()
+	app := promtest.StartApp(t, nil)
+	stop := promtest.Load(t, app.URL+"/api/prompts", 30)
+	t.Cleanup(func() { stop() })
+	sec := promtest.Security{User: "gantry", Password: "s3cret-pass"}
+	prom := promtest.StartSecuredPrometheus(t, sec,
+		app.Target(map[string]string{"job": "api", "scenario": "secured", "track": "canary"}))
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, prom.CA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(prom.URL, "https://") {
+		t.Fatalf("secured Prometheus at %s, want https", prom.URL)
+	}
+
+	in := inputs(t, prom.URL, "secured")
+	in.SelectorStable, in.P99 = "", "off"
+	in.PrometheusUser, in.PrometheusPass, in.PrometheusCA = sec.User, sec.Password, string(prom.CA)
+	out, err := analysis.Run(t.Context(), in)
+	if err != nil || analysis.State(out.Verdict) != analysis.Pass {
+		log, _ := os.ReadFile(out.DecisionLog)
+		t.Fatalf("with basic auth and the CA: verdict %s (%s), %v\n%s", out.Verdict, out.Reason, err, log)
+	}
+
+	for _, tc := range []struct {
+		name string
+		conn analysis.Connection
+		want string
+	}{
+		{"CA from a file", analysis.Connection{Username: sec.User, Password: sec.Password, CA: caFile}, ""},
+		{"without the CA", analysis.Connection{Username: sec.User, Password: sec.Password}, "certificate"},
+		{"wrong password", analysis.Connection{Username: sec.User, Password: "nope", CA: caFile}, "401"},
+		{"no credentials", analysis.Connection{CA: caFile}, "401"},
+		{"token and user", analysis.Connection{Token: "t", Username: sec.User, Password: sec.Password, CA: caFile}, `inputs "prometheus-token" and "prometheus-username"`},
+		{"user without password", analysis.Connection{Username: sec.User, CA: caFile}, `"prometheus-password": basic auth needs both`},
+		{"CA that is no PEM", analysis.Connection{Username: sec.User, Password: sec.Password, CA: "-----BEGIN nothing"}, `input "prometheus-ca": no PEM certificate`},
+		{"CA file missing", analysis.Connection{Username: sec.User, Password: sec.Password, CA: caFile + ".missing"}, `input "prometheus-ca"`},
+	} {
+		tc.conn.URL, tc.conn.Timeout = prom.URL, 5*time.Second
+		p, err := tc.conn.Prometheus()
+		if err == nil {
+			_, _, err = p.Query(t.Context(), "vector(1)", time.Now())
+		}
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), sec.Password) {
+			t.Errorf("%s: the error shows the password: %v", tc.name, err)
+		}
+	}
+}

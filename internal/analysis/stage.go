@@ -20,6 +20,9 @@ type Inputs struct {
 	PrometheusURL     string        `input:"prometheus-url" required:"true"`
 	PrometheusToken   string        `input:"prometheus-token" secret:"true"`
 	PrometheusHeaders []string      `input:"prometheus-headers" list:"lines" secret:"true"`
+	PrometheusUser    string        `input:"prometheus-username"`
+	PrometheusPass    string        `input:"prometheus-password" secret:"true"`
+	PrometheusCA      string        `input:"prometheus-ca"`
 	SelectorNew       string        `input:"selector-new" required:"true"`
 	SelectorStable    string        `input:"selector-stable"`
 	Step              string        `input:"step"`
@@ -117,6 +120,12 @@ func (in Inputs) Config() (Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// Connection is how the inputs reach Prometheus.
+func (in Inputs) Connection() Connection {
+	return Connection{URL: in.PrometheusURL, Token: in.PrometheusToken, Username: in.PrometheusUser, Password: in.PrometheusPass,
+		Headers: in.PrometheusHeaders, CA: in.PrometheusCA, Timeout: 30 * time.Second}
+}
+
 // Run is gantry-analyze: one analysis step against Prometheus. A verdict is
 // an outcome, not an error: err is non-nil only when the analysis could not
 // be set up. Callers map fail and error verdicts to a failed step.
@@ -130,15 +139,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	}
 	q := in.Querier
 	if q == nil {
-		headers := map[string]string{}
-		for _, h := range in.PrometheusHeaders {
-			k, v, ok := strings.Cut(h, ":")
-			if !ok || strings.TrimSpace(k) == "" {
-				return Outputs{}, errors.New(`input "prometheus-headers": each line must be Name: value`)
-			}
-			headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-		if q, err = NewPrometheus(in.PrometheusURL, in.PrometheusToken, headers, 30*time.Second); err != nil {
+		if q, err = in.Connection().Prometheus(); err != nil {
 			return Outputs{}, err
 		}
 	}

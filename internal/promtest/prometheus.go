@@ -2,16 +2,28 @@ package promtest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"maps"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/gantry-ci/gantry/internal/testproc"
 )
@@ -38,9 +50,52 @@ func (tg Target) String() string {
 
 // Prometheus is a running Prometheus server on a loopback port.
 type Prometheus struct {
-	URL     string // http://127.0.0.1:PORT
+	URL     string // http://127.0.0.1:PORT (https:// when secured)
 	targets []Target
 	proc    *testproc.Proc
+	// CA is the PEM certificate of the CA that signed a secured
+	// Prometheus' TLS certificate (StartSecuredPrometheus).
+	CA []byte
+}
+
+// Security puts a Prometheus behind its own --web.config.file: TLS with a
+// certificate for 127.0.0.1 from a fresh CA, and basic auth.
+type Security struct{ User, Password string }
+
+// clients holds the HTTP client for each secured Prometheus URL, so that
+// Query, QueryVector and the helpers reach it; others use the default.
+var clients sync.Map
+
+func clientFor(promURL string) *http.Client {
+	for u := strings.TrimRight(promURL, "/"); ; {
+		if c, ok := clients.Load(u); ok {
+			return c.(*http.Client)
+		}
+		i := strings.LastIndex(u, "/")
+		if i < len("https://") {
+			return http.DefaultClient
+		}
+		u = u[:i]
+	}
+}
+
+type basicAuth struct {
+	next       http.RoundTripper
+	user, pass string
+}
+
+func (b basicAuth) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.SetBasicAuth(b.user, b.pass)
+	return b.next.RoundTrip(req)
+}
+
+// StartSecuredPrometheus is StartPrometheus behind TLS and basic auth
+// (Prometheus' own web config): only a client trusting p.CA and sending
+// the user and password gets an answer. This package's queries use them.
+func StartSecuredPrometheus(t testing.TB, sec Security, targets ...Target) *Prometheus {
+	t.Helper()
+	return startPrometheus(t, &sec, targets)
 }
 
 // Timeouts of StartPrometheus.
@@ -60,6 +115,11 @@ const (
 // targets on a fixed 5 s tick, so StartPrometheus takes 5-6 s. A test that
 // needs traffic in Prometheus can start its Load before, to overlap the two.
 func StartPrometheus(t testing.TB, targets ...Target) *Prometheus {
+	t.Helper()
+	return startPrometheus(t, nil, targets)
+}
+
+func startPrometheus(t testing.TB, sec *Security, targets []Target) *Prometheus {
 	t.Helper()
 	bin, err := prometheusBinary()
 	if err != nil {
@@ -84,12 +144,26 @@ func StartPrometheus(t testing.TB, targets ...Target) *Prometheus {
 	// Prometheus needs no environment; HOME and TMPDIR only keep Go's
 	// runtime and libraries from guessing.
 	env := []string{"HOME=" + dir, "TMPDIR=" + os.TempDir()}
+	prom := &Prometheus{URL: "http://" + addr, targets: targets}
+	client := &http.Client{Timeout: 2 * time.Second}
+	if sec != nil {
+		web, ca, err := webConfig(dir, *sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--web.config.file="+web)
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		client.Transport = basicAuth{next: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, user: sec.User, pass: sec.Password}
+		prom.URL, prom.CA = "https://"+addr, ca
+		clients.Store(prom.URL, &http.Client{Transport: client.Transport, Timeout: 30 * time.Second})
+		t.Cleanup(func() { clients.Delete(prom.URL) })
+	}
 
 	start := time.Now()
 	p := startProc(t, "prometheus-"+addr, bin, args, env)
-	prom := &Prometheus{URL: "http://" + addr, targets: targets, proc: p}
+	prom.proc = p
 
-	client := &http.Client{Timeout: 2 * time.Second}
 	err = waitFor(p, promReadyTimeout, func() (bool, error) {
 		resp, err := client.Get(prom.URL + "/-/ready")
 		if err != nil {
@@ -187,7 +261,7 @@ func (p *Prometheus) scrapeErrors() string {
 	if err != nil {
 		return ""
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := clientFor(p.URL).Do(req)
 	if err != nil {
 		return ""
 	}
@@ -278,4 +352,62 @@ func prometheusConfig(targets []Target) ([]byte, error) {
 		}},
 	}
 	return json.MarshalIndent(cfg, "", "  ")
+}
+
+// webConfig writes a Prometheus web config into dir: a fresh CA, a TLS
+// certificate for 127.0.0.1 it signs, and sec's user with a bcrypt hash
+// of the password. It returns the config's path and the CA's PEM.
+func webConfig(dir string, sec Security) (string, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "promtest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return "", nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return "", nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", nil, err
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return "", nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(sec.Password), bcrypt.MinCost)
+	if err != nil {
+		return "", nil, err
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	files := map[string][]byte{
+		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
+		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		"web.yml": fmt.Appendf(nil, "tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %q: %q\n",
+			filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), sec.User, hash),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return "", nil, err
+		}
+	}
+	return filepath.Join(dir, "web.yml"), caPEM, nil
 }

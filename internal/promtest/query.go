@@ -78,7 +78,7 @@ func instantQuery(ctx context.Context, promURL, expr string) (queryData, error) 
 	if err != nil {
 		return queryData{}, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := clientFor(promURL).Do(req)
 	if err != nil {
 		return queryData{}, fmt.Errorf("query %q: %w", expr, err)
 	}

@@ -113,6 +113,7 @@ func (in *Inputs) analysisInputs(step string, window time.Duration, selNew, selS
 	interval = min(interval, window)
 	return analysis.Inputs{
 		PrometheusURL: in.PrometheusURL, PrometheusToken: in.PrometheusToken, PrometheusHeaders: in.PrometheusHeaders,
+		PrometheusUser: in.PrometheusUser, PrometheusPass: in.PrometheusPass, PrometheusCA: in.PrometheusCA,
 		SelectorNew: selNew, SelectorStable: selStable, Step: step,
 		Window: window, Interval: interval, MaxHold: max(in.MaxHold, window),
 		SuccessRate: in.SuccessRate, P95: in.P95, P99: in.P99, ErrorRate: in.ErrorRate, Memory: in.Memory,
@@ -901,16 +902,7 @@ func (p *prog) setWeights(ctx context.Context, step, stable, canary int) error {
 }
 
 func (p *prog) newQuerier() (analysis.Querier, error) {
-	in := p.d.in
-	headers := map[string]string{}
-	for _, h := range in.PrometheusHeaders {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok || strings.TrimSpace(k) == "" {
-			return nil, errors.New(`input "prometheus-headers": each line must be Name: value`)
-		}
-		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
-	}
-	return analysis.NewPrometheus(in.PrometheusURL, in.PrometheusToken, headers, 30*time.Second)
+	return p.d.in.analysisInputs("", 0, "", "").Connection().Prometheus()
 }
 
 // openLog opens the decision log for appending (a resumed rollout adds to

@@ -84,6 +84,9 @@ type Inputs struct {
 	PrometheusURL     string        `input:"prometheus-url"`
 	PrometheusToken   string        `input:"prometheus-token" secret:"true"`
 	PrometheusHeaders []string      `input:"prometheus-headers" list:"lines" secret:"true"`
+	PrometheusUser    string        `input:"prometheus-username"`
+	PrometheusPass    string        `input:"prometheus-password" secret:"true"`
+	PrometheusCA      string        `input:"prometheus-ca"`
 	SelectorNew       string        `input:"selector-new"`
 	SelectorStable    string        `input:"selector-stable"`
 	Interval          time.Duration `input:"interval" default:"30s"`

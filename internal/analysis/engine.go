@@ -52,6 +52,9 @@ type Check struct {
 	StableTot int64   `json:"stableTotal,omitempty"`
 	// StableBadMaybe is BadMaybe for the stable version.
 	StableBadMaybe int64 `json:"stablePossiblyBad,omitempty"`
+	// Latency is the latency limit of a p95/p99 check (the share limit is
+	// Limit).
+	Latency time.Duration `json:"latency,omitempty"`
 	// Buckets says how a latency limit maps onto the histogram, e.g.
 	// "no bucket at 1s: between le=0.5 and le=5".
 	Buckets   string  `json:"buckets,omitempty"`
@@ -482,7 +485,7 @@ func (e *Engine) Evaluate(ctx context.Context, start, at time.Time) (Evaluation,
 		if l.d <= 0 {
 			continue
 		}
-		props = append(props, proportion{name: l.name,
+		props = append(props, proportion{name: l.name, latency: l.d,
 			bad: green.total - green.fastMaybe[l.d], maybe: green.total - green.fastSure[l.d], total: green.total,
 			sbad: blue.total - blue.fastMaybe[l.d], smaybe: blue.total - blue.fastSure[l.d], stot: blue.total,
 			limit: l.share, query: green.queries[l.d.String()], note: green.notes[l.d]})
@@ -515,6 +518,7 @@ type proportion struct {
 	sbad, smaybe, stot int64
 	limit              float64
 	query, note        string
+	latency            time.Duration
 }
 
 // judge decides one proportion check. With exact counts it is the
@@ -526,7 +530,7 @@ type proportion struct {
 func (e *Engine) judge(p proportion, hasData, stableHasData bool) Check {
 	bad, maybe, total, sbad, smaybe, stot, limit := p.bad, p.maybe, p.total, p.sbad, p.smaybe, p.stot, p.limit
 	inexact := p.note != ""
-	c := Check{Metric: p.name, Query: p.query, Bad: bad, Total: total, Limit: limit, StableBad: sbad, StableTot: stot}
+	c := Check{Metric: p.name, Query: p.query, Bad: bad, Total: total, Limit: limit, StableBad: sbad, StableTot: stot, Latency: p.latency}
 	if inexact {
 		c.BadMaybe, c.StableBadMaybe, c.Buckets = maybe, smaybe, p.note
 	}
@@ -649,6 +653,56 @@ func combine(checks []Check) (State, string) {
 		return Pass, "every measured check passed (not measured: " + strings.Join(unmeasured, ", ") + ")"
 	}
 	return Pass, "every check passed"
+}
+
+// Why is the short reason of a result for people who read one line (a
+// Slack message, a deploy output): each failed check of the last
+// evaluation with its measured value against its limit and the sample
+// sizes, e.g. "p99: 3.10% slower than 2s > 1% (canary 1200 req, stable
+// 3400)"; for other verdicts the first clause of the reason.
+func (r Result) Why() string {
+	if len(r.Evaluations) > 0 {
+		var parts []string
+		for _, c := range r.Evaluations[len(r.Evaluations)-1].Checks {
+			if c.Verdict == Fail {
+				parts = append(parts, c.Why())
+			}
+		}
+		if len(parts) > 0 {
+			return strings.Join(parts, "; ")
+		}
+	}
+	why, _, _ := strings.Cut(r.Reason, "; ")
+	return why
+}
+
+// Why is one failed check in a few words.
+func (c Check) Why() string {
+	pct := func(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) + "%" }
+	limit := strconv.FormatFloat(100*c.Limit, 'f', -1, 64) + "%"
+	sizes := fmt.Sprintf("canary %d req", c.Total)
+	if c.StableTot > 0 {
+		sizes += fmt.Sprintf(", stable %d", c.StableTot)
+	}
+	what := c.Metric + " " + pct(c.Estimate)
+	switch {
+	case c.Metric == "memory":
+		return fmt.Sprintf("memory at %s of its limit > %s", pct(c.Estimate), limit)
+	case c.Latency > 0 && c.Buckets != "":
+		what = fmt.Sprintf("%s: %s–%s slower than %v", c.Metric, pct(rate(c.Bad, c.Total)), pct(c.Estimate), c.Latency)
+	case c.Latency > 0:
+		what = fmt.Sprintf("%s: %s slower than %v", c.Metric, pct(c.Estimate), c.Latency)
+	case c.Metric == "success-rate":
+		what = "non-2xx/3xx " + pct(c.Estimate)
+	}
+	if strings.HasPrefix(c.Reason, "worse than stable") || strings.HasPrefix(c.Reason, "possibly beyond the limit while stable") {
+		sb := c.StableBad
+		if c.Buckets != "" {
+			sb = c.StableBadMaybe
+		}
+		return fmt.Sprintf("%s vs stable %s (%s)", what, pct(rate(sb, c.StableTot)), sizes)
+	}
+	return fmt.Sprintf("%s > %s (%s)", what, limit, sizes)
 }
 
 // Run analyses one step: it evaluates every Interval from now until the

@@ -508,3 +508,28 @@ func TestDetectConvention(t *testing.T) {
 		t.Errorf("unknown preset: %v, want an error naming the input and the known ones", err)
 	}
 }
+
+func TestWhy(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		c    Check
+		want string
+	}{
+		{Check{Metric: "error-rate", Bad: 244, Total: 1200, Estimate: 244.0 / 1200, Limit: 0.05, StableTot: 3400, Verdict: Fail, Reason: "lower bound above the limit: …"},
+			"error-rate 20.33% > 5% (canary 1200 req, stable 3400)"},
+		{Check{Metric: "p99", Bad: 37, Total: 1200, Estimate: 37.0 / 1200, Limit: 0.01, Latency: 2 * time.Second, Verdict: Fail, Reason: "lower bound above the limit: …"},
+			"p99: 3.08% slower than 2s > 1% (canary 1200 req)"},
+		{Check{Metric: "p99", Bad: 0, BadMaybe: 30, Total: 1000, Estimate: 0.03, Limit: 0.01, Latency: 2 * time.Second, Buckets: "no bucket at 2s: between le=1.5 and le=10",
+			StableTot: 1000, Verdict: Fail, Reason: "possibly beyond the limit while stable is within it …"},
+			"p99: 0.00%–3.00% slower than 2s vs stable 0.00% (canary 1000 req, stable 1000)"},
+		{Check{Metric: "memory", Estimate: 0.95, Limit: 0.9, Verdict: Fail}, "memory at 95.00% of its limit > 90%"},
+	} {
+		if got := tc.c.Why(); got != tc.want {
+			t.Errorf("Why() = %q, want %q", got, tc.want)
+		}
+	}
+	r := Result{Verdict: Fail, Reason: "no data, failing safe (no-data: fail): error-rate: no requests; p99: no requests"}
+	if got := r.Why(); got != "no data, failing safe (no-data: fail): error-rate: no requests" {
+		t.Errorf("Result.Why without failed checks = %q", got)
+	}
+}

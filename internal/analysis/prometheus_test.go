@@ -182,6 +182,12 @@ func TestAgainstPrometheus(t *testing.T) {
 				log, _ := os.ReadFile(out.DecisionLog)
 				t.Fatalf("verdict %s (%s), want %s with %q\ndecision log:\n%s", out.Verdict, out.Reason, tc.want, tc.reason, log)
 			}
+			if tc.want == analysis.Fail && (out.Why == "" || strings.Contains(out.Why, "\n") || len(out.Why) > len(out.Reason)) {
+				t.Errorf("why %q: want one line, shorter than the reason", out.Why)
+			}
+			if tc.scenario == "errors" && !strings.Contains(out.Why, "error-rate ") {
+				t.Errorf("why %q does not name the error rate", out.Why)
+			}
 			if tc.within > 0 && took > tc.within {
 				t.Errorf("took %v, want the verdict within %v", took.Round(time.Millisecond), tc.within)
 			}

@@ -51,8 +51,11 @@ type Inputs struct {
 
 // Outputs are gantry-analyze's results.
 type Outputs struct {
-	Verdict     string `output:"verdict"`
-	Reason      string `output:"reason"`
+	Verdict string `output:"verdict"`
+	Reason  string `output:"reason"`
+	// Why is the reason in one short line: each failed check's value
+	// against its limit with the sample sizes.
+	Why         string `output:"why"`
 	DecisionLog string `output:"decision-log"`
 
 	// Summary is the Markdown job summary (table and chart).
@@ -176,7 +179,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	if err != nil && !errors.Is(err, ErrNoBucket) && !errors.Is(err, ErrConvention) {
 		res.Verdict, res.Reason = Error, fmt.Sprintf("analysis stopped: %v", err)
 	}
-	out.Verdict, out.Reason = string(res.Verdict), res.Reason
+	out.Verdict, out.Reason, out.Why = string(res.Verdict), res.Reason, res.Why()
 	lines, _ := ReadLog(&mine)
 	out.Summary = Render(lines, res.Verdict, res.Reason)
 	return out, nil

@@ -949,6 +949,9 @@ func (p *prog) analyse(ctx context.Context, label string, weight int, hold time.
 	}
 	rec.Took, rec.Verdict, rec.Reason = time.Since(started), res.Verdict, res.Reason
 	p.records = append(p.records, rec)
+	if res.Verdict != analysis.Pass {
+		p.out.Why = label + ": " + res.Why()
+	}
 	p.d.log.Infof("%s: %s: %s", label, strings.ToUpper(string(res.Verdict)), res.Reason)
 	return res, nil
 }

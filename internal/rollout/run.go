@@ -134,6 +134,10 @@ type Outputs struct {
 	DeploymentURL  string `output:"deployment-url"`
 	// DecisionLog is the canary analysis' decision log (blue-green, canary).
 	DecisionLog string `output:"decision-log"`
+	// Why is, when the analysis stopped a rollout, its reason in one line:
+	// the step, each failed check's value against its limit and the sample
+	// sizes.
+	Why string `output:"why"`
 
 	// Summary is the Markdown job summary.
 	Summary string `output:"-"`

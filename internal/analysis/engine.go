@@ -559,8 +559,10 @@ func (e *Engine) judge(p proportion, hasData, stableHasData bool) Check {
 		sl, _ := Wilson(sbad, stot, e.z)
 		stableBeyond = sl > limit
 		if inexact {
+			// A FAIL: both sides at the FAIL tests' confidence, stable's
+			// too, or a lucky run of stable would fail a good canary.
 			ml, _ := Wilson(maybe, total, e.zFail)
-			_, su := Wilson(smaybe, stot, e.z)
+			_, su := Wilson(smaybe, stot, e.zFail)
 			maybeBeyondStableWithin = ml > limit && su <= limit
 		}
 	}
@@ -589,10 +591,22 @@ func (e *Engine) judge(p proportion, hasData, stableHasData bool) Check {
 		if compare && !notWorse {
 			c.Reason += " (not clearly worse than stable)"
 		}
+	case inexact && compare && notWorse && surelyWithin(bad, total, limit, e.z):
+		// The buckets cannot tell whether the requests between them are
+		// beyond the limit; stable, with the same buckets, is the yardstick.
+		c.Verdict, c.Reason = Pass, fmt.Sprintf("surely-beyond share within the limit and possibly-beyond share no worse than stable's (%d/%d; difference bounds [%s, %s], margin %s): %s",
+			smaybe, stot, pct(c.DiffLower), pct(c.DiffUpper), pct(e.cfg.Policy.Margin), bounds)
 	default:
 		c.Verdict, c.Reason = Inconclusive, "bounds straddle the limit: "+bounds
 	}
 	return c
+}
+
+// surelyWithin reports whether the upper bound of bad/total at quantile z
+// is within limit.
+func surelyWithin(bad, total int64, limit, z float64) bool {
+	_, u := Wilson(bad, total, z)
+	return u <= limit
 }
 
 func (e *Engine) memory(ctx context.Context, rng time.Duration, at time.Time) (Check, error) {

@@ -304,6 +304,9 @@ func TestJudgeBetweenBuckets(t *testing.T) {
 		{"3% possibly slow, stable too", 0, 60, 2000, 0, 60, 2000, Inconclusive, "bounds straddle the limit"},
 		{"5% surely slow", 100, 100, 2000, 0, 0, 2000, Fail, "lower bound above the limit"},
 		{"3% possibly slow, no stable", 0, 60, 2000, 0, 0, 0, Inconclusive, "bounds straddle the limit"},
+		// Enough requests to show the canary no worse than stable, whose
+		// requests sit between the same buckets: stable is the yardstick.
+		{"3% possibly slow like stable, many requests", 0, 600, 20000, 0, 600, 20000, Pass, "possibly-beyond share no worse than stable's"},
 	} {
 		c := e.judge(proportion{name: "p99", bad: tc.bad, maybe: tc.maybe, total: tc.total, sbad: tc.sbad, smaybe: tc.smaybe, stot: tc.stot,
 			limit: 0.01, note: note}, true, tc.stot > 0)

@@ -22,13 +22,15 @@ import (
 type simTraffic struct {
 	rps                   float64
 	errRate, over1, over2 float64
+	over25                float64 // slower than 2.5 s (prom-client's bucket above 2 s)
 }
 
-type simCounts struct{ total, errs, slow1, slow2 int64 }
+type simCounts struct{ total, errs, slow1, slow2, slow25 int64 }
 
 // simProm holds the cumulative counts of both versions since the step began.
 type simProm struct {
 	rng   *rand.Rand
+	les   []string // the histogram's buckets; nil: 1 and 2
 	rates map[string]simTraffic
 	cum   map[string]simCounts
 	last  map[string]simCounts // counts in the last interval, for the point estimate
@@ -70,11 +72,13 @@ func (s *simProm) advance(d time.Duration) {
 		c := simCounts{total: n, errs: binomial(s.rng, n, r.errRate)}
 		c.slow1 = binomial(s.rng, n, r.over1)
 		c.slow2 = binomial(s.rng, c.slow1, r.over2/math.Max(r.over1, 1e-12)) // slower than 2s ⊂ slower than 1s
+		c.slow25 = binomial(s.rng, c.slow2, r.over25/math.Max(r.over2, 1e-12))
 		cum := s.cum[track]
 		cum.total += c.total
 		cum.errs += c.errs
 		cum.slow1 += c.slow1
 		cum.slow2 += c.slow2
+		cum.slow25 += c.slow25
 		s.cum[track], s.last[track] = cum, c
 	}
 }
@@ -97,17 +101,28 @@ func (s *simProm) Query(_ context.Context, expr string, _ time.Time) (float64, b
 		return float64(c.errs), true, nil
 	case strings.Contains(expr, `code=~"[23].."`):
 		return float64(c.total - c.errs), true, nil
-	case strings.Contains(expr, `le=~"1|`):
+	case strings.Contains(expr, `le=~"1|`), strings.Contains(expr, `le=~"1"`):
 		return float64(c.total - c.slow1), true, nil
 	case strings.Contains(expr, `le=~"2|`):
 		return float64(c.total - c.slow2), true, nil
+	case strings.Contains(expr, `le=~"2\\.5"`):
+		return float64(c.total - c.slow25), true, nil
+	case strings.Contains(expr, `le=~"0\\.5"`), strings.Contains(expr, `le=~"5"`):
+		panic("simProm: no counts for " + expr)
 	}
 	return float64(c.total), true, nil
 }
 
 func (s *simProm) Labels(context.Context, string, string, time.Time) ([]string, error) {
+	if s.les != nil {
+		return s.les, nil
+	}
 	return []string{"1", "2"}, nil
 }
+
+// promClientBuckets are prom-client's default buckets (up to 10 s): the
+// 1 s limit sits on one, the 2 s limit between 1 and 2.5.
+var promClientBuckets = []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"}
 
 // simRun is one rollout (10/50/80/100%, each step one window) and its outcome.
 type simRun struct {
@@ -120,6 +135,11 @@ type simRun struct {
 // healthy) at totalRPS across both versions, judged by Gantry's engine and
 // by the point estimate, on the same traffic.
 func simulate(n int, seed uint64, totalRPS float64, canary, stable simTraffic) (gantry, point []simRun) {
+	return simulateBuckets(n, seed, totalRPS, canary, stable, nil)
+}
+
+// simulateBuckets is simulate with the histogram's buckets (nil: 1 and 2).
+func simulateBuckets(n int, seed uint64, totalRPS float64, canary, stable simTraffic, les []string) (gantry, point []simRun) {
 	steps := []float64{0.1, 0.5, 0.8, 1.0}
 	window, interval := 5*time.Minute, 30*time.Second
 	for i := 0; i < n; i++ {
@@ -129,7 +149,7 @@ func simulate(n int, seed uint64, totalRPS float64, canary, stable simTraffic) (
 		for _, w := range steps {
 			c, s := canary, stable
 			c.rps, s.rps = totalRPS*w, totalRPS*(1-w)
-			sim := &simProm{rng: rng, rates: map[string]simTraffic{"canary": c, "stable": s}}
+			sim := &simProm{rng: rng, les: les, rates: map[string]simTraffic{"canary": c, "stable": s}}
 			sim.reset()
 			cfg := Config{
 				SelectorNew: `track="canary"`, SelectorStable: `track="stable"`,
@@ -189,8 +209,10 @@ func summarize(runs []simRun) (rolledBack int, meanDetect time.Duration) {
 // Realistic healthy traffic for a small API: 20 requests/s across both
 // versions, 0.5% errors, 2% slower than 1 s, 0.3% slower than 2 s.
 var (
-	simHealthy = simTraffic{errRate: 0.005, over1: 0.02, over2: 0.003}
-	simBad     = simTraffic{errRate: 0.20, over1: 0.02, over2: 0.003}
+	simHealthy = simTraffic{errRate: 0.005, over1: 0.02, over2: 0.003, over25: 0.001}
+	simBad     = simTraffic{errRate: 0.20, over1: 0.02, over2: 0.003, over25: 0.001}
+	// A P99-only regression: 3% of requests take ~3 s (beyond 2.5 s).
+	simSlowTail = simTraffic{errRate: 0.005, over1: 0.05, over2: 0.033, over25: 0.031}
 )
 
 // TestSimulatedRollouts holds the engine to the issue's goals on simulated
@@ -226,6 +248,36 @@ func TestSimulatedRollouts(t *testing.T) {
 	t.Logf("20%% errors: Gantry caught %d/200 after %v on average, the point estimate %d/200 after %v", caughtG, delayG, caughtP, delayP)
 }
 
+// TestSimulatedRolloutsPromClientBuckets holds the engine to the same goals
+// on prom-client's default buckets, where the P99 ≤ 2 s limit sits between
+// the 1 s and 2.5 s buckets: no false rollback in 500 healthy rollouts, 20%
+// errors caught in the first step, and a P99-only regression (3% of
+// requests at ~3 s) caught in every run.
+func TestSimulatedRolloutsPromClientBuckets(t *testing.T) {
+	t.Parallel()
+	g, _ := simulateBuckets(500, 3, 20, simHealthy, simHealthy, promClientBuckets)
+	if falseG, _ := summarize(g); falseG != 0 {
+		t.Errorf("Gantry rolled back %d of 500 healthy canaries on prom-client's buckets, want 0", falseG)
+		for _, r := range g {
+			if r.rolledBack {
+				t.Logf("false rollback after %v: %s", r.detectedAt, r.reason)
+				break
+			}
+		}
+	}
+	g, _ = simulateBuckets(100, 4, 20, simBad, simHealthy, promClientBuckets)
+	caught, delay := summarize(g)
+	if caught != 100 || delay > 5*time.Minute {
+		t.Errorf("20%% errors on prom-client's buckets: caught %d/100 after %v on average, want all within the first step", caught, delay)
+	}
+	g, _ = simulateBuckets(100, 5, 20, simSlowTail, simHealthy, promClientBuckets)
+	caught, delay = summarize(g)
+	if caught != 100 {
+		t.Errorf("P99 regression on prom-client's buckets: caught %d/100, want all", caught)
+	}
+	t.Logf("prom-client buckets: P99 regression caught %d/100 after %v on average", caught, delay)
+}
+
 // BenchmarkCanaryJudgement reports, on the same simulated traffic, the
 // false-rollback rate for healthy canaries and the detection delay for a
 // canary with 20% errors, for Gantry and for a fixed-threshold point
@@ -242,5 +294,11 @@ func BenchmarkCanaryJudgement(b *testing.B) {
 		b.ReportMetric(float64(fp), "point-false-rollbacks/1000")
 		b.ReportMetric(dg.Seconds(), "gantry-detect-s")
 		b.ReportMetric(dp.Seconds(), "point-detect-s")
+		g, _ = simulateBuckets(1000, uint64(i+2000), 20, simHealthy, simHealthy, promClientBuckets)
+		fc, _ := summarize(g)
+		g, _ = simulateBuckets(200, uint64(i+3000), 20, simSlowTail, simHealthy, promClientBuckets)
+		_, dt := summarize(g)
+		b.ReportMetric(float64(fc), "gantry-promclient-false-rollbacks/1000")
+		b.ReportMetric(dt.Seconds(), "gantry-promclient-p99-detect-s")
 	}
 }

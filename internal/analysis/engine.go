@@ -673,7 +673,8 @@ func combine(checks []Check) (State, string) {
 // Slack message, a deploy output): each failed check of the last
 // evaluation with its measured value against its limit and the sample
 // sizes, e.g. "p99: 3.10% slower than 2s > 1% (canary 1200 req, stable
-// 3400)"; for other verdicts the first clause of the reason.
+// 3400)" or "error-rate 2.10%, worse than stable's 0.40% (canary 1200
+// req, stable 3400)"; for other verdicts the first clause of the reason.
 func (r Result) Why() string {
 	if len(r.Evaluations) > 0 {
 		var parts []string
@@ -714,7 +715,7 @@ func (c Check) Why() string {
 		if c.Buckets != "" {
 			sb = c.StableBadMaybe
 		}
-		return fmt.Sprintf("%s vs stable %s (%s)", what, pct(rate(sb, c.StableTot)), sizes)
+		return fmt.Sprintf("%s, worse than stable's %s (%s)", what, pct(rate(sb, c.StableTot)), sizes)
 	}
 	return fmt.Sprintf("%s > %s (%s)", what, limit, sizes)
 }

@@ -524,7 +524,7 @@ func TestWhy(t *testing.T) {
 			"p99: 3.08% slower than 2s > 1% (canary 1200 req)"},
 		{Check{Metric: "p99", Bad: 0, BadMaybe: 30, Total: 1000, Estimate: 0.03, Limit: 0.01, Latency: 2 * time.Second, Buckets: "no bucket at 2s: between le=1.5 and le=10",
 			StableTot: 1000, Verdict: Fail, Reason: "possibly beyond the limit while stable is within it …"},
-			"p99: 0.00%–3.00% slower than 2s vs stable 0.00% (canary 1000 req, stable 1000)"},
+			"p99: 0.00%–3.00% slower than 2s, worse than stable's 0.00% (canary 1000 req, stable 1000)"},
 		{Check{Metric: "memory", Estimate: 0.95, Limit: 0.9, Verdict: Fail}, "memory at 95.00% of its limit > 90%"},
 	} {
 		if got := tc.c.Why(); got != tc.want {

@@ -144,6 +144,9 @@ type stepRecord struct {
 	Took    time.Duration
 	Verdict analysis.State
 	Reason  string
+	// Errors is the error-rate check of the step's last evaluation (the
+	// canary's and stable's counts), when there was one.
+	Errors *analysis.Check
 }
 
 // weightEvent is a change of the split, for the chart.
@@ -948,6 +951,13 @@ func (p *prog) analyse(ctx context.Context, label string, weight int, hold time.
 		res.Verdict, res.Reason = analysis.Error, "analysis stopped: "+err.Error()
 	}
 	rec.Took, rec.Verdict, rec.Reason = time.Since(started), res.Verdict, res.Reason
+	if n := len(res.Evaluations); n > 0 {
+		for _, c := range res.Evaluations[n-1].Checks {
+			if c.Metric == "error-rate" && c.Verdict != analysis.NoData {
+				rec.Errors = &c
+			}
+		}
+	}
 	p.records = append(p.records, rec)
 	if res.Verdict != analysis.Pass {
 		p.out.Why = label + ": " + res.Why()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,12 +63,21 @@ func (p *prog) summary(out Outputs, failure error) string {
 	}
 
 	if len(p.records) > 0 {
-		b.WriteString("\n| step | canary weight | hold | took | verdict | reason |\n|---|---|---|---|---|---|\n")
+		b.WriteString("\n| step | canary weight | hold | took | canary errors | stable errors | verdict | reason |\n|---|---|---|---|---|---|---|---|\n")
 		for _, r := range p.records {
-			fmt.Fprintf(&b, "| %s | %d%% | %v | %v | %s | %s |\n", r.Label, r.Weight, r.Hold, r.Took.Round(time.Second), strings.ToUpper(string(r.Verdict)), escape(truncate(r.Reason, 400)))
+			canary, stable := "–", "–"
+			if c := r.Errors; c != nil {
+				canary = fmt.Sprintf("%d/%d = %.2f%%", c.Bad, c.Total, 100*c.Estimate)
+				if c.StableTot > 0 {
+					stable = fmt.Sprintf("%d/%d = %.2f%%", c.StableBad, c.StableTot, 100*float64(c.StableBad)/float64(c.StableTot))
+				}
+			}
+			fmt.Fprintf(&b, "| %s | %d%% | %v | %v | %s | %s | %s | %s |\n", r.Label, r.Weight, r.Hold, r.Took.Round(time.Second),
+				canary, stable, strings.ToUpper(string(r.Verdict)), escape(truncate(r.Reason, 400)))
 		}
 	}
 	b.WriteString(p.weightChart())
+	b.WriteString(p.stepChart())
 	if lines, err := analysis.ReadLog(bytes.NewReader(p.logBuf.Bytes())); err == nil && len(lines) > 0 {
 		verdict, reason := analysis.Pass, p.decision
 		if n := len(p.records); n > 0 {
@@ -108,6 +118,32 @@ func (p *prog) weightChart() string {
 	}
 	b.WriteString("]\n```\n")
 	return b.String()
+}
+
+// stepChart is a mermaid chart per analysed step: the canary's share of
+// traffic (bars) and the error rate of the canary and of stable (lines),
+// in percent.
+func (p *prog) stepChart() string {
+	var labels, weights, canary, stable []string
+	for _, r := range p.records {
+		if r.Errors == nil {
+			continue
+		}
+		labels = append(labels, strconv.Quote(r.Label))
+		weights = append(weights, strconv.Itoa(r.Weight))
+		canary = append(canary, strconv.FormatFloat(100*r.Errors.Estimate, 'f', 2, 64))
+		s := 0.0
+		if r.Errors.StableTot > 0 {
+			s = 100 * float64(r.Errors.StableBad) / float64(r.Errors.StableTot)
+		}
+		stable = append(stable, strconv.FormatFloat(s, 'f', 2, 64))
+	}
+	if len(labels) == 0 {
+		return ""
+	}
+	return "\n```mermaid\nxychart-beta\n  title \"Per step: canary traffic (bars), canary and stable error rate (lines), %\"\n" +
+		"  x-axis [" + strings.Join(labels, ", ") + "]\n  y-axis \"%\"\n" +
+		"  bar [" + strings.Join(weights, ", ") + "]\n  line [" + strings.Join(canary, ", ") + "]\n  line [" + strings.Join(stable, ", ") + "]\n```\n"
 }
 
 func escape(s string) string {

@@ -304,7 +304,7 @@ func TestBlueGreenPromotesHealthyGreen(t *testing.T) {
 			t.Errorf("decision log: %s ended %q, want pass (%v)", s, steps[s], steps)
 		}
 	}
-	for _, want := range []string{"| step 1: 10% | 10% |", "PASS", "```mermaid", "Traffic on the canary", "promoted"} {
+	for _, want := range []string{"| step 1: 10% | 10% |", "PASS", "```mermaid", "Traffic on the canary", "promoted", "| canary errors | stable errors |", "Per step: canary traffic (bars)"} {
 		if !strings.Contains(out.Summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.Summary)
 		}

@@ -81,6 +81,7 @@ func TestAgainstPrometheus(t *testing.T) {
 		// buckets.
 		{name: "node-healthy", node: true, stableRPS: 60, canaryRPS: 60},
 		{name: "node-errors", node: true, canary: map[string]string{"ERROR_RATE": "0.2"}, stableRPS: 30, canaryRPS: 30},
+		{name: "node-sparse", node: true, stableRPS: 30, canaryRPS: 0.5},
 		{name: "node-tail", node: true, canary: map[string]string{"EXTRA_LATENCY": "3000ms", "LATENCY_RATE": "0.03"}, stableRPS: 40, canaryRPS: 40},
 	}
 	var targets []promtest.Target
@@ -128,6 +129,9 @@ func TestAgainstPrometheus(t *testing.T) {
 		want     analysis.State
 		reason   string
 		within   time.Duration
+		// atLeast, when set, is how long the step must have been held
+		// (no-data: hold extends it to max-hold before deciding).
+		atLeast time.Duration
 		// convention, when set, is what the summary must say was found.
 		convention string
 	}{
@@ -163,7 +167,9 @@ func TestAgainstPrometheus(t *testing.T) {
 		// label is missing and no request counts as an error.
 		{scenario: "node-errors", want: analysis.Fail, reason: "error-rate: lower bound above the limit",
 			modify: func(in *analysis.Inputs) { in.Preset = "prom-client" }},
-		{scenario: "sparse", want: analysis.Fail, reason: "too few requests by max-hold, failing safe (no-data: hold)",
+		{scenario: "node-sparse", want: analysis.Fail, reason: "too few requests by max-hold, failing safe (no-data: hold)", atLeast: 16 * time.Second,
+			modify: func(in *analysis.Inputs) { in.NoData = "hold"; in.MaxHold = 16 * time.Second }},
+		{scenario: "sparse", want: analysis.Fail, reason: "too few requests by max-hold, failing safe (no-data: hold)", atLeast: 16 * time.Second,
 			modify: func(in *analysis.Inputs) { in.NoData = "hold"; in.MaxHold = 16 * time.Second }},
 	} {
 		t.Run(tc.scenario+"/"+string(tc.want), func(t *testing.T) {
@@ -187,6 +193,9 @@ func TestAgainstPrometheus(t *testing.T) {
 			}
 			if tc.scenario == "errors" && !strings.Contains(out.Why, "error-rate ") {
 				t.Errorf("why %q does not name the error rate", out.Why)
+			}
+			if took < tc.atLeast {
+				t.Errorf("decided after %v, want the step held at least %v", took.Round(time.Millisecond), tc.atLeast)
 			}
 			if tc.within > 0 && took > tc.within {
 				t.Errorf("took %v, want the verdict within %v", took.Round(time.Millisecond), tc.within)

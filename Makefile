@@ -18,7 +18,7 @@ GO     ?= go
 BIN    := $(CURDIR)/bin
 STAGES := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build tools test lint bench demo clean k8s k8s-up k8s-down FORCE
+.PHONY: all build tools test lint bench fuzz demo clean k8s k8s-up k8s-down FORCE
 
 all: lint test
 
@@ -83,6 +83,11 @@ lint: build tools
 ## bench: speed goals, measured side by side with the tools we replace
 bench: build tools
 	CRANE=$(BIN)/crane $(GO) test -run '^$$' -bench . -benchtime 5x -count 3 ./internal/...
+
+## fuzz: every native fuzz target for FUZZTIME each (default 30s; their seeds run in make test);
+## crashes land in the package's testdata/fuzz as regression seeds
+fuzz:
+	scripts/fuzz.sh
 
 ## demo: the main job on embedded defaults (sample app -> multi-arch image -> embedded registry)
 demo: build

@@ -335,7 +335,12 @@ func ParseLatency(name, s string) (time.Duration, error) {
 	if strings.EqualFold(s, "off") {
 		return 0, nil
 	}
-	if ms, err := strconv.ParseFloat(s, 64); err == nil && ms > 0 {
+	if ms, err := strconv.ParseFloat(s, 64); err == nil {
+		// A plain number is milliseconds: positive, and within what a
+		// duration holds (Inf or 1e30 would overflow to a negative limit).
+		if ms <= 0 || math.IsNaN(ms) || ms*float64(time.Millisecond) >= math.MaxInt64 {
+			return 0, fmt.Errorf(`input %q: %q is not a latency: write 1000ms, 1s, 1000 (milliseconds) or off`, name, s)
+		}
 		return time.Duration(ms * float64(time.Millisecond)), nil
 	}
 	d, err := time.ParseDuration(s)

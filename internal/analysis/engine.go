@@ -284,7 +284,7 @@ func bucketsFor(les []string, d time.Duration, scale float64, sel string) (laten
 			return latencyBuckets{exact: true}, nil
 		}
 		v, err := strconv.ParseFloat(le, 64)
-		if err == nil {
+		if err == nil && !math.IsNaN(v) && v > 0 {
 			bs = append(bs, bound{le, v})
 		}
 	}

@@ -137,7 +137,7 @@ func ParseRollbackTarget(s string) (RollbackTarget, error) {
 		return RollbackTarget{Kind: "revision", Value: v}, nil
 	case strings.HasPrefix(s, "digest:"):
 		v := strings.TrimPrefix(s, "digest:")
-		if !strings.HasPrefix(v, "sha256:") || len(v) != len("sha256:")+64 {
+		if hex := strings.TrimPrefix(v, "sha256:"); !strings.HasPrefix(v, "sha256:") || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
 			return RollbackTarget{}, fmt.Errorf(`input "rollback-to": %q: write digest:sha256:<64 hex digits>`, s)
 		}
 		return RollbackTarget{Kind: "digest", Value: v}, nil

@@ -115,6 +115,25 @@ func CheckTree(root string, all []stages.Stage) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("actions/%s/action.yml: missing for stage %s", s.Name, s.Name))
 		}
 	}
+	// Every file that can name a remote action: pins carry the version
+	// they stand for, and no pull_request_target runs the head's code.
+	pinned := []string{setup}
+	pinned = append(pinned, paths...)
+	for _, dir := range []string{filepath.Join(root, ".github", "workflows"), filepath.Join(root, "workflows")} {
+		ymls, err := filepath.Glob(filepath.Join(dir, "*.yml"))
+		if err != nil {
+			return nil, err
+		}
+		pinned = append(pinned, ymls...)
+	}
+	for _, p := range pinned {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		rel, _ := filepath.Rel(root, p)
+		problems = append(problems, prefix(rel, CheckPins(string(b)))...)
+	}
 	workflows, err := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
 	if err != nil {
 		return nil, err
@@ -187,6 +206,29 @@ func CheckWorkflow(w Workflow) []string {
 	return problems
 }
 
+// CheckPins reads a workflow or action file as text (the comments
+// matter): every remote action or reusable workflow pinned by commit SHA
+// says which release the SHA is (`# v4.2.1`), so a reviewer can tell a
+// moved pin from an update; and a pull_request_target workflow, which runs
+// with the base repository's secrets, never checks out the pull request's
+// head.
+func CheckPins(text string) []string {
+	var problems []string
+	for i, line := range strings.Split(text, "\n") {
+		m := usesPinRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if !versionCommentRE.MatchString(m[2]) {
+			problems = append(problems, fmt.Sprintf("line %d: %s is pinned by SHA without the release it stands for: add a comment such as # v1.2.3", i+1, m[1]))
+		}
+	}
+	if strings.Contains(text, "pull_request_target") && headCheckoutRE.MatchString(text) {
+		problems = append(problems, "pull_request_target checks out the pull request's head: that code would run with this repository's secrets; use pull_request, or never check out the head here")
+	}
+	return problems
+}
+
 func prefix(p string, lines []string) []string {
 	for i, l := range lines {
 		lines[i] = p + ": " + l
@@ -197,6 +239,11 @@ func prefix(p string, lines []string) []string {
 var (
 	expr     = regexp.MustCompile(`\$\{\{`)
 	pinnedRE = regexp.MustCompile(`^[^@]+@[0-9a-f]{40}$`)
+	// usesPinRE: a uses: line with a remote ref pinned by SHA; group 2 is
+	// what follows it on the line.
+	usesPinRE        = regexp.MustCompile(`^\s*(?:-\s+)?uses:\s*['"]?([^./\s'"][^\s'"@]*@[0-9a-f]{40})['"]?(.*)$`)
+	versionCommentRE = regexp.MustCompile(`^\s*#\s*v?\d+(\.\d+)*\S*`)
+	headCheckoutRE   = regexp.MustCompile(`github\.event\.pull_request\.head\.(sha|ref|repo)|github\.head_ref`)
 )
 
 // CheckSafety checks what any composite action must get right: a shell on

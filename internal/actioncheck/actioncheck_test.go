@@ -198,3 +198,34 @@ func buildStageOnly(t *testing.T) []stages.Stage {
 	t.Fatal("no build stage")
 	return nil
 }
+
+func TestCheckPins(t *testing.T) {
+	t.Parallel()
+	sha := strings.Repeat("a1", 20)
+	for _, tc := range []struct {
+		name, text string
+		want       []string // substrings of the problems, in order; none: clean
+	}{
+		{"version comment", "steps:\n  - uses: actions/checkout@" + sha + " # v5.0.0\n", nil},
+		{"version without v", "      uses: treosh/lighthouse-ci-action@" + sha + " # 12.6.2\n", nil},
+		{"quoted", "  - uses: 'actions/setup-go@" + sha + "' # v5\n", nil},
+		{"local and docker refs", "  - uses: ./actions/build\n  - uses: docker://alpine:3\n", nil},
+		{"no comment", "  - uses: actions/checkout@" + sha + "\n", []string{"line 1: actions/checkout@" + sha + " is pinned by SHA without the release"}},
+		{"comment that is no version", "  - uses: actions/checkout@" + sha + " # latest\n", []string{"without the release"}},
+		{"reusable workflow", "    uses: org/repo/.github/workflows/x.yml@" + sha + "\n", []string{"org/repo/.github/workflows/x.yml@"}},
+		{"pull_request_target with head", "on: pull_request_target\njobs:\n  a:\n    steps:\n      - uses: actions/checkout@" + sha + " # v5\n        with:\n          ref: ${{ github.event.pull_request.head.sha }}\n",
+			[]string{"pull_request_target checks out the pull request's head"}},
+		{"pull_request_target without checkout of head", "on: pull_request_target\njobs:\n  a:\n    steps:\n      - run: echo hi\n", nil},
+	} {
+		got := actioncheck.CheckPins(tc.text)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: CheckPins = %q, want %d problem(s) %q", tc.name, got, len(tc.want), tc.want)
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%s: problem %q, want it to say %q", tc.name, got[i], w)
+			}
+		}
+	}
+}

@@ -332,17 +332,23 @@ func (p *prog) start(ctx context.Context, objs []*unstructured.Unstructured) (Ou
 	return p.runSteps(ctx, 0)
 }
 
+// reenter is what resume and promote do first: take the recorded rollout
+// over, read stable as it is now, and set up its analysis.
+func (p *prog) reenter(ctx context.Context) error {
+	if err := p.takeOver(ctx); err != nil {
+		return err
+	}
+	if _, err := p.stableNow(ctx); err != nil {
+		return err
+	}
+	return p.prepareAnalysis(ctx)
+}
+
 // resume is action resume: the rollout in progress goes on from its
 // recorded step with its recorded schedule, that step analysed again
 // from the start.
 func (p *prog) resume(ctx context.Context) (Outputs, error) {
-	if err := p.takeOver(ctx); err != nil {
-		return p.fail(err)
-	}
-	if _, err := p.stableNow(ctx); err != nil {
-		return p.fail(err)
-	}
-	if err := p.prepareAnalysis(ctx); err != nil {
+	if err := p.reenter(ctx); err != nil {
 		return p.fail(err)
 	}
 	first := p.st.Step
@@ -356,13 +362,7 @@ func (p *prog) resume(ctx context.Context) (Outputs, error) {
 // promoteNow is action promote: the remaining steps are skipped on the
 // operator's word.
 func (p *prog) promoteNow(ctx context.Context) (Outputs, error) {
-	if err := p.takeOver(ctx); err != nil {
-		return p.fail(err)
-	}
-	if _, err := p.stableNow(ctx); err != nil {
-		return p.fail(err)
-	}
-	if err := p.prepareAnalysis(ctx); err != nil {
+	if err := p.reenter(ctx); err != nil {
 		return p.fail(err)
 	}
 	p.d.log.Infof("action promote: skipping the remaining steps (%s) on the operator's word", p.st.Describe())

@@ -446,10 +446,18 @@ func TestBlueGreenRollsBackSlowGreen(t *testing.T) {
 	if failed == nil || failed.Step != "step 1: 10%" || !(strings.Contains(failed.Reason, "lower bound above the limit") || strings.Contains(failed.Reason, "worse than stable")) {
 		t.Fatalf("decision log: no p95 FAIL at step 1 with its reason: %+v", failed)
 	}
-	// The share of green's requests slower than 1 s is what the
-	// injection makes it: ~30%, against the 5% a P95 of 1 s allows.
-	if failed.Estimate == nil || *failed.Estimate < 0.1 || *failed.Estimate > 0.6 || failed.Threshold == nil || *failed.Threshold != 0.05 {
-		t.Errorf("p95 FAIL line: estimate %v, threshold %v; want ~0.3 against 0.05", deref(failed.Estimate), deref(failed.Threshold))
+	// The FAIL line carries the evidence: the share of green's requests
+	// slower than 1 s against the 5% a P95 of 1 s allows. The injection
+	// makes it ~30% in the long run, but a request 1.5 s late is counted
+	// when it ends, so the first windows see less: the verdict may come
+	// at any share above the limit (or, judged against blue's ~0%, above
+	// the margin), never above what was injected.
+	low := 0.05
+	if strings.HasPrefix(failed.Reason, "worse than stable") {
+		low = 0.01
+	}
+	if failed.Estimate == nil || *failed.Estimate <= low || *failed.Estimate > 0.6 || failed.Threshold == nil || *failed.Threshold != 0.05 {
+		t.Errorf("p95 FAIL line: estimate %v, threshold %v; want above %v (at most ~0.3 injected) against 0.05 (%s)", deref(failed.Estimate), deref(failed.Threshold), low, failed.Reason)
 	}
 	if steps["step 2: 50%"] || steps["step 3: 100%"] {
 		t.Errorf("the rollout went on after the failed step: decision log steps %v", steps)

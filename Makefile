@@ -22,13 +22,13 @@ STAGES := $(notdir $(wildcard cmd/*))
 
 all: lint test
 
-## build: every binary into bin/ (gantry-<stage> for cmd/<stage>, gantry for cmd/gantry), in one go build
-## (its links run side by side)
+## build: every binary into bin/ (gantry-<stage> for cmd/<stage>, gantry for cmd/gantry, and the
+## demo, gantry-demo, which ships in no release), in one go build (its links run side by side)
 build:
 	@mkdir -p $(BIN)/.stages
-	$(GO) build -ldflags="$(LDFLAGS)" -o $(BIN)/.stages/ ./cmd/...
-	@for s in $(STAGES); do \
-	  out=gantry-$$s; [ $$s = gantry ] && out=gantry; \
+	$(GO) build -ldflags="$(LDFLAGS)" -o $(BIN)/.stages/ ./cmd/... ./internal/cmd/gantry-demo
+	@for s in $(STAGES) gantry-demo; do \
+	  out=gantry-$$s; [ $$s = gantry ] || [ $$s = gantry-demo ] && out=$$s; \
 	  mv -f $(BIN)/.stages/$$s $(BIN)/$$out || exit 1; \
 	done
 	@echo "built: $$(cd $(BIN) && ls gantry* | tr '\n' ' ')"
@@ -75,6 +75,10 @@ lint: build tools
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(BIN)/actionlint
 	$(BIN)/gantry check-actions
+	@# What ships links no test code: no cmd/ binary imports a test server (internal/*test, internal/test*).
+	@deps=$$($(GO) list -deps ./cmd/...) || exit 1; \
+	  linked=$$(echo "$$deps" | grep -E '^github.com/gantry-ci/gantry/internal/(.*/)?([a-z]*test|test[a-z]*)$$' || true); \
+	  if [ -n "$$linked" ]; then echo "cmd/ links test packages: $$linked"; exit 1; fi
 	scripts/tools-sync.sh --check
 	@# The scripts every action runs (locate, fetch, install) and CI's own.
 	@if command -v shellcheck >/dev/null 2>&1; then shellcheck scripts/*.sh .ci/run; \
@@ -91,7 +95,7 @@ fuzz:
 
 ## demo: the main job on embedded defaults (sample app -> multi-arch image -> embedded registry)
 demo: build
-	$(BIN)/gantry demo
+	$(BIN)/gantry-demo
 
 clean:
 	rm -rf $(BIN) oci-layout gantry-release.json

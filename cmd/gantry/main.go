@@ -1,6 +1,7 @@
-// Command gantry is the local runner: it runs the pipeline on embedded
-// defaults (gantry demo) and checks the project's action.yml files
-// (gantry check-actions).
+// Command gantry is Gantry's own command line: it checks the project's
+// action.yml files (gantry check-actions) and embeds a release into them
+// (gantry embed-release). The demo is a separate developer's program
+// (internal/cmd/gantry-demo, make demo) that ships in no release.
 package main
 
 import (
@@ -15,8 +16,6 @@ import (
 const usage = `usage: gantry <command> [flags]
 
 commands:
-  demo            build the sample app for linux/amd64 and linux/arm64 and push it
-                  to an embedded registry with gantry-build, exactly as the action does
   check-actions   check every action.yml (inputs mapped to INPUT_*, Go inputs and
                   outputs in sync, no expressions in run:, actions pinned by SHA)
   embed-release   write a release's version, download URL and the SHA256 of its
@@ -40,12 +39,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "demo":
-		fs := flag.NewFlagSet("demo", flag.ExitOnError)
-		root := fs.String("root", ".", "the Gantry source tree (for testdata/)")
-		bin := fs.String("bin", "bin", "directory holding the gantry-* binaries")
-		keep := fs.Bool("keep", false, "keep the work directory")
-		fs.Parse(args[1:])
-		return demo(ctx, os.Stdout, *root, *bin, *keep)
+		return fmt.Errorf("the demo is its own program now: make demo (bin/gantry-demo)")
 	case "check-actions":
 		fs := flag.NewFlagSet("check-actions", flag.ExitOnError)
 		root := fs.String("root", ".", "the Gantry source tree")

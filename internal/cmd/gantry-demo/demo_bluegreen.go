@@ -154,7 +154,7 @@ func demoBlueGreen(ctx context.Context, w io.Writer, root, bin, work string, bui
 		if err := bgPrintSummary(w, env["GITHUB_STEP_SUMMARY"], "| step | canary weight |", "| route |", "| weights now |", "| rollback target |"); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "  for the rollout itself, analysed step by step: `make tools` (Prometheus), then `bin/gantry demo` again\n")
+		fmt.Fprintf(w, "  for the rollout itself, analysed step by step: `make tools` (Prometheus), then `bin/gantry-demo` again\n")
 		return nil
 	}
 	if err := fleet.waitScraped(ctx); err != nil {
@@ -271,7 +271,7 @@ func bgSchedule(w io.Writer, overlay, image string) error {
 	}
 	fmt.Fprintf(w, "\n  each step: success-rate >= 95%%, error-rate <= 5%%, p95 <= 1s, p99 <= 2s, memory <= 90%% of the limit, green against blue in Prometheus;\n")
 	fmt.Fprintf(w, "  a failing step sends all traffic back to blue at once; after the last one Deployment %s is updated to the digest and green scaled to 0\n", bgDeployment)
-	fmt.Fprintf(w, "  the real thing: `make k8s-up`, then `bin/gantry demo` again (a rollout analysed against Prometheus, holds of seconds); in a workflow:\n")
+	fmt.Fprintf(w, "  the real thing: `make k8s-up`, then `bin/gantry-demo` again (a rollout analysed against Prometheus, holds of seconds); in a workflow:\n")
 	fmt.Fprintf(w, "  actions/deploy with strategy: blue-green (docs/deploy-progressive.md)\n")
 	return nil
 }

@@ -50,6 +50,17 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	if err != nil {
 		return Outputs{}, fmt.Errorf(`input "tags": %w`, err)
 	}
+	if in.PushByDigest {
+		tags = nil // one platform per job: the merge job tags the index
+	}
+	if len(in.Merge) > 0 {
+		out, err := merge(ctx, in, reg, repo, tags)
+		out.ByDigest = in.PushByDigest
+		if err != nil {
+			return out, err
+		}
+		return withRelease(in, out, repo)
+	}
 	specs, _ := parseLayers(in.Layers) // validated above
 
 	base, err := resolveBase(ctx, reg, in)
@@ -98,6 +109,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		PlatformDigests: map[string]string{},
 		Base:            base.ref.Context().Digest(base.digest.String()).String(),
 		Pushed:          in.Push,
+		ByDigest:        in.PushByDigest,
 	}
 	for _, r := range results {
 		out.Platforms = append(out.Platforms, r.result)
@@ -125,6 +137,11 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		}
 	}
 
+	return withRelease(in, out, repo)
+}
+
+// withRelease writes the release record when one is asked for.
+func withRelease(in Inputs, out Outputs, repo name.Repository) (Outputs, error) {
 	if in.ReleaseFile != "" {
 		p, err := writeRelease(in, out, repo)
 		if err != nil {

@@ -23,7 +23,7 @@ import (
 // the caller from the runner's environment.
 type Inputs struct {
 	Image              string        `input:"image" required:"true"`
-	Base               string        `input:"base" required:"true"`
+	Base               string        `input:"base"`
 	Platforms          []string      `input:"platforms" default:"linux/amd64,linux/arm64"`
 	Context            string        `input:"context" default:"."`
 	Layers             []string      `input:"layers" list:"lines"`
@@ -37,6 +37,8 @@ type Inputs struct {
 	Annotations        []string      `input:"annotations" list:"lines"`
 	Tags               []string      `input:"tags" list:"lines"`
 	Push               bool          `input:"push" default:"true"`
+	PushByDigest       bool          `input:"push-by-digest"`
+	Merge              []string      `input:"merge" list:"lines"`
 	OCILayout          string        `input:"oci-layout" default:"oci-layout"`
 	RegistryUsername   string        `input:"registry-username"`
 	RegistryPassword   string        `input:"registry-password" secret:"true"`
@@ -72,8 +74,12 @@ type Outputs struct {
 
 	// Platforms has the per-platform details for the job summary.
 	Platforms []PlatformResult `output:"-"`
-	// Base is the resolved base index (repo@sha256:...).
+	// Base is the resolved base index (repo@sha256:...); empty for a merge.
 	Base string `output:"-"`
+	// ByDigest is true when no tag was pushed on purpose (push-by-digest).
+	ByDigest bool `output:"-"`
+	// Merged lists the merge inputs the index was made from.
+	Merged []string `output:"-"`
 	// Pushed is false when the image went to an OCI layout instead.
 	Pushed bool `output:"-"`
 	// Uploaded is the number of blob bytes actually sent to the registry.
@@ -103,8 +109,26 @@ func (in *Inputs) Validate() error {
 	} else if strings.ContainsAny(in.Image, "@") || strings.Contains(in.Image[strings.LastIndex(in.Image, "/")+1:], ":") {
 		errs = append(errs, fmt.Errorf(`input "image" is %q: give the repository only (e.g. ghcr.io/acme/app) and put tags in the "tags" input`, in.Image))
 	}
-	if in.Base == "" {
-		errs = append(errs, errors.New(`input "base" is required: set a multi-arch base image, e.g. gcr.io/distroless/static-debian12:nonroot`))
+	if len(in.Merge) > 0 {
+		// A merge lists images that are already built: an input that would
+		// change them cannot be honoured, so it is refused, not dropped.
+		for input, set := range map[string]bool{"base": in.Base != "", "layers": len(in.Layers) > 0, "entrypoint": len(in.Entrypoint) > 0,
+			"cmd": len(in.Cmd) > 0, "env": len(in.Env) > 0, "workdir": in.Workdir != "", "user": in.User != "", "ports": len(in.Ports) > 0} {
+			if set {
+				errs = append(errs, fmt.Errorf(`input %q is set with "merge": a merge makes an index of images already built and changes none of them; set %q in the per-platform builds`, input, input))
+			}
+		}
+		if !in.Push {
+			errs = append(errs, errors.New(`input "push" is false with "merge": a merge reads the per-platform images from the registry and pushes the index there; leave push true`))
+		}
+	} else if in.Base == "" {
+		errs = append(errs, errors.New(`input "base" is required: set a multi-arch base image, e.g. gcr.io/distroless/static-debian12:nonroot (or "merge" to make one index of per-platform builds)`))
+	}
+	if in.PushByDigest && len(in.Tags) > 0 {
+		errs = append(errs, errors.New(`inputs "push-by-digest" and "tags" are both set: a push by digest moves no tag; set the tags on the job that merges the digests (input "merge")`))
+	}
+	if in.PushByDigest && !in.Push {
+		errs = append(errs, errors.New(`input "push-by-digest" is true but "push" is false: push-by-digest pushes without tags; set push true, or push-by-digest false to write an OCI layout`))
 	}
 	if len(in.Platforms) == 0 {
 		errs = append(errs, errors.New(`input "platforms" is empty: list platforms such as linux/amd64,linux/arm64`))

@@ -143,7 +143,17 @@ func Base(platforms []string, opts BaseOptions) (v1.ImageIndex, error) {
 		if err != nil {
 			return nil, err
 		}
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"}}})
+		// Annotated as buildx does: what it is and which manifest it attests
+		// (the first platform's).
+		ann := map[string]string{"vnd.docker.reference.type": "attestation-manifest"}
+		if len(adds) > 0 {
+			d, err := adds[0].Add.Digest()
+			if err != nil {
+				return nil, err
+			}
+			ann["vnd.docker.reference.digest"] = d.String()
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"}, Annotations: ann}})
 	}
 	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, idxType), adds...), nil
 }

@@ -8,8 +8,11 @@ export CGO_ENABLED ?= 0
 # One set of compiler flags for build, vet, test, the tools and the act
 # tests' source installs (scripts/install.sh): every package is compiled
 # once and shared through the build cache. (-trimpath on some commands and
-# not on others compiled every dependency twice.)
-export GOFLAGS := -trimpath $(filter-out -trimpath,$(GOFLAGS))
+# not on others compiled every dependency twice.) -buildvcs=false: no commit
+# stamped into what we link, so make build's link of a stage is the same
+# link as the act tests' source installs (scripts/install.sh) and the build
+# cache serves it to them.
+export GOFLAGS := -trimpath -buildvcs=false $(filter-out -trimpath -buildvcs=false,$(GOFLAGS))
 # No symbol table or DWARF in what we link (binaries, tools, test binaries):
 # links are faster and smaller; panics still show file:line.
 LDFLAGS := -s -w

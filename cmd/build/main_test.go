@@ -113,9 +113,16 @@ func TestBinaryReportsMissingInputs(t *testing.T) {
 	if err == nil {
 		t.Fatal("run succeeded without image and base")
 	}
-	for _, want := range []string{`input "image" is required`, `input "base" is required`, `INPUT_IMAGE`, `input "timeout": "soon" is not a duration`} {
+	for _, want := range []string{`input "image" is required`, `INPUT_IMAGE`, `input "timeout": "soon" is not a duration`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
+	}
+	// base is required unless merge is set: with the image given, its
+	// absence is the error.
+	env["INPUT_IMAGE"], env["INPUT_TIMEOUT"] = "127.0.0.1:1/acme/app", "1m"
+	err = run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
+	if err == nil || !strings.Contains(err.Error(), `input "base" is required`) || !strings.Contains(err.Error(), `"merge"`) {
+		t.Errorf("no base, no merge: error %v, want it to ask for base (or merge)", err)
 	}
 }

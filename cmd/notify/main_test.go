@@ -12,7 +12,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/ghaction/actiontest"
 	"github.com/gantry-ci/gantry/internal/slacknotify"
 	"github.com/gantry-ci/gantry/internal/slacknotify/notifytest"
-	"github.com/gantry-ci/gantry/internal/stages"
 )
 
 // actionEnv is the environment the composite action gives gantry-notify:
@@ -144,7 +143,7 @@ func TestActionMatchesInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stage := stages.Stage{Name: "notify", Binary: "gantry-notify", Inputs: slacknotify.Inputs{}, Outputs: slacknotify.Outputs{}}
+	stage := actioncheck.Stage{Name: "notify", Binary: "gantry-notify", Inputs: slacknotify.Inputs{}, Outputs: slacknotify.Outputs{}}
 	problems := append(actioncheck.CheckSafety(a), actioncheck.CheckStage(a, stage)...)
 	for _, p := range problems {
 		t.Error(p)

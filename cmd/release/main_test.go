@@ -19,7 +19,6 @@ import (
 	"github.com/gantry-ci/gantry/internal/ghrelease"
 	"github.com/gantry-ci/gantry/internal/ghrelease/ghreleasetest"
 	"github.com/gantry-ci/gantry/internal/release"
-	"github.com/gantry-ci/gantry/internal/stages"
 )
 
 const identity = `^https://github\.com/acme/prompt-builder/\.github/workflows/release\.yml@refs/tags/v.*$`
@@ -204,7 +203,7 @@ func TestActionMatchesInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stage := stages.Stage{Name: "release", Binary: "gantry-release", Inputs: ghrelease.Inputs{}, Outputs: ghrelease.Outputs{}}
+	stage := actioncheck.Stage{Name: "release", Binary: "gantry-release", Inputs: ghrelease.Inputs{}, Outputs: ghrelease.Outputs{}}
 	problems := append(actioncheck.CheckSafety(a), actioncheck.CheckStage(a, stage)...)
 	for _, p := range problems {
 		t.Error(p)

@@ -22,8 +22,17 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
-	"github.com/gantry-ci/gantry/internal/stages"
 )
+
+// Stage ties an actions/<Name>/action.yml to its Go types. (internal/stages
+// lists Gantry's own; this package takes them as arguments, so a test that
+// checks one action does not link every stage.)
+type Stage struct {
+	Name    string // directory under actions/ and cmd/
+	Binary  string // gantry-<name>
+	Inputs  any    // zero value of the stage's Inputs struct
+	Outputs any    // zero value of the stage's Outputs struct
+}
 
 // Action is the part of action.yml the checks read.
 type Action struct {
@@ -75,7 +84,7 @@ func Load(path string) (Action, error) {
 
 // CheckTree checks root/action.yml and every root/actions/*/action.yml
 // against the stages and returns one line per problem.
-func CheckTree(root string, all []stages.Stage) ([]string, error) {
+func CheckTree(root string, all []Stage) ([]string, error) {
 	var problems []string
 	setup := filepath.Join(root, "action.yml")
 	a, err := Load(setup)
@@ -89,7 +98,7 @@ func CheckTree(root string, all []stages.Stage) ([]string, error) {
 		return nil, err
 	}
 	sort.Strings(paths)
-	byName := map[string]stages.Stage{}
+	byName := map[string]Stage{}
 	for _, s := range all {
 		byName[s.Name] = s
 	}
@@ -304,7 +313,7 @@ func stepLabel(i int, st Step) string {
 // same inputs with the same defaults and required flags, every input passed
 // to the binary's step as INPUT_<NAME>: ${{ inputs.<name> }}, and the same
 // outputs, each read from that step.
-func CheckStage(a Action, s stages.Stage) []string {
+func CheckStage(a Action, s Stage) []string {
 	var problems []string
 	goIn := map[string]ghaction.Field{}
 	for _, f := range ghaction.InputFields(s.Inputs) {

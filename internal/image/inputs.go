@@ -37,7 +37,7 @@ type Inputs struct {
 	Annotations        []string      `input:"annotations" list:"lines"`
 	Tags               []string      `input:"tags" list:"lines"`
 	Push               bool          `input:"push" default:"true"`
-	PushByDigest       bool          `input:"push-by-digest"`
+	PushByDigest       bool          `input:"push-by-digest" default:"false"`
 	Merge              []string      `input:"merge" list:"lines"`
 	OCILayout          string        `input:"oci-layout" default:"oci-layout"`
 	RegistryUsername   string        `input:"registry-username"`

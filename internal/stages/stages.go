@@ -3,6 +3,7 @@
 package stages
 
 import (
+	"github.com/gantry-ci/gantry/internal/actioncheck"
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/ghrelease"
 	"github.com/gantry-ci/gantry/internal/image"
@@ -14,12 +15,7 @@ import (
 )
 
 // Stage ties an actions/<Name>/action.yml to its Go types.
-type Stage struct {
-	Name    string // directory under actions/ and cmd/
-	Binary  string // gantry-<name>
-	Inputs  any    // zero value of the stage's Inputs struct
-	Outputs any    // zero value of the stage's Outputs struct
-}
+type Stage = actioncheck.Stage
 
 // All returns every stage, in pipeline order.
 func All() []Stage {

@@ -488,11 +488,13 @@ func TestInputFields(t *testing.T) {
 		}
 		want := []ghaction.Field{
 			{Name: "image", GoName: "Image", Required: true},
-			{Name: "base", GoName: "Base", Required: true},
+			{Name: "base", GoName: "Base"}, // required unless merge: Validate says so
 			{Name: "platforms", GoName: "Platforms", Default: "linux/amd64,linux/arm64"},
 			{Name: "context", GoName: "Context", Default: "."},
 			{Name: "tags", GoName: "Tags"},
 			{Name: "push", GoName: "Push", Default: "true"},
+			{Name: "push-by-digest", GoName: "PushByDigest", Default: "false"},
+			{Name: "merge", GoName: "Merge"},
 			{Name: "oci-layout", GoName: "OCILayout", Default: "oci-layout"},
 			{Name: "registry-username", GoName: "RegistryUsername"},
 			{Name: "registry-password", GoName: "RegistryPassword", Secret: true},

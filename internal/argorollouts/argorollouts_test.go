@@ -257,7 +257,11 @@ func TestCanaryAbortRetry(t *testing.T) {
 	if err := d.Abort(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st = wait(t, d, "aborted with the canary scaled to 0", argorollouts.Aborted)
+	// Abort scales the stable ReplicaSet back up at once; its pods become
+	// available a moment later (slower on a loaded machine).
+	st = wait(t, d, "aborted with the canary scaled to 0 and stable back at 5 available", func(s argorollouts.Status) bool {
+		return argorollouts.Aborted(s) && s.Stable.Available == 5
+	})
 	if st.Canary.Desired != 0 || st.Canary.Replicas != 0 || st.Canary.Images["web"] != image("v3") {
 		t.Errorf("after Abort: canary %+v; want the v3 ReplicaSet at 0 replicas", st.Canary)
 	}

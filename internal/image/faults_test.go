@@ -89,6 +89,10 @@ func TestPushSurvivesTransientFaults(t *testing.T) {
 	f.mu.Unlock()
 
 	in := baseInputs(t, reg.Host, base, appContext(t))
+	// One request at a time: every blob upload starts with the same
+	// POST .../blobs/uploads/, so with parallel uploads another upload's
+	// first POST would pass for the retry of a 429'd one.
+	in.Jobs = 1
 	out, err := image.Run(t.Context(), in)
 	if err != nil {
 		t.Fatalf("push through a flaky proxy failed: %v\nfaults: %v", err, f.log)

@@ -144,6 +144,7 @@ func orIndex(p string) string {
 // others (issue 14: before the fix, 6 of 10 runs lost one or more). Our
 // own Verify checks every run; the cosign CLI the first, middle and last.
 func TestNoAttestationLost(t *testing.T) {
+	t.Parallel() // each has its own registry; the three long tests overlap
 	const runs = 30
 	base := newFixture(t)
 	cosign := newCosign(t)
@@ -181,6 +182,7 @@ func TestNoAttestationLost(t *testing.T) {
 // write drops the other's entries. Our own Verify checks every round; the
 // cosign CLI the first and the last.
 func TestConcurrentSignRunsKeepEveryAttestation(t *testing.T) {
+	t.Parallel() // each has its own registry; the three long tests overlap
 	const rounds = 10
 	base := newFixture(t)
 	cosign := newCosign(t)
@@ -291,6 +293,7 @@ func runSignProcess(t *testing.T, bin string, f *fixture, n int) []signing.Signe
 // written ends in an error that names what is missing, with the outputs
 // and summary saying the same: never a silent loss.
 func TestFallbackIndexWriteFaults(t *testing.T) {
+	t.Parallel() // each has its own registry; the three long tests overlap
 	base := newFixture(t)
 	amd := base.plat["linux/amd64"]
 	for _, tc := range []struct {

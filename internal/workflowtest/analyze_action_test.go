@@ -15,6 +15,7 @@ import (
 // failing canary's step fails the step (exit code) with verdict fail, and
 // the outputs reach the next step.
 func TestAnalyzeActionInAWorkflow(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	var targets []promtest.Target
 	for _, sc := range []struct {

@@ -21,6 +21,7 @@ import (
 // the composite action installs gantry-build from this checkout, maps every
 // input to INPUT_*, and its outputs reach a later step.
 func TestBuildActionInAWorkflow(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	const password = "act-secret-password"
 	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", password))

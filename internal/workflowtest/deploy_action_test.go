@@ -21,6 +21,7 @@ func TestMain(m *testing.M) { k8stest.Main(m) }
 // act against a real control plane: plan, deploy, an automatic rollback of a
 // crash-looping release (the step fails), and a manual rollback.
 func TestDeployActionInAWorkflow(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	c := k8stest.Start(t)
 	ns := c.Namespace(t)

@@ -14,6 +14,7 @@ import (
 // act against a local Slack workspace: one message is posted, then updated
 // in place by a later step with both stages on it; the token stays masked.
 func TestNotifyActionInAWorkflow(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	ws := notifytest.Start()
 	defer ws.Close()

@@ -51,6 +51,7 @@ import (
 //     values embedded in its actions/notify/action.yml and the assets served
 //     as a mirror, installs the gantry-notify dist.sh built, and it runs.
 func TestPublish(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	const (
 		version    = "v9.9.9"

@@ -58,6 +58,7 @@ const (
 //   - unsigned: an image that fails the verify-key check is refused before
 //     anything changes: no route write, no canary, no GitHub Deployment.
 func TestReusableDeployProduction(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	c := k8stest.Start(t)
 	ns := c.Namespace(t)

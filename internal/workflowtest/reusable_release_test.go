@@ -26,6 +26,7 @@ import (
 // the image by digest, the SBOMs, the signed release record and VERIFY.md
 // attached byte for byte.
 func TestReusableRelease(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	gh := ghreleasetest.Start(t)
 	cache := t.TempDir()

@@ -123,6 +123,7 @@ func readOutputs(t *testing.T, path, log string) map[string]string {
 //     the scan gate fails the build job, the sign job never runs and the
 //     digest carries no signature.
 func TestReusableBuildAndPush(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	cache := t.TempDir()
 	if err := scantest.Build(cache, filepath.Join(act.Repo, scantest.FixturesPath), time.Now().Add(-time.Hour)); err != nil {
@@ -330,6 +331,7 @@ func keysOf(m map[string]json.RawMessage) []string {
 // kubeconfig arrives as a secret, and the Deployment ends up running the
 // image by digest.
 func TestReusableDeployStaging(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	c := k8stest.Start(t)
 	ns := c.Namespace(t)
@@ -410,6 +412,7 @@ spec:
 // vulnerable lodash) and the clean image passes; both verdicts come out and
 // the job still succeeds.
 func TestReusableSecurityScan(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	cache := t.TempDir()
 	if err := scantest.Build(cache, filepath.Join(act.Repo, scantest.FixturesPath), time.Now().Add(-time.Hour)); err != nil {

@@ -30,6 +30,7 @@ import (
 // credentials, adds to the release record, and its outputs reach a later
 // step.
 func TestSBOMActionInAWorkflow(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	const password = "act-sbom-password"
 	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", password))

@@ -17,6 +17,7 @@ import (
 // secret and the HIGH findings (the step fails, its outputs still arrive),
 // then passes with the secret ignored and the gate at CRITICAL.
 func TestScanActionInAWorkflow(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	cache, result := t.TempDir(), t.TempDir()
 	if err := scantest.Build(cache, filepath.Join(act.Repo, scantest.FixturesPath), time.Now().Add(-time.Hour)); err != nil {

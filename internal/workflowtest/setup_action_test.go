@@ -64,6 +64,7 @@ func releaseTree(t *testing.T, repo string, rel *disttest.Release) string {
 // Served an archive that differs from the embedded sum, the action refuses
 // it and installs nothing.
 func TestSetupActionInstallsReleasedBinaries(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	// A version of its own, so no earlier run's tool cache can answer.
 	semver := fmt.Sprintf("0.0.%d-test.%d", os.Getpid(), time.Now().UnixNano())

@@ -22,6 +22,7 @@ import (
 // and a verify with another key fails with verified=false. The registry
 // asks for basic auth; neither password shows in the log.
 func TestSignActionInAWorkflow(t *testing.T) {
+	t.Parallel()
 	act := workflowtest.New(t)
 	const regPassword = "act-registry-password-0815"
 	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", regPassword))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -146,8 +147,14 @@ func imageSource(from string, repo name.Repository, img v1.Image, d v1.Descripto
 	return mergeSource{from: from, desc: desc, image: img, repo: repo, size: size}, nil
 }
 
-// checkPlatforms refuses a platform given twice, naming both sources.
-func checkPlatforms(srcs []mergeSource) error {
+// defaultPlatforms is the platforms input's default: with it, a merge
+// takes whatever platforms its inputs hold; with any other value, the
+// inputs must hold exactly those.
+var defaultPlatforms = []string{"linux/amd64", "linux/arm64"}
+
+// checkPlatforms refuses a platform given twice, naming both sources, and,
+// when the platforms input was set, a set of platforms other than it.
+func checkPlatforms(srcs []mergeSource, want []string) error {
 	by := map[string]string{}
 	var errs []error
 	for _, s := range srcs {
@@ -163,6 +170,24 @@ func checkPlatforms(srcs []mergeSource) error {
 	}
 	if len(by) == 0 {
 		return errors.New(`input "merge": no platform image among the inputs (only attestations)`)
+	}
+	if len(errs) == 0 && !slices.Equal(want, defaultPlatforms) {
+		have := slices.Sorted(maps.Keys(by))
+		norm := func(ps []string) []string {
+			var out []string
+			for _, p := range ps {
+				if vp, err := v1.ParsePlatform(p); err == nil {
+					p = platformString(*vp)
+				}
+				out = append(out, p)
+			}
+			slices.Sort(out)
+			return out
+		}
+		if !slices.Equal(norm(want), have) {
+			errs = append(errs, fmt.Errorf(`input "platforms" is %s but the merge inputs hold %s: list the builds of exactly those platforms, or leave "platforms" at its default to take what the inputs hold`,
+				strings.Join(want, ","), strings.Join(have, ",")))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -229,7 +254,7 @@ func merge(ctx context.Context, in Inputs, reg *registries, repo name.Repository
 	end := in.Log.Group(fmt.Sprintf("Merging %d build(s) into one index in %s", len(refs), repo))
 	srcs, mt, err := mergeSources(ctx, reg, refs)
 	if err == nil {
-		err = checkPlatforms(srcs)
+		err = checkPlatforms(srcs, in.Platforms)
 	}
 	if err == nil {
 		err = copyInto(ctx, reg, repo, srcs)

@@ -261,6 +261,12 @@ func TestMergeKeepsAttestationsAndRefusesBadInput(t *testing.T) {
 		t.Errorf("platform-digests %v: an attestation is not a platform", out.PlatformDigests)
 	}
 
+	// platforms set to the same set in another order: accepted.
+	same := mergeIn(byDigest(idxA), byDigest(idxB))
+	same.Platforms = []string{"linux/arm64", "linux/amd64"}
+	if _, err := image.Run(t.Context(), same); err != nil {
+		t.Errorf("platforms naming exactly the inputs' platforms: %v", err)
+	}
 	before := tagsOf(t, reg.Host+"/acme/merged")
 	for _, tc := range []struct {
 		in   image.Inputs
@@ -275,6 +281,11 @@ func TestMergeKeepsAttestationsAndRefusesBadInput(t *testing.T) {
 			return in
 		}(), []string{`input "layers" is set with "merge"`}},
 		{func() image.Inputs { in := mergeIn(byDigest(idxA), byDigest(idxB)); in.Push = false; return in }(), []string{`input "push" is false with "merge"`}},
+		{func() image.Inputs {
+			in := mergeIn(byDigest(idxA), byDigest(idxB))
+			in.Platforms = []string{"linux/amd64", "linux/arm64", "linux/s390x"}
+			return in
+		}(), []string{`input "platforms" is linux/amd64,linux/arm64,linux/s390x`, "hold linux/amd64,linux/arm64"}},
 	} {
 		_, err := image.Run(t.Context(), tc.in)
 		for _, w := range tc.want {

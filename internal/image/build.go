@@ -201,7 +201,7 @@ func resolveBase(ctx context.Context, reg *registries, in Inputs) (*resolvedBase
 			rb.mediaType = types.OCIImageIndex
 		}
 		for _, d := range im.Manifests {
-			if d.Platform == nil || d.Platform.OS == "unknown" || !d.MediaType.IsImage() {
+			if d.Platform == nil || isAttestation(d) || !d.MediaType.IsImage() {
 				continue // attestation manifests and nested indexes are not runnable platforms
 			}
 			available = append(available, d)

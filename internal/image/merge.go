@@ -54,10 +54,11 @@ func parseMergeRefs(lines []string, opts func(string) []name.Option) ([]name.Dig
 }
 
 // isAttestation reports whether an index entry is an attestation manifest
-// rather than a runnable platform.
+// (buildx's and BuildKit's unknown/unknown entries) rather than a runnable
+// platform. The base resolution and the merge both go by it.
 func isAttestation(d v1.Descriptor) bool {
 	return d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" ||
-		(d.Platform != nil && d.Platform.OS == "unknown" && d.Platform.Architecture == "unknown")
+		(d.Platform != nil && d.Platform.OS == "unknown")
 }
 
 // mergeSources reads every merge input: a platform image is one source; an
@@ -203,7 +204,10 @@ func copyInto(ctx context.Context, reg *registries, repo name.Repository, srcs [
 		src := s.repo.Digest(s.desc.Digest.String())
 		dst := repo.Digest(s.desc.Digest.String())
 		reg.in.Log.Infof("copying %s to %s (merge inputs from another repository)", src, repo)
-		if err := copyManifest(ctx, reg, src, dst); err != nil {
+		// The image read once in mergeSources; blobs are mounted from its
+		// repository where the registry allows. Its referrers come next, so
+		// the index push finds every manifest in place and tags last.
+		if err := remote.Write(dst, s.image, reg.options(ctx)...); err != nil {
 			return fmt.Errorf(`input "merge": copying %s to %s: %w`, src, repo, err)
 		}
 		refs, err := remote.Referrers(src, reg.options(ctx)...)

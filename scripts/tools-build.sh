@@ -133,18 +133,17 @@ done
 [ ${#todo[@]} -eq 0 ] && exit 0
 
 # act and rollouts are their own modules and share little with the rest:
-# build them beside it, one after the other, so their single-threaded links
-# overlap the others' compiles.
-main=() apart=()
+# each is built beside it from the start, so their compiles use the CPU
+# while the tools/go.mod build still waits on module downloads (cold), and
+# their single-threaded links overlap its compiles.
+main=() pids=()
 for set in "${todo[@]}"; do
-  case "$set" in act|rollouts) apart+=("$set") ;; *) main+=("$set") ;; esac
+  case "$set" in
+    act|rollouts) build "$set" & pids+=($!) ;;
+    *) main+=("$set") ;;
+  esac
 done
-pid=""
-if [ ${#apart[@]} -gt 0 ] && [ ${#main[@]} -gt 0 ]; then
-  (for set in "${apart[@]}"; do build "$set" || exit 1; done) & pid=$!
-  apart=()
-fi
 status=0
-for set in "${main[@]}" "${apart[@]}"; do build "$set" || status=1; done
-if [ -n "$pid" ]; then wait "$pid" || status=1; fi
+for set in "${main[@]}"; do build "$set" || status=1; done
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 exit "$status"

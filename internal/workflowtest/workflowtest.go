@@ -80,6 +80,16 @@ func New(t testing.TB) Act {
 
 var setupGoRE = regexp.MustCompile(`actions/setup-go@([0-9a-f]{40})`)
 
+// installDir is where source installs go by default: bin/ of the checkout
+// the tests run from (not of repo, which may be a copy made by a test).
+func installDir(repo string) (string, error) {
+	root, err := testproc.RepoRoot()
+	if err != nil {
+		return "", fmt.Errorf("install directory for act runs in %s: %w", repo, err)
+	}
+	return filepath.Join(root, "bin"), nil
+}
+
 // Run runs one workflow file for event with the given --env values and
 // returns act's combined log.
 func (a Act) Run(ctx context.Context, event, workflow string, env map[string]string) (string, error) {
@@ -117,13 +127,21 @@ func (a Act) RunWith(ctx context.Context, event, workflow string, env, localRepo
 	if _, ok := env["GANTRY_INSTALL_DIR"]; !ok {
 		// The actions' source installs (scripts/install.sh) build into one
 		// directory kept across runs and tests, as on a self-hosted runner:
-		// go build links a stage once and leaves it alone while Gantry's
-		// source is unchanged, instead of once per action per run.
+		// the checkout's bin/, where `make build` puts the same binaries
+		// with the same flags. A stage is linked at most once (go build
+		// leaves a binary built from the same sources alone, and
+		// install.sh does not even ask it again while the sources are
+		// unchanged), not once per action per run; a run in a copy of the
+		// repository (same sources) shares it too.
+		dir, err := installDir(a.Repo)
+		if err != nil {
+			return "", err
+		}
 		env = maps.Clone(env)
 		if env == nil {
 			env = map[string]string{}
 		}
-		env["GANTRY_INSTALL_DIR"] = filepath.Join(a.Repo, "bin", "act-installs")
+		env["GANTRY_INSTALL_DIR"] = dir
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

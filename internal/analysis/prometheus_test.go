@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,26 @@ type pair struct {
 
 // bundleBuckets are express-prom-bundle's default histogram buckets.
 const bundleBuckets = "0.003,0.03,0.1,0.3,1.5,10"
+
+// micrometerBuckets are the histogram buckets Micrometer publishes for a
+// timer with percentiles-histogram on (Spring Boot's http.server.requests),
+// between Spring's default expected minimum (1 ms) and maximum (30 s): in
+// nanoseconds, each power of 4 from 4 and the steps of a third of it up to
+// the next; in seconds here. None sits on 1 s or 2 s (… 0.984263336,
+// 1.073741824 … 1.789569706, 2.147483647 …).
+func micrometerBuckets() string {
+	var les []string
+	for exp := 2; exp < 40; exp += 2 {
+		current := int64(1) << exp
+		delta := current / 3
+		for next := current<<2 - delta; current < next; current += delta {
+			if current >= 1e6 && current <= 30e9 {
+				les = append(les, strconv.FormatFloat(float64(current)/1e9, 'f', -1, 64))
+			}
+		}
+	}
+	return strings.Join(les, ",")
+}
 
 // inputs are the action's inputs with durations shrunk from minutes to
 // seconds (Prometheus scrapes every second).
@@ -76,6 +97,11 @@ func TestAgainstPrometheus(t *testing.T) {
 		// the (1.5, 10] bucket, none surely beyond 2 s.
 		{name: "bundle-tail", stable: map[string]string{"BUCKETS": bundleBuckets},
 			canary: map[string]string{"BUCKETS": bundleBuckets, "EXTRA_LATENCY": "3000ms", "LATENCY_RATE": "0.03"}, stableRPS: 40, canaryRPS: 40},
+		// Micrometer's buckets (Spring Boot): the limits fall between two
+		// close buckets; 3 s is surely beyond 2 s.
+		{name: "micrometer-healthy", stable: map[string]string{"BUCKETS": micrometerBuckets()}, canary: map[string]string{"BUCKETS": micrometerBuckets()}, stableRPS: 60, canaryRPS: 60},
+		{name: "micrometer-tail", stable: map[string]string{"BUCKETS": micrometerBuckets()},
+			canary: map[string]string{"BUCKETS": micrometerBuckets(), "EXTRA_LATENCY": "3000ms", "LATENCY_RATE": "0.03"}, stableRPS: 40, canaryRPS: 40},
 		// The Node app as most Node teams instrument it: the convention is
 		// detected (status_code), its 1 s and 2 s limits fall between
 		// buckets.
@@ -151,6 +177,9 @@ func TestAgainstPrometheus(t *testing.T) {
 		// names these buckets): possibly beyond the limit while stable is
 		// within it, or worse than stable, whichever is proven first.
 		{scenario: "bundle-tail", want: analysis.Fail, reason: "no bucket at 2s: between le=1.5 and le=10"},
+		{scenario: "micrometer-healthy", want: analysis.Pass},
+		// 3 s lies above le=2.147483647: those requests are surely slow.
+		{scenario: "micrometer-tail", want: analysis.Fail, reason: "no bucket at 2s: between le=1.789569706 and le=2.147483647"},
 		// No cAdvisor series for this canary: memory is not measured and
 		// does not decide, unless required.
 		{scenario: "healthy", want: analysis.Pass, reason: "not measured: memory",

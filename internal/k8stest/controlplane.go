@@ -189,11 +189,13 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, fmt.Errorf("k8stest: %w", err)
 	}
 
-	ports, err := testproc.FreePorts(5)
+	// The controller manager's and scheduler's ports are picked when they
+	// start (startServing), seconds later.
+	ports, err := testproc.FreePorts(3)
 	if err != nil {
 		return nil, fmt.Errorf("k8stest: finding free ports: %w", err)
 	}
-	etcdClient, etcdPeer, apiPort, kcmPort, schedPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	etcdClient, etcdPeer, apiPort := ports[0], ports[1], ports[2]
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 
 	p, err := newPKI(pkiDir)
@@ -308,21 +310,59 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 			"--leader-elect=false",
 		}
 	}
-	kcm, err := start("kube-controller-manager", append(componentArgs("kube-controller-manager", kcmPort),
-		"--controllers=*",
-		"--service-account-private-key-file="+p.SAKey,
-		"--root-ca-file="+p.CACert,
-		"--cluster-signing-cert-file="+p.CACert,
-		"--cluster-signing-key-file="+p.CAKey,
-		"--service-cluster-ip-range="+serviceCIDR,
-	)...)
+	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		// The controller manager's and scheduler's serving certs are
+		// self-signed and only guard loopback health checks here.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
+	}}
+	// startServing starts a component that serves on a port of its own and
+	// waits for its /healthz. The port is picked just before the start, but
+	// another process of a parallel test may still take it in between (a
+	// free port is only free when asked): a start that exits with "address
+	// already in use" is tried again on a new port, at most three times.
+	startServing := func(name string, args func(port int) []string) (*testproc.Proc, error) {
+		for attempt := 1; ; attempt++ {
+			port, err := componentPort()
+			if err != nil {
+				return nil, fmt.Errorf("k8stest: finding a free port for %s: %w", name, err)
+			}
+			pr, err := start(name, args(port)...)
+			if err != nil {
+				return nil, err
+			}
+			u := "https://127.0.0.1:" + strconv.Itoa(port) + "/healthz"
+			err = waitHTTP(ctx, insecure, u, "", []*testproc.Proc{etcd, apiserver, pr})
+			if err == nil {
+				return pr, nil
+			}
+			if attempt < 3 && pr.Exited() && strings.Contains(err.Error(), "address already in use") {
+				logf("%s: port %d was taken before it bound it; again on another port", name, port)
+				c.procs = slices.DeleteFunc(c.procs, func(x *testproc.Proc) bool { return x == pr })
+				continue
+			}
+			return nil, fmt.Errorf("k8stest: %s on %s: %w", name, u, err)
+		}
+	}
+	kcm, err := startServing("kube-controller-manager", func(port int) []string {
+		return append(componentArgs("kube-controller-manager", port),
+			"--controllers=*",
+			"--service-account-private-key-file="+p.SAKey,
+			"--root-ca-file="+p.CACert,
+			"--cluster-signing-cert-file="+p.CACert,
+			"--cluster-signing-key-file="+p.CAKey,
+			"--service-cluster-ip-range="+serviceCIDR,
+		)
+	})
 	if err != nil {
 		return nil, err
 	}
-	scheduler, err := start("kube-scheduler", componentArgs("kube-scheduler", schedPort)...)
+	scheduler, err := startServing("kube-scheduler", func(port int) []string {
+		return componentArgs("kube-scheduler", port)
+	})
 	if err != nil {
 		return nil, err
 	}
+	logf("kube-controller-manager and kube-scheduler healthy after %v", time.Since(began).Round(time.Millisecond))
 	kwok, err := start("kwok",
 		"--kubeconfig="+c.Kubeconfig,
 		"--config="+strings.Join(stages, ","),
@@ -342,22 +382,6 @@ func New(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if _, err := c.client.CoreV1().Nodes().Create(ctx, fakeNode(), metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("k8stest: creating node %s: %w", NodeName, err)
 	}
-
-	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
-		// The controller manager's and scheduler's serving certs are
-		// self-signed and only guard loopback health checks here.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
-	}}
-	for _, hc := range []struct {
-		name string
-		port int
-	}{{"kube-controller-manager", kcmPort}, {"kube-scheduler", schedPort}} {
-		u := "https://127.0.0.1:" + strconv.Itoa(hc.port) + "/healthz"
-		if err := waitHTTP(ctx, insecure, u, "", all); err != nil {
-			return nil, fmt.Errorf("k8stest: %s on %s: %w", hc.name, u, err)
-		}
-	}
-	logf("kube-controller-manager and kube-scheduler healthy after %v", time.Since(began).Round(time.Millisecond))
 
 	err = poll(ctx, 50*time.Millisecond, all, func() (bool, error) {
 		_, err := c.client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
@@ -449,6 +473,16 @@ func nodeSchedulable(n *corev1.Node) (bool, error) {
 }
 
 // waitHTTP polls url until it answers 200.
+// componentPort picks the port of the controller manager or the scheduler
+// (a variable, so a test can hand out a taken one).
+var componentPort = func() (int, error) {
+	ports, err := testproc.FreePorts(1)
+	if err != nil {
+		return 0, err
+	}
+	return ports[0], nil
+}
+
 func waitHTTP(ctx context.Context, client *http.Client, url, token string, procs []*testproc.Proc) error {
 	return poll(ctx, 50*time.Millisecond, procs, func() (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

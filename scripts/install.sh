@@ -50,8 +50,9 @@ source_key() {
     find go.mod go.sum cmd internal -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 }
-# binary_id FILE: the file as it is now (size, modification time, inode).
-binary_id() { stat -c '%s %Y %i' "$1" 2>/dev/null; }
+# binary_id FILE: the file as it is now (size, modification time to the
+# nanosecond, inode): a rewrite in place within the same second shows too.
+binary_id() { stat -c '%s %.9Y %i' "$1" 2>/dev/null; }
 
 key="$(source_key)"
 echo "::group::Building Gantry binaries ($*) with $(go version)"

@@ -472,7 +472,6 @@ func nodeSchedulable(n *corev1.Node) (bool, error) {
 	return true, nil
 }
 
-// waitHTTP polls url until it answers 200.
 // componentPort picks the port of the controller manager or the scheduler
 // (a variable, so a test can hand out a taken one).
 var componentPort = func() (int, error) {
@@ -483,6 +482,7 @@ var componentPort = func() (int, error) {
 	return ports[0], nil
 }
 
+// waitHTTP polls url until it answers 200.
 func waitHTTP(ctx context.Context, client *http.Client, url, token string, procs []*testproc.Proc) error {
 	return poll(ctx, 50*time.Millisecond, procs, func() (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

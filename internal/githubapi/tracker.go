@@ -89,3 +89,12 @@ func (t *Tracker) Deployment() (Deployment, bool) {
 	}
 	return t.dep, t.created
 }
+
+// Client returns the client the Tracker reports with (nil when tracking
+// is off), for reports about other deployments of the same repository.
+func (t *Tracker) Client() *Client {
+	if t == nil {
+		return nil
+	}
+	return t.client
+}

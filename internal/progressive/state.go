@@ -19,21 +19,28 @@ import (
 // Phase is where a progressive rollout stands.
 type Phase string
 
-// The phases. Progressing and Paused are unfinished: a later run must
-// resume or abort them.
+// The phases. Progressing, Paused and RollingBack are unfinished: a later
+// run must resume or abort the first two; only abort finishes the third.
 const (
 	// PhaseNone: no rollout state is recorded for the environment.
 	PhaseNone        Phase = "none"
 	PhaseProgressing Phase = "progressing"
 	PhasePaused      Phase = "paused"
+	// PhaseRollingBack: a rollback or an abort began (recorded before
+	// any traffic moves back) and did not finish: its runner died.
+	// Resuming would run the canary it was taking traffic from again.
+	PhaseRollingBack Phase = "rolling-back"
 	PhasePromoted    Phase = "promoted"
 	PhaseRolledBack  Phase = "rolled-back"
 	PhaseAborted     Phase = "aborted"
 )
 
+// phases lists every phase a state may record, for errors.
+const phases = "progressing, paused, rolling-back, promoted, rolled-back, aborted"
+
 func (p Phase) known() bool {
 	switch p {
-	case PhaseProgressing, PhasePaused, PhasePromoted, PhaseRolledBack, PhaseAborted:
+	case PhaseProgressing, PhasePaused, PhaseRollingBack, PhasePromoted, PhaseRolledBack, PhaseAborted:
 		return true
 	}
 	return false
@@ -126,9 +133,11 @@ type State struct {
 	base map[string]string
 }
 
-// Active reports whether the rollout is unfinished (progressing or
-// paused): the environment's next deploy must resume or abort it.
-func (s State) Active() bool { return s.Phase == PhaseProgressing || s.Phase == PhasePaused }
+// Active reports whether the rollout is unfinished (progressing, paused
+// or rolling back): the environment's next deploy must resume or abort it.
+func (s State) Active() bool {
+	return s.Phase == PhaseProgressing || s.Phase == PhasePaused || s.Phase == PhaseRollingBack
+}
 
 // Describe is one line about the rollout for people, e.g. "progressing at
 // step 2 of 4, 50/50 stable/canary: canary app-green (sha256:…) over
@@ -185,7 +194,7 @@ func workload(w Workload) string {
 // validate checks what Save would write.
 func (s State) validate() error {
 	if !s.Phase.known() {
-		return fmt.Errorf("rollout state: phase %q is not one of %s, %s, %s, %s, %s", s.Phase, PhaseProgressing, PhasePaused, PhasePromoted, PhaseRolledBack, PhaseAborted)
+		return fmt.Errorf("rollout state: phase %q is not one of %s", s.Phase, phases)
 	}
 	if err := ValidateWeights(s.StableWeight, s.CanaryWeight); err != nil {
 		return fmt.Errorf("rollout state: %w", err)
@@ -403,7 +412,7 @@ func (s *Store) decode(ann map[string]string) (State, error) {
 			s.Lease(), key, base[key], why, s.namespace, s.name, key)
 	}
 	if !st.Phase.known() {
-		return bad(AnnotationPhase, fmt.Sprintf("is not a phase (%s, %s, %s, %s, %s)", PhaseProgressing, PhasePaused, PhasePromoted, PhaseRolledBack, PhaseAborted))
+		return bad(AnnotationPhase, "is not a phase ("+phases+")")
 	}
 	var err error
 	if st.Step, err = strconv.Atoi(base[AnnotationStep]); err != nil || st.Step < 0 {

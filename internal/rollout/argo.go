@@ -120,7 +120,7 @@ func (d *deployer) argo(ctx context.Context) (Outputs, error) {
 	}
 
 	end := log.Group(fmt.Sprintf("Taking the deploy lease for %s in %s", d.in.Environment, a.ns))
-	lk, err := d.c.acquire(ctx, log, a.ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")
+	lk, err := d.lease(ctx, a.ns)
 	end()
 	if err != nil {
 		return fail(err)

@@ -23,14 +23,26 @@ type lock struct {
 	duration time.Duration
 	stop     chan struct{}
 	done     chan struct{}
+	// abandoned is the GitHub deployment (AnnotationGitHubDeployment) of
+	// a holder whose lease this one took over after it expired: a run
+	// that died without reporting how its deploy ended.
+	abandoned, abandonedBy string
 }
+
+// AnnotationGitHubDeployment on the Lease names the GitHub deployment of
+// the run holding it (owner/repo/id), so that a run taking the Lease over
+// from a holder that died can close that deployment. Not a gantry.dev/
+// annotation: it is no part of a rollout's recorded state.
+const AnnotationGitHubDeployment = "deploy.gantry.dev/github-deployment"
 
 // LeaseName is the Lease that serialises deploys to an environment.
 func LeaseName(environment string) string { return "gantry-deploy-" + environment }
 
-// acquire takes the environment's lease. With wait it retries until ctx
-// ends; without, a lease held by someone else is an immediate error.
-func (c *cluster) acquire(ctx context.Context, log ghaction.Logger, ns, environment, holder string, duration time.Duration, wait bool) (*lock, error) {
+// acquire takes the environment's lease, noting deployment (the run's
+// GitHub deployment, owner/repo/id, or "") on it. With wait it retries
+// until ctx ends; without, a lease held by someone else is an immediate
+// error.
+func (c *cluster) acquire(ctx context.Context, log ghaction.Logger, ns, environment, holder, deployment string, duration time.Duration, wait bool) (*lock, error) {
 	l := &lock{c: c, ns: ns, name: LeaseName(environment), holder: holder, duration: duration}
 	secs := int32(duration.Seconds())
 	announced := false
@@ -39,8 +51,12 @@ func (c *cluster) acquire(ctx context.Context, log ghaction.Logger, ns, environm
 		lease, err := c.typed.CoordinationV1().Leases(ns).Get(ctx, l.name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
+			var ann map[string]string
+			if deployment != "" {
+				ann = map[string]string{AnnotationGitHubDeployment: deployment}
+			}
 			_, err = c.typed.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Name: l.name, Labels: map[string]string{"app.kubernetes.io/managed-by": "gantry"}},
+				ObjectMeta: metav1.ObjectMeta{Name: l.name, Labels: map[string]string{"app.kubernetes.io/managed-by": "gantry"}, Annotations: ann},
 				Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
 			}, metav1.CreateOptions{FieldManager: FieldManager})
 			if err == nil {
@@ -56,8 +72,17 @@ func (c *cluster) acquire(ctx context.Context, log ghaction.Logger, ns, environm
 		}
 		other, expired := holderOf(lease), leaseExpired(lease, now.Time)
 		if other == "" || other == holder || expired {
+			l.abandoned, l.abandonedBy = "", ""
 			if expired && other != "" && other != holder {
 				log.Warningf("taking over the lease of %s for %s: its holder %q stopped renewing it at %s (a runner that died?)", environment, ns, other, lease.Spec.RenewTime.Format(time.RFC3339))
+				l.abandoned, l.abandonedBy = lease.Annotations[AnnotationGitHubDeployment], other
+			}
+			if lease.Annotations == nil {
+				lease.Annotations = map[string]string{}
+			}
+			delete(lease.Annotations, AnnotationGitHubDeployment)
+			if deployment != "" {
+				lease.Annotations[AnnotationGitHubDeployment] = deployment
 			}
 			lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &holder, &secs
 			lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
@@ -148,6 +173,7 @@ func (l *lock) release() {
 			err = l.c.typed.CoordinationV1().Leases(l.ns).Delete(ctx, l.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
 		} else {
 			lease.Spec.HolderIdentity, lease.Spec.AcquireTime, lease.Spec.RenewTime = nil, nil, nil
+			delete(lease.Annotations, AnnotationGitHubDeployment)
 			_, err = l.c.typed.CoordinationV1().Leases(l.ns).Update(ctx, lease, metav1.UpdateOptions{FieldManager: FieldManager})
 		}
 		// A conflict is a write since the read (a renewal or the state):

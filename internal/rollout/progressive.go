@@ -15,6 +15,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -230,12 +231,13 @@ func (d *deployer) progressive(ctx context.Context) (Outputs, error) {
 		return p.fail(fmt.Errorf("namespace %s does not exist: create it, or add a Namespace object to the manifests", p.ns))
 	}
 	end := log.Group(fmt.Sprintf("Taking the deploy lease for %s in %s", d.in.Environment, p.ns))
-	lk, err := d.c.acquire(ctx, log, p.ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")
+	lk, err := d.lease(ctx, p.ns)
 	end()
 	if err != nil {
 		return p.fail(err)
 	}
 	defer lk.release()
+	checkpoint("lease-taken")
 
 	if p.store, err = progressive.NewStore(d.c.typed, p.ns, d.in.Environment); err != nil {
 		return p.fail(err)
@@ -263,8 +265,12 @@ func (d *deployer) progressive(ctx context.Context) (Outputs, error) {
 func (p *prog) start(ctx context.Context, objs []*unstructured.Unstructured) (Outputs, error) {
 	d, log := p.d, p.d.log
 	if p.st.Active() {
-		return p.fail(fmt.Errorf("environment %s has an unfinished %s rollout (Lease %s): %s; use action resume to continue it, abort to send all traffic back to stable, or promote to finish it now",
-			d.in.Environment, d.in.Strategy, p.store.Lease(), p.st.Describe()))
+		next := "use action resume to continue it, abort to send all traffic back to stable, or promote to finish it now"
+		if p.st.Phase == progressive.PhaseRollingBack {
+			next = "it was being rolled back when its run stopped: use action abort to finish that"
+		}
+		return p.fail(fmt.Errorf("environment %s has an unfinished %s rollout (Lease %s): %s; %s",
+			d.in.Environment, d.in.Strategy, p.store.Lease(), p.st.Describe(), next))
 	}
 	route := progressive.Config{
 		Router: d.in.TrafficRouter, Namespace: p.ns, Route: d.in.Route,
@@ -305,6 +311,7 @@ func (p *prog) start(ctx context.Context, objs []*unstructured.Unstructured) (Ou
 	if p.st, err = p.store.Save(ctx, p.st); err != nil {
 		return p.fail(err)
 	}
+	checkpoint("rollout-recorded")
 	// Everything but the stable Deployment: Services, config, the
 	// canary reads them. N itself changes at promotion.
 	end := func() {}
@@ -326,6 +333,7 @@ func (p *prog) start(ctx context.Context, objs []*unstructured.Unstructured) (Ou
 	if err := p.startCanary(ctx, 0); err != nil {
 		return p.fail(p.failBack(ctx, err))
 	}
+	checkpoint("canary-started")
 	if err := p.smoke(ctx); err != nil {
 		return p.fail(p.failBack(ctx, err))
 	}
@@ -398,6 +406,10 @@ func (p *prog) takeOver(ctx context.Context) error {
 	d := p.d
 	if !p.st.Active() {
 		return fmt.Errorf("action %s: environment %s has no rollout in progress (Lease %s: %s); nothing to %s",
+			d.in.Action, d.in.Environment, p.store.Lease(), p.st.Describe(), d.in.Action)
+	}
+	if p.st.Phase == progressive.PhaseRollingBack && d.in.Action != "abort" {
+		return fmt.Errorf("action %s: the rollout of environment %s was being rolled back when its run stopped (Lease %s: %s): run action abort to finish sending all traffic to stable; %s would send traffic to the canary it was taken from",
 			d.in.Action, d.in.Environment, p.store.Lease(), p.st.Describe(), d.in.Action)
 	}
 	route, err := p.fromRecord()
@@ -485,7 +497,9 @@ func (p *prog) runSteps(ctx context.Context, first int) (Outputs, error) {
 		if err := p.setWeights(ctx, i, 100-step.Weight, step.Weight); err != nil {
 			return p.fail(p.failBack(ctx, err))
 		}
+		checkpoint(fmt.Sprintf("weights-set:step-%d", i+1))
 		label := fmt.Sprintf("step %d: %d%%", i+1, step.Weight)
+		checkpoint(fmt.Sprintf("analysing:step-%d", i+1))
 		res, err := p.analyse(ctx, label, step.Weight, step.Hold)
 		if err != nil {
 			return p.fail(p.interrupted(ctx, err))
@@ -992,7 +1006,24 @@ func (p *prog) backToStable(ctx context.Context, phase progressive.Phase, reason
 	defer cancel()
 	end := p.d.log.Group(fmt.Sprintf("All traffic back to stable %s: %s", p.stable, reason))
 	defer end()
+	// Recorded before anything moves: a runner that dies from here on
+	// leaves a rollout that only abort finishes (resume would send
+	// traffic to the canary this run takes it from).
+	p.st.Phase, p.st.Reason = progressive.PhaseRollingBack, truncate(reason, 1000)
+	if st, err := p.store.Save(ctx, p.st); err != nil {
+		var conflict *progressive.ConflictError
+		if errors.As(err, &conflict) {
+			return err // another run owns the rollout now: change nothing
+		}
+		p.d.log.Warningf("recording the rollback on Lease %s: %v (going on: traffic back to stable first)", p.store.Lease(), err)
+	} else {
+		p.st = st
+	}
+	checkpoint("rolling-back")
 	var errs []error
+	if err := p.restoreStable(ctx, reason); err != nil {
+		errs = append(errs, err)
+	}
 	if s, c, err := p.router.Weights(ctx); err == nil && s == 100 && c == 0 {
 		// No traffic ever moved (a smoke test failed), or it is back
 		// already: the route is left untouched.
@@ -1005,14 +1036,15 @@ func (p *prog) backToStable(ctx context.Context, phase progressive.Phase, reason
 		p.d.log.Infof("traffic 100/0 stable/canary via %s", p.router.Describe())
 		p.st.StableWeight, p.st.CanaryWeight = 100, 0
 	}
+	checkpoint("rollback-traffic")
 	if err := p.scaleCanaryDown(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	p.st.Phase, p.st.Reason = phase, truncate(reason, 1000)
+	p.st.Phase = phase
 	if len(errs) > 0 {
-		// The state keeps saying unfinished: a later abort must finish
-		// the job.
-		p.st.Phase = progressive.PhasePaused
+		// The state keeps saying rolling back: a later abort must
+		// finish the job.
+		p.st.Phase = progressive.PhaseRollingBack
 	}
 	st, err := p.store.Save(ctx, p.st)
 	if err != nil {
@@ -1021,6 +1053,40 @@ func (p *prog) backToStable(ctx context.Context, phase progressive.Phase, reason
 		p.st = st
 	}
 	return errors.Join(errs...)
+}
+
+// restoreStable puts the stable Deployment back on the version the
+// rollout recorded as stable when it runs the canary's instead: a
+// promotion updated it and its runner died before the promotion ended.
+// All traffic is about to go to stable, which must be the version that
+// was in production. Otherwise it does nothing.
+func (p *prog) restoreStable(ctx context.Context, reason string) error {
+	want, canary := p.st.Stable.Digest, p.st.Canary.Digest
+	if want == "" || canary == "" || want == canary || p.stable == "" {
+		return nil
+	}
+	live, err := p.d.c.typed.AppsV1().Deployments(p.ns).Get(ctx, p.stable, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading the stable Deployment %s/%s: %w", p.ns, p.stable, err)
+	}
+	if !runsDigest(live.Spec.Template, canary) || runsDigest(live.Spec.Template, want) {
+		return nil
+	}
+	p.d.log.Warningf("the stable Deployment %s/%s runs the canary's %s: a promotion began and did not finish; restoring %s before traffic goes back to it", p.ns, p.stable, canary, want)
+	if _, err := p.d.restore(ctx, p.ns, p.stable, RollbackTarget{Kind: "digest", Value: want}, "rollback: "+reason); err != nil {
+		return fmt.Errorf("restoring the stable Deployment %s/%s to %s: %w", p.ns, p.stable, want, err)
+	}
+	return nil
+}
+
+// runsDigest reports whether a container of t runs an image by digest.
+func runsDigest(t corev1.PodTemplateSpec, digest string) bool {
+	for _, c := range t.Spec.Containers {
+		if strings.HasSuffix(c.Image, "@"+digest) {
+			return true
+		}
+	}
+	return false
 }
 
 // failBack rolls back after cause and returns the error to report.
@@ -1063,6 +1129,7 @@ func (p *prog) promote(ctx context.Context) error {
 	_, err := d.c.apply(ctx, p.obj, false)
 	var dep *appsv1.Deployment
 	if err == nil {
+		checkpoint("promotion-applied")
 		dep, err = d.c.waitRollout(ctx, d.log, p.ns, p.stable, d.in.Poll)
 	}
 	end()
@@ -1083,6 +1150,7 @@ func (p *prog) promote(ctx context.Context) error {
 	}
 	p.events = append(p.events, weightEvent{At: time.Now(), Canary: 0})
 	d.log.Infof("traffic 100/0 to %s, which runs %s", p.stable, d.digest.DigestStr())
+	checkpoint("promotion-traffic")
 	if err := p.scaleCanaryDown(ctx); err != nil {
 		return err
 	}

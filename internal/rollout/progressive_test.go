@@ -24,6 +24,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/k8stest"
+	"github.com/gantry-ci/gantry/internal/metadata"
 	"github.com/gantry-ci/gantry/internal/progressive"
 	"github.com/gantry-ci/gantry/internal/promtest"
 	"github.com/gantry-ci/gantry/internal/rollout"
@@ -1146,10 +1147,16 @@ const (
 )
 
 // helperRun is what the child process deploys: a blue-green rollout
-// (Strategy overrides) with Steps, by default holding 60 s at 50 %.
+// (Strategy overrides; "rolling" is a plain rolling deploy of Manifests)
+// with Steps, by default holding 60 s at 50 %. Action abort takes the
+// rollout of Namespace over instead. With KillAt the child stops itself
+// with SIGKILL at that checkpoint (KillAfter later), as a runner dies;
+// with GitHubAPIURL it reports to that GitHub API as run 41.
 type helperRun struct {
-	Kubeconfig, Manifests, Image, PrometheusURL, DecisionLog string
-	Strategy, Steps                                          string
+	Kubeconfig, Manifests, Image, PrometheusURL, DecisionLog  string
+	Strategy, Steps, Action, Namespace, SmokeURL, SmokeExpect string
+	KillAt, GitHubAPIURL                                      string
+	KillAfter                                                 time.Duration
 }
 
 // killChild runs a deploy of image in a child process (a runner) and
@@ -1229,17 +1236,47 @@ func TestHelperProgressiveDeploy(t *testing.T) {
 	}
 	in := rollout.Inputs{
 		Environment: "production", Image: h.Image, Manifests: h.Manifests, Action: "deploy", RollbackTo: "previous",
-		AutoRollback: true, Lock: "wait", RESTConfig: cfg, Log: &logger{}, Poll: 200 * time.Millisecond,
+		AutoRollback: true, Lock: "wait", RESTConfig: cfg, Log: &logger{echo: h.KillAt != ""}, Poll: 200 * time.Millisecond,
 		LeaseDuration: 6 * time.Second, Holder: helperHolder,
 	}
-	in = blueGreen(in, h.PrometheusURL, h.DecisionLog)
-	in.Steps = or(h.Steps, "10:8s,50:60s,100:4s")
-	in.Strategy = or(h.Strategy, in.Strategy)
+	if h.Strategy == "rolling" {
+		in.Strategy, in.Timeout = "rolling", 90*time.Second
+	} else {
+		in = blueGreen(in, h.PrometheusURL, h.DecisionLog)
+		in.Steps = or(h.Steps, "10:8s,50:60s,100:4s")
+		in.Strategy = or(h.Strategy, in.Strategy)
+		in.SmokeURL, in.SmokeExpect = h.SmokeURL, or(h.SmokeExpect, in.SmokeExpect)
+	}
+	if h.GitHubAPIURL != "" {
+		in.GitHubToken, in.GitHubAPIURL = "ghs_kill_matrix_token", h.GitHubAPIURL
+		in.Git = metadata.Context{Repository: "acme/prompt-builder", SHA: "3f1c5a7e9b2d4c6a8e0f1b3d5c7e9a1b3d5f7a9c", RunURL: "https://github.com/acme/prompt-builder/actions/runs/41"}
+	}
+	if h.Action == "abort" {
+		in.Action, in.Image, in.Manifests, in.Namespace, in.Steps = "abort", "", "", h.Namespace, ""
+	}
+	if h.KillAt != "" {
+		die := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+		defer rollout.SetCheckpoint(func(point string) {
+			if point != h.KillAt {
+				return
+			}
+			os.Stdout.WriteString("checkpoint " + point + ": the runner dies\n")
+			if h.KillAfter > 0 {
+				time.AfterFunc(h.KillAfter, die)
+				return
+			}
+			die()
+		})()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
 	_, err = rollout.Run(ctx, in)
 	if ctx.Err() != nil {
 		t.Logf("cancelled: %v\n%s", err, in.Log.(*logger))
+		return
+	}
+	if h.KillAt != "" {
+		t.Errorf("the deploy passed no checkpoint %s: it ended with %v\n%s", h.KillAt, err, in.Log.(*logger))
 		return
 	}
 	t.Errorf("the deploy was not killed: it ended with %v\n%s", err, in.Log.(*logger))

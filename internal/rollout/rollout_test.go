@@ -85,6 +85,7 @@ type logger struct {
 	mu    sync.Mutex
 	lines []string
 	times []time.Time
+	echo  bool // print each line as it comes (a runner process that may be killed)
 }
 
 func (l *logger) Infof(f string, a ...any)    { l.add(fmt.Sprintf(f, a...)) }
@@ -95,6 +96,9 @@ func (l *logger) add(s string) {
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, s)
 	l.times = append(l.times, time.Now())
+	if l.echo {
+		fmt.Println(s)
+	}
 }
 
 // when returns the time of the first line containing s.
@@ -407,6 +411,113 @@ func TestConcurrentDeploysSerialise(t *testing.T) {
 	}
 	if second.when("## Applying").Before(first.when("rolled out revision")) {
 		t.Errorf("the second deploy applied at %v, before the first finished its rollout at %v", second.when("## Applying"), first.when("rolled out revision"))
+	}
+}
+
+// TestDeployWaitsForALiveLeaseUpToItsTimeout: a deploy with lock: wait
+// behind a holder that keeps renewing its Lease gives up when its timeout
+// ends, naming the holder (its run URL), and changes nothing.
+func TestDeployWaitsForALiveLeaseUpToItsTimeout(t *testing.T) {
+	t.Parallel()
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	manifests := app(t, ns, "")
+	in, _ := inputs(c, "staging", manifests, repo+"@"+digest("held-1"))
+	deploy(t, in)
+
+	// The holder: another job's deploy, alive, renewing every second.
+	holder, secs := "https://github.com/acme/prompt-builder/actions/runs/99", int32(3)
+	leases := c.Clientset().CoordinationV1().Leases(ns)
+	now := metav1.NewMicroTime(time.Now())
+	if _, err := leases.Create(t.Context(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: rollout.LeaseName("staging")},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	renew := func() error {
+		l, err := leases.Get(t.Context(), rollout.LeaseName("staging"), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.NewMicroTime(time.Now())
+		l.Spec.RenewTime = &now
+		_, err = leases.Update(t.Context(), l, metav1.UpdateOptions{})
+		return err
+	}
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+				renew()
+			}
+		}
+	}()
+	defer func() { close(stop); <-renewed }()
+
+	in, log := inputs(c, "staging", manifests, repo+"@"+digest("held-2"))
+	in.Timeout = 8 * time.Second
+	start := time.Now()
+	_, err := rollout.Run(t.Context(), in)
+	waited := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "environment staging is still being deployed by "+holder) || !strings.Contains(err.Error(), "gave up waiting") {
+		t.Fatalf("deploy behind a live lease: %v\n%s", err, log)
+	}
+	if waited < 7*time.Second || waited > 20*time.Second {
+		t.Errorf("gave up after %v, want its timeout of 8s", waited)
+	}
+	if !strings.Contains(log.String(), "waiting: environment staging is being deployed by "+holder) {
+		t.Errorf("the waiting deploy did not say who it waits for:\n%s", log)
+	}
+	if got := currentImage(t, c, ns); got != repo+"@"+digest("held-1") {
+		t.Errorf("the deploy that gave up changed Deployment api to %s", got)
+	}
+}
+
+// TestDeploysOfOtherEnvironmentsRunTogether: staging and production
+// deploys at once do not wait for each other (one Lease per environment)
+// and each ends on its own image.
+func TestDeploysOfOtherEnvironmentsRunTogether(t *testing.T) {
+	t.Parallel()
+	c := k8stest.Start(t)
+	envs := []string{"staging", "production"}
+	nss := []string{c.Namespace(t), c.Namespace(t)}
+	logs := make([]*logger, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range envs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, log := inputs(c, envs[i], app(t, nss[i], ""), repo+"@"+digest(envs[i]))
+			in.Holder = "runner-" + envs[i]
+			logs[i] = log
+			_, errs[i] = rollout.Run(context.Background(), in)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s deploy: %v\n%s", envs[i], err, logs[i])
+		}
+		if strings.Contains(logs[i].String(), "waiting: environment") {
+			t.Errorf("the %s deploy waited for another environment:\n%s", envs[i], logs[i])
+		}
+		if got := currentImage(t, c, nss[i]); got != repo+"@"+digest(envs[i]) {
+			t.Errorf("%s runs %s", envs[i], got)
+		}
+	}
+	// Their rollouts overlapped: each applied before the other finished.
+	for i := range 2 {
+		if !logs[i].when("## Applying").Before(logs[1-i].when("rolled out revision")) {
+			t.Errorf("the %s deploy applied at %v, after the %s deploy finished at %v: they ran one after the other",
+				envs[i], logs[i].when("## Applying"), envs[1-i], logs[1-i].when("rolled out revision"))
+		}
 	}
 }
 

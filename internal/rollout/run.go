@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -295,6 +297,8 @@ type deployer struct {
 	log     ghaction.Logger
 	started time.Time
 	digest  name.Digest
+	// tracked is this run's GitHub deployment tracker, once track ran.
+	tracked *githubapi.Tracker
 	// verified is the verify-before-deploy report, when a policy is set.
 	verified *signing.Report
 }
@@ -390,13 +394,14 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	end = d.log.Group(fmt.Sprintf("Taking the deploy lease for %s in %s", d.in.Environment, ns))
-	lk, err := d.c.acquire(ctx, d.log, ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")
+	lk, err := d.lease(ctx, ns)
 	end()
 	if err != nil {
 		finish("error", err.Error())
 		return out, err
 	}
 	defer lk.release()
+	checkpoint("lease-taken")
 	// A blue-green or canary rollout left unfinished owns the traffic
 	// split: a rolling update under it would be judged by nobody.
 	if store, err := progressive.NewStore(d.c.typed, ns, d.in.Environment); err == nil {
@@ -412,6 +417,9 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		if err == nil {
 			t.existed, t.prevRevision = true, revisionOf(live)
 			t.previousDigest = digestOf(live.Spec.Template, d.digest.Context().String())
+			if t.previousDigest == d.digest.DigestStr() {
+				d.rerun(ctx, t, live)
+			}
 		}
 		ann := t.obj.GetAnnotations()
 		if ann == nil {
@@ -442,6 +450,7 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		d.log.Infof("applied %s %s", o.GetKind(), key(o))
 	}
 	end()
+	checkpoint("applied")
 
 	end = d.log.Group("Waiting for the rollout")
 	var failed *target
@@ -488,6 +497,66 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	out.Summary = d.summary(out, targets, failure, restored)
 	finish("failure", cause.Error())
 	return out, cause
+}
+
+// lease takes the environment's Lease in ns, noting this run's GitHub
+// deployment on it. When it took the Lease over from a run that died
+// (its holder stopped renewing it), that run's GitHub deployment, still
+// "in progress" on the environment's page, is closed as an error that
+// says which run took over.
+func (d *deployer) lease(ctx context.Context, ns string) (*lock, error) {
+	note := ""
+	if dep, ok := d.tracked.Deployment(); ok {
+		note = fmt.Sprintf("%s/%s/%d", dep.Owner, dep.Repo, dep.ID)
+	}
+	lk, err := d.c.acquire(ctx, d.log, ns, d.in.Environment, d.in.Holder, note, d.in.LeaseDuration, d.in.Lock == "wait")
+	if err != nil || lk.abandoned == "" {
+		return lk, err
+	}
+	owner, rest, _ := strings.Cut(lk.abandoned, "/")
+	repo, idText, _ := strings.Cut(rest, "/")
+	id, perr := strconv.ParseInt(idText, 10, 64)
+	client := d.tracked.Client()
+	switch {
+	case perr != nil || owner == "" || repo == "":
+		d.log.Warningf("Lease %s/%s: annotation %s=%q is not owner/repo/id: the GitHub deployment of the run that died is left as it is", ns, lk.name, AnnotationGitHubDeployment, lk.abandoned)
+	case client == nil:
+		d.log.Warningf("the run that died (%s) left GitHub deployment %d of %s/%s in progress; this run has no GitHub token to close it", lk.abandonedBy, id, owner, repo)
+	default:
+		by := d.in.Git.RunURL
+		if by == "" {
+			by = d.in.Holder
+		}
+		s := githubapi.Status{State: githubapi.StateError, Description: "its run stopped holding the deploy lease (runner lost?); taken over by " + by}
+		if err := client.SetStatus(ctx, githubapi.Deployment{Owner: owner, Repo: repo, ID: id}, s); err != nil {
+			d.log.Warningf("closing GitHub deployment %d of the run that died: %v", id, err)
+		} else {
+			d.log.Infof("GitHub deployment %d of the run that died (%s) closed as error", id, lk.abandonedBy)
+		}
+	}
+	return lk, nil
+}
+
+// rerun settles what a deploy rolls back to when the Deployment already
+// runs the digest it deploys: an earlier run applied it (a re-run of a
+// job whose runner died after the apply, or a deploy of the same image
+// again). The revision before, which ran another digest, is the one to
+// return to; the current one would be the version under test itself.
+func (d *deployer) rerun(ctx context.Context, t *target, live *appsv1.Deployment) {
+	revs, err := d.c.history(ctx, live, d.digest.Context().String())
+	if err != nil {
+		d.log.Warningf("%s already runs %s, and its revisions could not be read (%v): an automatic rollback has nothing to return to", key(t.obj), d.digest.DigestStr(), err)
+		return
+	}
+	for _, r := range revs { // newest first
+		if r.Number < t.prevRevision && r.Digest != "" && r.Digest != d.digest.DigestStr() {
+			d.log.Infof("%s already runs %s (revision %d, applied by an earlier run): an automatic rollback returns to %s", key(t.obj), d.digest.DigestStr(), t.prevRevision, r)
+			t.prevRevision, t.previousDigest = r.Number, r.Digest
+			return
+		}
+	}
+	d.log.Infof("%s already runs %s (revision %d) and keeps no earlier revision of another digest: nothing to roll back to", key(t.obj), d.digest.DigestStr(), t.prevRevision)
+	t.prevRevision = 0
 }
 
 // restore rolls a Deployment back to a revision and waits for it.
@@ -548,7 +617,7 @@ func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
 	if ns == "" {
 		ns = "default"
 	}
-	lk, err := d.c.acquire(ctx, d.log, ns, d.in.Environment, d.in.Holder, d.in.LeaseDuration, d.in.Lock == "wait")
+	lk, err := d.lease(ctx, ns)
 	if err != nil {
 		return out, err
 	}
@@ -575,6 +644,7 @@ func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
 func (d *deployer) track(ctx context.Context) (finish func(state, desc string)) {
 	tracker := d.tracker()
 	tracker.Start(ctx)
+	d.tracked = tracker
 	return func(state, desc string) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()

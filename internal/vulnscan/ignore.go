@@ -129,7 +129,10 @@ func LoadTrivyIgnore(file string) ([]IgnoreEntry, error) {
 		}
 		out = append(out, e)
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w: one ID per line, optionally followed by exp:YYYY-MM-DD", file, err)
+	}
+	return out, nil
 }
 
 // applyIgnores marks findings matched by a live entry and returns the

@@ -47,6 +47,10 @@ type Inputs struct {
 	Kubeconfig     string        `input:"kubeconfig"`
 	GitHubToken    string        `input:"github-token" secret:"true"`
 	EnvironmentURL string        `input:"environment-url"`
+	// ProductionEnvironment marks the GitHub Deployment as production:
+	// "true" or "false"; empty means by the environment's name, exactly
+	// production or prod (any case).
+	ProductionEnvironment string `input:"production-environment"`
 	PlanFile       string        `input:"plan-file" default:"gantry-plan.json"`
 
 	// Verify-before-deploy: with a key or a certificate identity set, the
@@ -212,6 +216,9 @@ func (in *Inputs) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf(`input "strategy" is %q: use rolling, blue-green or canary`, in.Strategy))
+	}
+	if p := in.ProductionEnvironment; p != "" && p != "true" && p != "false" {
+		errs = append(errs, fmt.Errorf(`input "production-environment" is %q: use true, false, or leave it empty (production when the environment is named production or prod)`, p))
 	}
 	if in.Lock != "wait" && in.Lock != "fail" {
 		errs = append(errs, fmt.Errorf(`input "lock" is %q: use wait (queue behind a running deploy) or fail`, in.Lock))
@@ -499,6 +506,17 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	return out, cause
 }
 
+// production says whether the GitHub Deployment is a production one:
+// the input, else the environment's name (production or prod, any case;
+// not preprod, non-prod or production-eu).
+func (in *Inputs) production() bool {
+	if in.ProductionEnvironment != "" {
+		return in.ProductionEnvironment == "true"
+	}
+	name := strings.ToLower(strings.TrimSpace(in.Environment))
+	return name == "production" || name == "prod"
+}
+
 // lease takes the environment's Lease in ns, noting this run's GitHub
 // deployment on it. When it took the Lease over from a run that died
 // (its holder stopped renewing it), that run's GitHub deployment, still
@@ -658,7 +676,7 @@ func (d *deployer) tracker() *githubapi.Tracker {
 		Environment:           d.in.Environment,
 		Description:           "gantry: " + d.in.Action + " " + d.digest.String(),
 		Payload:               map[string]any{"image": d.digest.String(), "action": d.in.Action},
-		ProductionEnvironment: strings.Contains(strings.ToLower(d.in.Environment), "prod"),
+		ProductionEnvironment: d.in.production(),
 	}
 	var client *githubapi.Client
 	if d.in.GitHubToken != "" && d.in.Git.Repository != "" && req.Ref != "" {

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -50,16 +48,9 @@ func dieAt(t *testing.T, c *k8stest.Cluster, image, manifests, promURL string, r
 	t.Helper()
 	run.Kubeconfig, run.Image, run.PrometheusURL = c.Kubeconfig, image, promURL
 	run.Manifests = or(run.Manifests, manifests)
-	run.DecisionLog = filepath.Join(t.TempDir(), "runner.jsonl")
-	spec, err := json.Marshal(run)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProgressiveDeploy$", "-test.count=1", "-test.v")
-	child.Env = append(os.Environ(), helperEnv+"="+string(spec))
-	output, err := child.CombinedOutput()
+	output, err := runner(ctx, t, run).CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("the runner was to die at %s: it ended with %v\n%s", run.KillAt, err, output)

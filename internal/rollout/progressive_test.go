@@ -1168,15 +1168,9 @@ func (e *bgEnv) killChild(image string, weight int, sig syscall.Signal, run help
 	t := e.t
 	t.Helper()
 	run.Kubeconfig, run.Manifests, run.Image, run.PrometheusURL = e.c.Kubeconfig, e.man, image, e.prom.URL
-	run.DecisionLog = filepath.Join(t.TempDir(), "child.jsonl")
-	spec, err := json.Marshal(run)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProgressiveDeploy$", "-test.count=1", "-test.v")
-	child.Env = append(os.Environ(), helperEnv+"="+string(spec))
+	child := runner(ctx, t, run)
 	var output strings.Builder
 	child.Stdout, child.Stderr = &output, &output
 	if err := child.Start(); err != nil {
@@ -1198,7 +1192,7 @@ func (e *bgEnv) killChild(image string, weight int, sig syscall.Signal, run help
 	if err := child.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	err = <-exited
+	err := <-exited
 	lease, lerr := e.c.Clientset().CoordinationV1().Leases(e.ns).Get(t.Context(), rollout.LeaseName("production"), metav1.GetOptions{})
 	if lerr != nil {
 		t.Fatal(lerr)
@@ -1218,7 +1212,21 @@ func (e *bgEnv) killChild(image string, weight int, sig syscall.Signal, run help
 	}
 }
 
-// TestHelperProgressiveDeploy is killChild's runner process; in a normal
+// runner is the command of a runner process deploying run (its decision
+// log in a temporary directory).
+func runner(ctx context.Context, t *testing.T, run helperRun) *exec.Cmd {
+	t.Helper()
+	run.DecisionLog = filepath.Join(t.TempDir(), "runner.jsonl")
+	spec, err := json.Marshal(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProgressiveDeploy$", "-test.count=1", "-test.v")
+	child.Env = append(os.Environ(), helperEnv+"="+string(spec))
+	return child
+}
+
+// TestHelperProgressiveDeploy is the runner process of killChild and dieAt; in a normal
 // test run (no helperEnv) it does nothing. SIGTERM cancels its context,
 // as it does gantry-deploy's.
 func TestHelperProgressiveDeploy(t *testing.T) {

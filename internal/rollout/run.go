@@ -51,7 +51,7 @@ type Inputs struct {
 	// "true" or "false"; empty means by the environment's name, exactly
 	// production or prod (any case).
 	ProductionEnvironment string `input:"production-environment"`
-	PlanFile       string        `input:"plan-file" default:"gantry-plan.json"`
+	PlanFile              string `input:"plan-file" default:"gantry-plan.json"`
 
 	// Verify-before-deploy: with a key or a certificate identity set, the
 	// image's signature (and the attestations in VerifyRequire) must verify

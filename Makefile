@@ -66,14 +66,14 @@ k8s-down:
 	scripts/k8s-down.sh $(BIN)/k8s
 
 ## test: the whole suite. Tests start what they need (registries, Prometheus, a Kubernetes control plane);
-## make builds the binaries they run first (tools)
+## make builds the binaries they run first (tools, and build: the secret sweep runs bin/gantry-*)
 # Four packages run at once (-p 4), the four longest first, so the suite's tail is short packages;
 # measured, the suite keeps both cores busy from start to end (its real servers, act's jobs and the
 # binaries they build all run on this machine), so what shortens it is less CPU work, not more overlap.
 # -timeout 20m: on a cold machine the act workflow tests compile and run beside every other package's
 # compiles and passed go test's default 10 minutes once (workflowtest alone takes ~2 minutes warm).
 TEST_FIRST := ./internal/signing ./internal/workflowtest ./internal/rollout ./internal/analysis
-test: tools
+test: tools build
 	ACT=$(BIN)/act PROMETHEUS=$(BIN)/prometheus GANTRY_K8S_BIN=$(BIN)/k8s $(GO) test -p 4 -timeout 20m -ldflags="$(LDFLAGS)" -count=1 $(TEST_FIRST) ./...
 	cd testdata/app && $(GO) test -timeout 20m -ldflags="$(LDFLAGS)" -count=1 ./...
 

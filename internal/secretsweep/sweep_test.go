@@ -1,7 +1,8 @@
-// Package secretsweep_test runs Gantry's supply-chain stages one after
-// the other, as a CI system other than GitHub (or a laptop) runs them —
-// build, SBOM, scan, sign, verify, notify — each given distinctive secrets
-// (the registry password, the signing key's password, the Slack token),
+// Package secretsweep_test runs Gantry's stages one after the other, as a
+// CI system other than GitHub (or a laptop) runs them — build, SBOM, scan,
+// sign, verify, canary analysis, notify — each given distinctive secrets
+// (the registry password, the signing key's password, the Prometheus
+// password, the Slack token),
 // and then looks for those secrets everywhere the run left something: every
 // stage's stdout (the outputs), stderr (the log and the summary), every
 // summary and report file, every SBOM, SARIF and JSON report, the release
@@ -31,6 +32,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/ocitest"
+	"github.com/gantry-ci/gantry/internal/promtest"
 	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/slacknotify/notifytest"
 	"github.com/gantry-ci/gantry/internal/testproc"
@@ -38,9 +40,10 @@ import (
 )
 
 const (
-	regUser = "sweep-bot"
-	regPass = "planted-registry-pass-5e1f0c9a"
-	keyPass = "planted-key-pass-77ab3d41"
+	regUser  = "sweep-bot"
+	regPass  = "planted-registry-pass-5e1f0c9a"
+	keyPass  = "planted-key-pass-77ab3d41"
+	promPass = "planted-prometheus-pass-c08e55"
 )
 
 // run is one stage process: what it printed.
@@ -92,7 +95,20 @@ func TestNoSecretAnywhere(t *testing.T) {
 		"registry credentials (auth)": base64.StdEncoding.EncodeToString([]byte(regUser + ":" + regPass)),
 		"signing key password":        keyPass,
 		"Slack token":                 notifytest.Token,
+		"Prometheus password":         promPass,
+		"Prometheus credentials":      base64.StdEncoding.EncodeToString([]byte("gantry:" + promPass)),
 	}
+	// The canary analysis' Prometheus (TLS, basic auth) scraping a stable
+	// and a canary instance of the sample app under load: started first,
+	// its first scrapes overlap the build.
+	var targets []promtest.Target
+	for _, track := range []string{"stable", "canary"} {
+		app := promtest.StartApp(t, nil)
+		stop := promtest.Load(t, app.URL+"/api/prompts", 60)
+		t.Cleanup(func() { stop() })
+		targets = append(targets, app.Target(map[string]string{"job": "api", "track": track}))
+	}
+	prom := promtest.StartSecuredPrometheus(t, promtest.Security{User: "gantry", Password: promPass}, targets...)
 
 	reg, err := ocitest.StartRegistry(ocitest.BasicAuth(regUser, regPass))
 	if err != nil {
@@ -191,6 +207,28 @@ func TestNoSecretAnywhere(t *testing.T) {
 		t.Fatalf("verify: outputs %v\n%s", outputs(t, r), r.stderr)
 	}
 
+	r = stage(t, bin, work, "gantry-analyze", map[string]string{
+		"INPUT_PROMETHEUS-URL":      prom.URL,
+		"INPUT_PROMETHEUS-USERNAME": "gantry",
+		"INPUT_PROMETHEUS-PASSWORD": promPass,
+		"INPUT_PROMETHEUS-CA":       string(prom.CA),
+		"INPUT_SELECTOR-NEW":        `track="canary"`,
+		"INPUT_SELECTOR-STABLE":     `track="stable"`,
+		"INPUT_STEP":                "10%",
+		"INPUT_WINDOW":              "6s",
+		"INPUT_INTERVAL":            "2s",
+		"INPUT_MAX-HOLD":            "40s",
+		"INPUT_P99":                 "off",
+		"INPUT_MEMORY":              "off",
+		"INPUT_MIN-SAMPLES":         "50",
+		"INPUT_DECISION-LOG":        filepath.Join(work, "decisions.jsonl"),
+		"INPUT_TIMEOUT":             "2m",
+	})
+	runs = append(runs, r)
+	if v := outputs(t, r)["verdict"]; v != "pass" {
+		t.Fatalf("analyze: verdict %q\n%s", v, r.stderr)
+	}
+
 	ws := notifytest.Start()
 	t.Cleanup(ws.Close)
 	r = stage(t, bin, work, "gantry-notify", map[string]string{
@@ -245,7 +283,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 	if files < 8 || blobs < 10 || len(ws.Messages()) == 0 {
 		t.Errorf("swept %d files, %d registry objects, %d Slack messages: too few, the run left more", files, blobs, len(ws.Messages()))
 	}
-	for _, want := range []string{"file gantry-release.json", "file scan.sarif", "file gantry-sign.summary.md"} {
+	for _, want := range []string{"file gantry-release.json", "file scan.sarif", "file gantry-sign.summary.md", "file decisions.jsonl"} {
 		if _, ok := places[want]; !ok {
 			t.Errorf("nothing swept as %s", want)
 		}

@@ -1,8 +1,8 @@
 // Package secretsweep_test runs Gantry's stages one after the other, as a
 // CI system other than GitHub (or a laptop) runs them — build, SBOM, scan,
-// sign, verify, canary analysis, notify — each given distinctive secrets
-// (the registry password, the signing key's password, the Prometheus
-// password, the Slack token),
+// sign, verify, canary analysis, notify, release — each given distinctive
+// secrets (the registry password, the signing key's password, the
+// Prometheus password, the Slack token, the GitHub token),
 // and then looks for those secrets everywhere the run left something: every
 // stage's stdout (the outputs), stderr (the log and the summary), every
 // summary and report file, every SBOM, SARIF and JSON report, the release
@@ -31,6 +31,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/ghrelease/ghreleasetest"
 	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/promtest"
 	"github.com/gantry-ci/gantry/internal/signing"
@@ -95,6 +96,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 		"registry credentials (auth)": base64.StdEncoding.EncodeToString([]byte(regUser + ":" + regPass)),
 		"signing key password":        keyPass,
 		"Slack token":                 notifytest.Token,
+		"GitHub token":                ghreleasetest.Token,
 		"Prometheus password":         promPass,
 		"Prometheus credentials":      base64.StdEncoding.EncodeToString([]byte("gantry:" + promPass)),
 	}
@@ -241,6 +243,22 @@ func TestNoSecretAnywhere(t *testing.T) {
 	})
 	runs = append(runs, r)
 
+	// The GitHub Release of the build, on the stand-in of GitHub's
+	// releases API: notes from the changelog, the SBOMs and the release
+	// record attached.
+	os.WriteFile(filepath.Join(work, "CHANGELOG.md"), []byte("# Changelog\n\n## [1.0.0] - 2026-12-05\n\n### Added\n- The first release.\n"), 0o644)
+	gh := ghreleasetest.Start(t)
+	r = stage(t, bin, work, "gantry-release", map[string]string{
+		"INPUT_TAG":          "v1.0.0",
+		"INPUT_REPOSITORY":   "acme/app",
+		"INPUT_API-URL":      gh.URL,
+		"INPUT_TOKEN":        ghreleasetest.Token,
+		"INPUT_ASSETS":       "sbom/*",
+		"INPUT_RELEASE-FILE": "gantry-release.json",
+		"INPUT_VERIFY-KEY":   "cosign.pub",
+	})
+	runs = append(runs, r)
+
 	// The sweep.
 	places := map[string]string{}
 	for i, r := range runs {
@@ -271,6 +289,16 @@ func TestNoSecretAnywhere(t *testing.T) {
 		places[fmt.Sprintf("Slack call %d (%s) form", i+1, c.Method)] = form.Encode()
 	}
 	blobs := registryContent(t, reg.Host, auth, places)
+	releases := gh.Releases("acme/app")
+	for _, rel := range releases {
+		places["GitHub release "+rel.TagName+" body"] = rel.Name + "\n" + rel.Body
+		for _, a := range rel.Assets {
+			places["GitHub release asset "+a.Name] = string(a.Data)
+		}
+	}
+	if len(releases) != 1 || len(releases[0].Assets) < 3 {
+		t.Errorf("GitHub releases %+v: want one with the SBOMs and the release record", releases)
+	}
 
 	for where, text := range places {
 		for what, secret := range secrets {

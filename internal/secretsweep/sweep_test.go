@@ -1,13 +1,15 @@
 // Package secretsweep_test runs Gantry's stages one after the other, as a
 // CI system other than GitHub (or a laptop) runs them — build, SBOM, scan,
-// sign, verify, canary analysis, notify, release — each given distinctive
-// secrets (the registry password, the signing key's password, the
-// Prometheus password, the Slack token, the GitHub token),
+// sign, verify, canary analysis, deploy, notify, release — each given
+// distinctive secrets (the registry password, the signing key's password,
+// the Prometheus password, the kubeconfig's token, the Slack token, the
+// GitHub tokens),
 // and then looks for those secrets everywhere the run left something: every
 // stage's stdout (the outputs), stderr (the log and the summary), every
 // summary and report file, every SBOM, SARIF and JSON report, the release
-// record, every Slack message and call, and every manifest and blob in the
-// registry (images, signatures, attestations). The stages are the
+// record, every Slack message and call, the GitHub release, what the
+// deploy left in the cluster, and every manifest and blob in the registry
+// (images, signatures, attestations). The stages are the
 // binaries make build puts in bin/.
 package secretsweep_test
 
@@ -29,9 +31,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/ghrelease/ghreleasetest"
+	"github.com/gantry-ci/gantry/internal/k8stest"
 	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/promtest"
 	"github.com/gantry-ci/gantry/internal/signing"
@@ -84,6 +88,10 @@ func outputs(t *testing.T, r run) map[string]string {
 	return out
 }
 
+func TestMain(m *testing.M) { k8stest.Main(m) }
+
+const deployGitHubToken = "ghs_plantedDeployToken3Vn8Qe5Lw1"
+
 func TestNoSecretAnywhere(t *testing.T) {
 	root, err := testproc.RepoRoot()
 	if err != nil {
@@ -96,9 +104,20 @@ func TestNoSecretAnywhere(t *testing.T) {
 		"registry credentials (auth)": base64.StdEncoding.EncodeToString([]byte(regUser + ":" + regPass)),
 		"signing key password":        keyPass,
 		"Slack token":                 notifytest.Token,
-		"GitHub token":                ghreleasetest.Token,
 		"Prometheus password":         promPass,
 		"Prometheus credentials":      base64.StdEncoding.EncodeToString([]byte("gantry:" + promPass)),
+		"GitHub token":                ghreleasetest.Token,
+		"deploy's GitHub token":       deployGitHubToken,
+	}
+	cluster := k8stest.Start(t)
+	ns := cluster.Namespace(t)
+	kubeconfig, err := os.ReadFile(cluster.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets["Kubernetes token"] = cluster.RESTConfig().BearerToken
+	if !strings.Contains(string(kubeconfig), secrets["Kubernetes token"]) {
+		t.Fatalf("the kubeconfig %s holds no token", cluster.Kubeconfig)
 	}
 	// The canary analysis' Prometheus (TLS, basic auth) scraping a stable
 	// and a canary instance of the sample app under load: started first,
@@ -243,6 +262,38 @@ func TestNoSecretAnywhere(t *testing.T) {
 	})
 	runs = append(runs, r)
 
+	// The deploy: a kubeconfig's content as the input, as a CI secret holds it.
+	manifest := filepath.Join(t.TempDir(), "app.yaml")
+	os.WriteFile(manifest, []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: api}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      containers:
+      - name: api
+        image: `+reg.Host+`/acme/app:latest
+`), 0o644)
+	r = stage(t, bin, work, "gantry-deploy", map[string]string{
+		"INPUT_ENVIRONMENT":  "staging",
+		"INPUT_IMAGE":        image,
+		"INPUT_MANIFESTS":    manifest,
+		"INPUT_NAMESPACE":    ns,
+		"INPUT_KUBECONFIG":   string(kubeconfig),
+		"INPUT_GITHUB-TOKEN": deployGitHubToken,
+		"INPUT_TIMEOUT":      "90s",
+	})
+	runs = append(runs, r)
+	if st := outputs(t, r)["status"]; st != "success" {
+		t.Fatalf("deploy: status %q\n%s", st, r.stderr)
+	}
+
 	// The GitHub Release of the build, on the stand-in of GitHub's
 	// releases API: notes from the changelog, the SBOMs and the release
 	// record attached.
@@ -289,6 +340,21 @@ func TestNoSecretAnywhere(t *testing.T) {
 		places[fmt.Sprintf("Slack call %d (%s) form", i+1, c.Method)] = form.Encode()
 	}
 	blobs := registryContent(t, reg.Host, auth, places)
+	// What the deploy left in the cluster.
+	deps, err := cluster.Clientset().AppsV1().Deployments(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(deps.Items) == 0 {
+		t.Fatalf("Deployments in %s: %v", ns, err)
+	}
+	for _, d := range deps.Items {
+		b, _ := json.Marshal(d)
+		places["Deployment "+d.Name] = string(b)
+	}
+	if rss, err := cluster.Clientset().AppsV1().ReplicaSets(ns).List(t.Context(), metav1.ListOptions{}); err == nil {
+		for _, rs := range rss.Items {
+			b, _ := json.Marshal(rs)
+			places["ReplicaSet "+rs.Name] = string(b)
+		}
+	}
 	releases := gh.Releases("acme/app")
 	for _, rel := range releases {
 		places["GitHub release "+rel.TagName+" body"] = rel.Name + "\n" + rel.Body

@@ -188,13 +188,17 @@ func TestAgainstPrometheus(t *testing.T) {
 			modify: func(in *analysis.Inputs) { in.Memory = "90% required" }},
 		{scenario: "node-healthy", want: analysis.Pass, reason: "every measured check passed (not measured: memory)", convention: "found prom-client",
 			modify: func(in *analysis.Inputs) { in.Memory = "90%" }},
-		{scenario: "node-errors", want: analysis.Fail, reason: "error-rate: lower bound above the limit", convention: "found prom-client"},
+		// 20 % errors break both the error rate and the success rate;
+		// whichever bound is proven first is the reason (under load either).
+		{scenario: "node-errors", want: analysis.Fail, reason: "rate: lower bound above the limit", convention: "found prom-client"},
 		{scenario: "node-tail", want: analysis.Fail, reason: "no bucket at 2s: between le=1.5 and le=10", convention: "found prom-client"},
 		{scenario: "healthy", want: analysis.Pass, convention: "found promhttp"},
-		{scenario: "mixed", want: analysis.Error, reason: "set the preset input", within: time.Second},
+		// At the first evaluation, not after a hold (the window is 8 s; the
+		// first queries took up to 1.8 s on a loaded CI machine).
+		{scenario: "mixed", want: analysis.Error, reason: "set the preset input", within: 4 * time.Second},
 		// The preset names the convention: with the wrong one the status
 		// label is missing and no request counts as an error.
-		{scenario: "node-errors", want: analysis.Fail, reason: "error-rate: lower bound above the limit",
+		{scenario: "node-errors", want: analysis.Fail, reason: "rate: lower bound above the limit",
 			modify: func(in *analysis.Inputs) { in.Preset = "prom-client" }},
 		{scenario: "node-sparse", want: analysis.Fail, reason: "too few requests by max-hold, failing safe (no-data: hold)", atLeast: 16 * time.Second,
 			modify: func(in *analysis.Inputs) { in.NoData = "hold"; in.MaxHold = 16 * time.Second }},

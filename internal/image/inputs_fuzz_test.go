@@ -4,6 +4,8 @@ import (
 	"path"
 	"strings"
 	"testing"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
 )
 
 // FuzzLayersAnnotationsPorts: the layers, annotations and ports inputs
@@ -40,6 +42,32 @@ func FuzzLayersAnnotationsPorts(f *testing.F) {
 			}
 		} else if len(ports) != 1 {
 			t.Fatalf("parsePorts(%q) = %v", s, ports)
+		}
+	})
+}
+
+// FuzzImageInputs: any image, base, platform, env and label value is
+// accepted by Validate and then parses (image and base as the build
+// parses them), or is refused with errors that each name an input. Never
+// a panic.
+func FuzzImageInputs(f *testing.F) {
+	for _, s := range []string{"ghcr.io/acme/app", "Acme/Prompt-Builder", "ghcr.io/acme/app:1", "app@sha256:abc", "localhost:5000/x",
+		"linux/amd64", "linux/arm/v7", "linux", "/amd64", "a/b/c/d", "KEY=value", "=v", "k", "", " ", "UPPER/Case:Tag"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		in := Inputs{Image: s, Base: s, Platforms: []string{s}, Env: []string{s}, Labels: []string{s}, Push: true, Jobs: 1}
+		if err := in.Validate(); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, `input "`) && !strings.HasPrefix(line, `inputs "`) {
+					t.Fatalf("Validate with %q: %q does not name the input", s, line)
+				}
+			}
+			return
+		}
+		reg := newRegistries(Inputs{Log: ghaction.Discard{}})
+		if _, err := reg.repository(s); err != nil && !strings.HasPrefix(err.Error(), `input "image"`) {
+			t.Fatalf("image %q: %q does not name the input", s, err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,15 +36,18 @@ const (
 	PhaseAborted     Phase = "aborted"
 )
 
-// phases lists every phase a state may record, for errors.
-const phases = "progressing, paused, rolling-back, promoted, rolled-back, aborted"
+// recorded lists every phase a state may record.
+var recorded = []Phase{PhaseProgressing, PhasePaused, PhaseRollingBack, PhasePromoted, PhaseRolledBack, PhaseAborted}
 
-func (p Phase) known() bool {
-	switch p {
-	case PhaseProgressing, PhasePaused, PhaseRollingBack, PhasePromoted, PhaseRolledBack, PhaseAborted:
-		return true
+func (p Phase) known() bool { return slices.Contains(recorded, p) }
+
+// phases names the recorded phases, for errors.
+func phases() string {
+	names := make([]string, len(recorded))
+	for i, p := range recorded {
+		names[i] = string(p)
 	}
-	return false
+	return strings.Join(names, ", ")
 }
 
 // The annotations a State is stored in, on the environment's Lease.
@@ -194,7 +198,7 @@ func workload(w Workload) string {
 // validate checks what Save would write.
 func (s State) validate() error {
 	if !s.Phase.known() {
-		return fmt.Errorf("rollout state: phase %q is not one of %s", s.Phase, phases)
+		return fmt.Errorf("rollout state: phase %q is not one of %s", s.Phase, phases())
 	}
 	if err := ValidateWeights(s.StableWeight, s.CanaryWeight); err != nil {
 		return fmt.Errorf("rollout state: %w", err)
@@ -412,7 +416,7 @@ func (s *Store) decode(ann map[string]string) (State, error) {
 			s.Lease(), key, base[key], why, s.namespace, s.name, key)
 	}
 	if !st.Phase.known() {
-		return bad(AnnotationPhase, "is not a phase ("+phases+")")
+		return bad(AnnotationPhase, "is not a phase ("+phases()+")")
 	}
 	var err error
 	if st.Step, err = strconv.Atoi(base[AnnotationStep]); err != nil || st.Step < 0 {

@@ -14,8 +14,8 @@ package rollout
 //	lease-taken          progressive and rolling: the environment's Lease is held
 //	rollout-recorded     progressive: the new rollout is on the Lease, nothing moved
 //	canary-started       progressive: the canary is up at its first size, no traffic
-//	weights-set:step-N   progressive: step N's split is set
-//	analysing:step-N     progressive: step N's analysis begins
+//	weights-set:step-N   progressive: step N's split is set, its analysis begins
+//	                     (a kill some seconds later lands during the analysis)
 //	promotion-applied    progressive: the stable Deployment was updated to the new version
 //	promotion-traffic    progressive: all traffic is back on the (now new) stable Deployment
 //	rolling-back         progressive: a rollback or abort is recorded, nothing moved yet

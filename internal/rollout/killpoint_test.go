@@ -192,7 +192,7 @@ func TestKilledMidRollout(t *testing.T) {
 		{runs: []helperRun{{KillAt: "rollout-recorded"}}, left: progressive.PhaseProgressing, then: "abort", ends: "before", phase: progressive.PhaseAborted},
 		{runs: []helperRun{{KillAt: "canary-started"}}, left: progressive.PhaseProgressing, then: "resume", ends: "new", phase: progressive.PhasePromoted},
 		{runs: []helperRun{{KillAt: "weights-set:step-1"}}, left: progressive.PhaseProgressing, then: "abort", ends: "before", phase: progressive.PhaseAborted},
-		{runs: []helperRun{{KillAt: "analysing:step-2", KillAfter: 2 * time.Second}}, left: progressive.PhaseProgressing, then: "resume", ends: "new", phase: progressive.PhasePromoted},
+		{runs: []helperRun{{KillAt: "weights-set:step-2", KillAfter: 2 * time.Second}}, left: progressive.PhaseProgressing, then: "resume", ends: "new", phase: progressive.PhasePromoted},
 	})
 }
 

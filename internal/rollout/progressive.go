@@ -497,9 +497,8 @@ func (p *prog) runSteps(ctx context.Context, first int) (Outputs, error) {
 		if err := p.setWeights(ctx, i, 100-step.Weight, step.Weight); err != nil {
 			return p.fail(p.failBack(ctx, err))
 		}
-		checkpoint(fmt.Sprintf("weights-set:step-%d", i+1))
+		checkpoint(fmt.Sprintf("weights-set:step-%d", i+1)) // step i+1's analysis follows
 		label := fmt.Sprintf("step %d: %d%%", i+1, step.Weight)
-		checkpoint(fmt.Sprintf("analysing:step-%d", i+1))
 		res, err := p.analyse(ctx, label, step.Weight, step.Hold)
 		if err != nil {
 			return p.fail(p.interrupted(ctx, err))

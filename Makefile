@@ -40,14 +40,19 @@ build:
 ## actionlint, crane, cosign, syft, trivy, jv, fulcio, rekor, tsa, traefik into bin/ and the control plane
 ## (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) into bin/k8s, from tools/go.mod,
 ## whose build list agrees with Gantry's (shared packages compile once); act and the Argo Rollouts
-## controller from their own modules (tools/act, tools/rollouts-controller); prometheus from Debian's
-## package; the Node sample app's npm packages (npm ci). Each set is cached by a stamp.
+## controller from their own modules (tools/act, tools/rollouts-controller); buildkitd and buildctl;
+## prometheus, runc and busybox (the Dockerfile tests' base image) from Debian's packages; the Node
+## sample app's npm packages (npm ci). Each set is cached by a stamp.
 ## TOOL_SETS picks the sets (.ci/run builds the control plane beside make lint instead).
-TOOL_SETS := cli k8s act rollouts
-tools: $(BIN)/prometheus testdata/node-app/node_modules/.package-lock.json FORCE
+TOOL_SETS := cli buildkit k8s act rollouts
+tools: $(BIN)/prometheus $(BIN)/runc $(BIN)/busybox testdata/node-app/node_modules/.package-lock.json FORCE
 	@scripts/tools-build.sh $(BIN) $(TOOL_SETS)
 $(BIN)/prometheus:
-	scripts/install-prometheus.sh $(BIN)
+	scripts/install-deb.sh $(BIN) prometheus usr/bin/prometheus prometheus
+$(BIN)/runc:
+	scripts/install-deb.sh $(BIN) runc usr/sbin/runc runc
+$(BIN)/busybox:
+	scripts/install-deb.sh $(BIN) busybox-static bin/busybox busybox --help
 # The Node sample app's packages (express, prom-client, express-prom-bundle), from the npm registry
 # at the versions its package-lock.json pins.
 testdata/node-app/node_modules/.package-lock.json: testdata/node-app/package-lock.json

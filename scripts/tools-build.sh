@@ -12,6 +12,12 @@
 #   k8s       the control plane the tests start: etcd kube-apiserver
 #             kube-controller-manager kube-scheduler kwok, into BIN/k8s/
 #   kubectl   kubectl, into BIN/k8s/ (for people: make k8s-up)
+#   buildkit  buildkitd and buildctl (the Dockerfile mode's daemon, and the
+#             bench's yardstick), into BIN/, built with the tag seccomp as
+#             upstream builds them (its other tags, netgo and osusergo,
+#             change nothing with CGO off but would compile net and os/user
+#             and everything above them again); runc comes from Debian
+#             (scripts/install-runc.sh)
 #   act       act, into BIN/ (its own module, tools/act: it does not
 #             build against the go-archive trivy needs)
 #   rollouts  the Argo Rollouts controller, into BIN/ (its own module,
@@ -61,6 +67,8 @@ k8s=(
 # shellcheck disable=SC2034
 kubectl=(kubectl=k8s.io/kubernetes/cmd/kubectl)
 # shellcheck disable=SC2034
+buildkit=(buildkitd=github.com/moby/buildkit/cmd/buildkitd buildctl=github.com/moby/buildkit/cmd/buildctl)
+# shellcheck disable=SC2034
 act=(act=github.com/nektos/act)
 # shellcheck disable=SC2034
 rollouts=(rollouts-controller=github.com/argoproj/argo-rollouts/cmd/rollouts-controller)
@@ -86,7 +94,7 @@ fresh() { # SET: every binary present and the stamp current
 
 # build SET: one go build for the set's packages, each renamed to its name.
 build() {
-  local set="$1" mod ldflags="-s -w" d tmp entry pkg out
+  local set="$1" mod ldflags="-s -w" d tmp entry pkg out tags=()
   mod="$(module "$set")"
   local -n list="$set"
   d="$(dest "$set")"
@@ -103,13 +111,18 @@ build() {
       done
       ldflags+=" -X go.etcd.io/etcd/api/v3/version.GitSHA=$ev"
       ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.Version=${wv#v}" ;;
+    buildkit)
+      local bv
+      bv="$(cd "$root/tools" && "$go" list -m -f '{{.Version}}' github.com/moby/buildkit)"
+      ldflags+=" -X github.com/moby/buildkit/version.Version=$bv -X github.com/moby/buildkit/version.Package=github.com/moby/buildkit"
+      tags=(-tags seccomp) ;;
   esac
   mkdir -p "$d"
   tmp="$(mktemp -d "$d/.build-$set.XXXXXX")"
   local pkgs=()
   for entry in "${list[@]}"; do pkgs+=("${entry#*=}"); done
   log "$set: building ${list[*]%%=*}"
-  if ! (cd "$root/$mod" && "$go" build -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"); then
+  if ! (cd "$root/$mod" && "$go" build "${tags[@]}" -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}"); then
     rm -rf "$tmp"; return 1
   fi
   for entry in "${list[@]}"; do
@@ -127,7 +140,7 @@ build() {
 mkdir -p "$bin"
 todo=()
 for set in "$@"; do
-  case "$set" in cli|k8s|kubectl|act|rollouts) ;; *) echo "tools-build: unknown set $set (cli, k8s, kubectl, act, rollouts)" >&2; exit 2 ;; esac
+  case "$set" in cli|k8s|kubectl|buildkit|act|rollouts) ;; *) echo "tools-build: unknown set $set (cli, k8s, kubectl, buildkit, act, rollouts)" >&2; exit 2 ;; esac
   if fresh "$set"; then echo "tools-build: $set is up to date in $(dest "$set")"; else todo+=("$set"); fi
 done
 [ ${#todo[@]} -eq 0 ] && exit 0

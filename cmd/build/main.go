@@ -31,6 +31,14 @@ func run(ctx context.Context, env *ghaction.Env) error {
 	}
 	in.Git = metadata.FromGitHub(gc, time.Now())
 	in.Log = env
+	in.Getenv = env.Lookup
+	// The values the secrets input names are hidden in every log line
+	// (a RUN step may print one).
+	for _, line := range in.Secrets {
+		if _, name, ok := strings.Cut(line, "="); ok {
+			env.AddMask(env.Lookup(strings.TrimSpace(name)))
+		}
+	}
 	created, source, err := buildTime(ctx, env, in.Context)
 	if err != nil {
 		return err

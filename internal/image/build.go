@@ -61,6 +61,13 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		}
 		return withRelease(in, out, repo)
 	}
+	if in.Dockerfile != "" {
+		out, err := dockerfileBuild(ctx, in, reg, repo, tags)
+		if err != nil {
+			return out, err
+		}
+		return withRelease(in, out, repo)
+	}
 	specs, _ := parseLayers(in.Layers) // validated above
 
 	base, err := resolveBase(ctx, reg, in)

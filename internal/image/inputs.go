@@ -1,12 +1,16 @@
-// Package image is Gantry's build stage: it appends an application's layers
-// to every requested platform of a multi-arch base image, without Docker or
-// QEMU, and pushes the result by digest.
+// Package image is Gantry's build stage. It builds in one of two modes and
+// pushes the result by digest: it appends an application's layers to every
+// requested platform of a multi-arch base image, without Docker or QEMU
+// (the layering mode), or it builds a Dockerfile with BuildKit (the
+// Dockerfile mode, selected by the dockerfile input). It also merges
+// per-platform builds into one index.
 package image
 
 import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -39,6 +43,14 @@ type Inputs struct {
 	Push               bool          `input:"push" default:"true"`
 	PushByDigest       bool          `input:"push-by-digest" default:"false"`
 	Merge              []string      `input:"merge" list:"lines"`
+	Dockerfile         string        `input:"dockerfile"`
+	BuildArgs          []string      `input:"build-args" list:"lines"`
+	Target             string        `input:"target"`
+	Secrets            []string      `input:"secrets" list:"lines"`
+	CacheFrom          []string      `input:"cache-from" list:"lines"`
+	CacheTo            []string      `input:"cache-to" list:"lines"`
+	BuildKit           string        `input:"buildkit"`
+	AllowSyntax        bool          `input:"allow-syntax" default:"false"`
 	OCILayout          string        `input:"oci-layout" default:"oci-layout"`
 	RegistryUsername   string        `input:"registry-username"`
 	RegistryPassword   string        `input:"registry-password" secret:"true"`
@@ -62,6 +74,16 @@ type Inputs struct {
 	Transport http.RoundTripper `input:"-"`
 	// Backoff is how registry requests are retried; zero means 1s, 2s, 4s, 8s, 16s.
 	Backoff remote.Backoff `input:"-"`
+	// Getenv reads the environment variables the secrets input names (and
+	// the Actions cache token); nil means os.Getenv.
+	Getenv func(string) string `input:"-"`
+}
+
+func (in Inputs) getenv() func(string) string {
+	if in.Getenv != nil {
+		return in.Getenv
+	}
+	return os.Getenv
 }
 
 // Outputs are the build stage's results.
@@ -80,6 +102,8 @@ type Outputs struct {
 	ByDigest bool `output:"-"`
 	// Merged lists the merge inputs the index was made from.
 	Merged []string `output:"-"`
+	// Dockerfile describes a Dockerfile build (nil in the other modes).
+	Dockerfile *DockerfileResult `output:"-"`
 	// Pushed is false when the image went to an OCI layout instead.
 	Pushed bool `output:"-"`
 	// Uploaded is the number of blob bytes actually sent to the registry.
@@ -109,7 +133,22 @@ func (in *Inputs) Validate() error {
 	} else if strings.ContainsAny(in.Image, "@") || strings.Contains(in.Image[strings.LastIndex(in.Image, "/")+1:], ":") {
 		errs = append(errs, fmt.Errorf(`input "image" is %q: give the repository only (e.g. ghcr.io/acme/app) and put tags in the "tags" input`, in.Image))
 	}
-	if len(in.Merge) > 0 {
+	if in.Dockerfile != "" {
+		errs = append(errs, in.validateDockerfile()...)
+	} else {
+		// The Dockerfile mode's inputs would be dropped by the other modes.
+		for input, set := range map[string]bool{"build-args": len(in.BuildArgs) > 0, "target": in.Target != "", "secrets": len(in.Secrets) > 0,
+			"cache-from": len(in.CacheFrom) > 0, "cache-to": len(in.CacheTo) > 0, "buildkit": in.BuildKit != "", "allow-syntax": in.AllowSyntax} {
+			if set {
+				errs = append(errs, fmt.Errorf(`input %q is set but "dockerfile" is not: %q belongs to the Dockerfile mode; set "dockerfile" (e.g. Dockerfile) to build with BuildKit, or leave %q out`, input, input, input))
+			}
+		}
+	}
+	if len(in.Merge) > 0 && in.Dockerfile != "" {
+		errs = append(errs, errors.New(`inputs "merge" and "dockerfile" are both set: a merge makes an index of images already built; build each platform with "dockerfile" and "push-by-digest: true", then merge their digests in another job`))
+	} else if in.Dockerfile != "" {
+		// checked by validateDockerfile
+	} else if len(in.Merge) > 0 {
 		// A merge lists images that are already built: an input that would
 		// change them cannot be honoured, so it is refused, not dropped.
 		for input, set := range map[string]bool{"base": in.Base != "", "layers": len(in.Layers) > 0, "entrypoint": len(in.Entrypoint) > 0,

@@ -88,30 +88,12 @@ func mergeSources(ctx context.Context, reg *registries, refs []name.Digest) ([]m
 			if err != nil {
 				return nil, "", err
 			}
-			im, err := idx.IndexManifest()
+			srcs, err := indexSources(ref.String(), ref.Context(), idx)
 			if err != nil {
-				return nil, "", err
+				return nil, "", fmt.Errorf(`input "merge": %w`, err)
 			}
 			docker = docker && desc.MediaType == types.DockerManifestList
-			for _, d := range im.Manifests {
-				if !d.MediaType.IsImage() {
-					return nil, "", fmt.Errorf(`input "merge": %s lists %s, a %s: merge takes images and indexes of images, not nested indexes`, ref, d.Digest, d.MediaType)
-				}
-				img, err := idx.Image(d.Digest)
-				if err != nil {
-					return nil, "", fmt.Errorf(`input "merge": %s: reading %s: %w`, ref, d.Digest, err)
-				}
-				if isAttestation(d) {
-					// Kept as it was, annotations (the digest it attests) and all.
-					out = append(out, mergeSource{from: ref.String(), desc: d, image: img, attestation: true, repo: ref.Context()})
-					continue
-				}
-				s, err := imageSource(ref.String(), ref.Context(), img, d, d.Platform)
-				if err != nil {
-					return nil, "", fmt.Errorf(`input "merge": %s: %s: %w`, ref, d.Digest, err)
-				}
-				out = append(out, s)
-			}
+			out = append(out, srcs...)
 		default:
 			return nil, "", fmt.Errorf(`input "merge": %s is a %s, not an image or an image index`, ref, desc.MediaType)
 		}
@@ -120,6 +102,36 @@ func mergeSources(ctx context.Context, reg *registries, refs []name.Digest) ([]m
 		return out, types.DockerManifestList, nil
 	}
 	return out, types.OCIImageIndex, nil
+}
+
+// indexSources lists an index's platform images and the attestations
+// that travel with them.
+func indexSources(from string, repo name.Repository, idx v1.ImageIndex) ([]mergeSource, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var out []mergeSource
+	for _, d := range im.Manifests {
+		if !d.MediaType.IsImage() {
+			return nil, fmt.Errorf(`%s lists %s, a %s: merge takes images and indexes of images, not nested indexes`, from, d.Digest, d.MediaType)
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf(`%s: reading %s: %w`, from, d.Digest, err)
+		}
+		if isAttestation(d) {
+			// Kept as it was, annotations (the digest it attests) and all.
+			out = append(out, mergeSource{from: from, desc: d, image: img, attestation: true, repo: repo})
+			continue
+		}
+		s, err := imageSource(from, repo, img, d, d.Platform)
+		if err != nil {
+			return nil, fmt.Errorf(`%s: %s: %w`, from, d.Digest, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // imageSource describes one platform image by the descriptor it had, its
@@ -268,11 +280,22 @@ func merge(ctx context.Context, in Inputs, reg *registries, repo name.Repository
 		return Outputs{}, err
 	}
 
-	var adds []mutate.IndexAddendum
-	out := Outputs{PlatformDigests: map[string]string{}, Pushed: true}
+	out, idx, err := indexOf(in, repo, tags, srcs, mt)
+	if err != nil {
+		return out, err
+	}
 	for _, r := range refs {
 		out.Merged = append(out.Merged, r.String())
 	}
+	return publish(ctx, in, reg, repo, tags, idx, out)
+}
+
+// indexOf makes the index of the given images: their manifests as they
+// are (digests unchanged), with Gantry's index annotations (the OCI ones,
+// the labels, the user's index-level annotations).
+func indexOf(in Inputs, repo name.Repository, tags []string, srcs []mergeSource, mt types.MediaType) (Outputs, v1.ImageIndex, error) {
+	var adds []mutate.IndexAddendum
+	out := Outputs{PlatformDigests: map[string]string{}, Pushed: true}
 	for _, s := range srcs {
 		adds = append(adds, mutate.IndexAddendum{Add: described{Image: s.image, desc: s.desc}, Descriptor: s.desc})
 		if s.attestation {
@@ -296,13 +319,20 @@ func merge(ctx context.Context, in Inputs, reg *registries, repo name.Repository
 		addUserAnnotations(ann, in.Annotations, "index")
 		idx = mutate.Annotations(idx, ann).(v1.ImageIndex)
 	} else if len(in.Annotations)+len(in.Labels) > 0 {
-		return Outputs{}, errors.New(`inputs "labels" / "annotations": every merge input is a Docker schema 2 manifest, and a Docker manifest list has no annotations: build OCI images (BuildKit's default) or leave them out`)
+		return Outputs{}, nil, errors.New(`inputs "labels" / "annotations": every merge input is a Docker schema 2 manifest, and a Docker manifest list has no annotations: build OCI images (BuildKit's default) or leave them out`)
 	}
 	digest, err := idx.Digest()
 	if err != nil {
-		return Outputs{}, fmt.Errorf("assembling the merged index: %w", err)
+		return Outputs{}, nil, fmt.Errorf("assembling the index: %w", err)
 	}
 	out.Digest = digest.String()
+	slices.SortFunc(out.Platforms, func(a, b PlatformResult) int { return strings.Compare(a.Platform, b.Platform) })
+	return out, idx, nil
+}
+
+// publish pushes the index (its manifests are in the registry already,
+// so only the index is written) and then moves the tags.
+func publish(ctx context.Context, in Inputs, reg *registries, repo name.Repository, tags []string, idx v1.ImageIndex, out Outputs) (Outputs, error) {
 	uploaded, err := push(ctx, reg, in.Log, repo, idx, tags)
 	out.Uploaded = uploaded
 	if err != nil {
@@ -312,6 +342,5 @@ func merge(ctx context.Context, in Inputs, reg *registries, repo name.Repository
 	for _, t := range tags {
 		out.Tags = append(out.Tags, repo.Tag(t).String())
 	}
-	slices.SortFunc(out.Platforms, func(a, b PlatformResult) int { return strings.Compare(a.Platform, b.Platform) })
 	return out, nil
 }

@@ -3,6 +3,7 @@ package image
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gantry-ci/gantry/internal/human"
 )
@@ -17,7 +18,32 @@ func Summary(out Outputs) string {
 		where = "written to an OCI layout (push: false)"
 	}
 	fmt.Fprintf(&b, "**Image** `%s` — %s, %s of blobs uploaded\n\n", out.Image, where, human.Bytes(out.Uploaded))
-	if len(out.Merged) > 0 {
+	if d := out.Dockerfile; d != nil {
+		target := ""
+		if d.Target != "" {
+			target = fmt.Sprintf(", target `%s`", d.Target)
+		}
+		fmt.Fprintf(&b, "**Dockerfile** `%s`%s, built by BuildKit in %s: %d step(s), %d cached\n\n", d.Dockerfile, target, d.Duration.Round(100*time.Millisecond), len(d.Steps), d.Cached)
+		for _, c := range d.CacheFrom {
+			fmt.Fprintf(&b, "- cache from `%s`\n", c)
+		}
+		for _, c := range d.CacheTo {
+			fmt.Fprintf(&b, "- cache to `%s`\n", c)
+		}
+		fmt.Fprintf(&b, "\n| platform | manifest digest | size |\n|---|---|---|\n")
+		for _, p := range out.Platforms {
+			fmt.Fprintf(&b, "| %s | `%s` | %s |\n", p.Platform, p.Digest, human.Bytes(p.Size))
+		}
+		fmt.Fprintf(&b, "\n<details><summary>Steps</summary>\n\n| step | | time |\n|---|---|---|\n")
+		for _, s := range d.Steps {
+			how := "ran"
+			if s.Cached {
+				how = "cached"
+			}
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", strings.ReplaceAll(s.Name, "|", "\\|"), how, s.Duration.Round(10*time.Millisecond))
+		}
+		fmt.Fprintf(&b, "\n</details>\n")
+	} else if len(out.Merged) > 0 {
 		fmt.Fprintf(&b, "**Merged** from %d build(s), no image rebuilt:\n\n", len(out.Merged))
 		for _, m := range out.Merged {
 			fmt.Fprintf(&b, "- `%s`\n", m)

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs one program from a Debian package into DEST_DIR without
+# installing the package: `apt-get download` + `dpkg -x`, then the one file
+# is copied out. No service is registered or started and nothing outside
+# DEST_DIR changes. The tests start their own servers from these files:
+#   prometheus      Debian's prometheus (usr/bin/prometheus), internal/promtest
+#   runc            Debian's runc (usr/sbin/runc, with seccomp, linking the
+#                   libseccomp.so.2 a Debian system has), BuildKit's OCI worker
+#   busybox         Debian's busybox-static (bin/busybox, static), the base
+#                   image of the Dockerfile tests (internal/buildkittest)
+#
+# Usage: scripts/install-deb.sh DEST_DIR PACKAGE PATH_IN_PACKAGE NAME [VERSION_ARG]
+# Does nothing when DEST_DIR/NAME already runs with VERSION_ARG (default --version).
+set -euo pipefail
+
+dest="${1:?usage: install-deb.sh DEST_DIR PACKAGE PATH_IN_PACKAGE NAME [VERSION_ARG]}"
+pkg="${2:?package}" inpkg="${3:?path in the package}" name="${4:?name}" vflag="${5:---version}"
+bin="$dest/$name"
+say() { echo "install-deb ($pkg): $*" >&2; }
+
+if [ -x "$bin" ] && "$bin" "$vflag" >/dev/null 2>&1; then
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then
+  say "apt-get and dpkg are needed to fetch Debian's $pkg package;"
+  say "  on another system install $name yourself and put it at $bin"
+  exit 1
+fi
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# apt-get download needs no root and touches no system state; it only needs
+# package lists, which may be stale or absent on a fresh machine: refresh once.
+# As root, apt would fetch as the _apt user, which cannot write to our 0700
+# temp dir, and warn about it: download as root directly instead.
+sandbox=()
+[ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
+download() { (cd "$tmp" && apt-get download -qq "${sandbox[@]}" "$pkg"); }
+if ! download; then
+  say "apt-get download failed; running apt-get update once and retrying"
+  update=(apt-get update -qq)
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    update=(sudo -n apt-get update -qq)
+  fi
+  if ! "${update[@]}" || ! download; then
+    say "could not download Debian's $pkg package with apt-get"
+    exit 1
+  fi
+fi
+
+deb=
+for f in "$tmp/${pkg}"_*.deb; do
+  [ -f "$f" ] && deb="$f" && break
+done
+if [ -z "$deb" ]; then
+  say "apt-get download left no ${pkg}_*.deb in $tmp"
+  exit 1
+fi
+dpkg -x "$deb" "$tmp/root"
+if [ ! -f "$tmp/root/$inpkg" ]; then
+  say "$(basename "$deb") has no $inpkg"
+  exit 1
+fi
+
+mkdir -p "$dest"
+# Copy next to the target and rename, so a concurrent run never sees half a file.
+cp "$tmp/root/$inpkg" "$bin.tmp.$$"
+chmod 0755 "$bin.tmp.$$"
+mv -f "$bin.tmp.$$" "$bin"
+
+if ! version="$("$bin" "$vflag" 2>&1 | head -n 1)"; then
+  say "$bin was installed but does not run:"
+  "$bin" "$vflag" >&2 || true
+  exit 1
+fi
+echo "installed $bin ($version)"

@@ -7,8 +7,12 @@ package buildkittest
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,13 +58,14 @@ func Getenv(t testing.TB, extra map[string]string) func(string) string {
 	}
 }
 
-// Busybox pushes a base image to ref (REGISTRY/REPO:TAG) and returns ref:
+// Busybox pushes a base image to ref (REGISTRY/REPO:TAG, with opts such
+// as credentials) and returns ref:
 // an OCI index with linux/amd64 and linux/arm64 entries holding Debian's
 // static busybox (bin/busybox from make tools) with its applets as
 // symlinks, /etc/passwd and /tmp. Both entries hold the amd64 binary (no
 // arm64 busybox here, and no emulator): RUN steps belong in
 // $BUILDPLATFORM stages, the arm64 stage only COPYs, as the docs advise.
-func Busybox(t testing.TB, ref string) string {
+func Busybox(t testing.TB, ref string, opts ...remote.Option) string {
 	t.Helper()
 	bb, err := os.ReadFile(testproc.Tool(t, "busybox"))
 	if err != nil {
@@ -70,7 +75,7 @@ func Busybox(t testing.TB, ref string) string {
 	for _, a := range []string{"sh", "echo", "cat", "mkdir", "ls", "wc", "touch", "true", "false", "uname", "sleep", "cp", "rm", "env", "test", "sha256sum", "tr"} {
 		files = append(files, file{name: "bin/" + a, link: "busybox"})
 	}
-	return push(t, ref, files, "amd64", "arm64")
+	return push(t, ref, files, []string{"amd64", "arm64"}, opts...)
 }
 
 // ForeignShell pushes a linux/arm64-only base image whose /bin/sh is an
@@ -85,7 +90,7 @@ func ForeignShell(t testing.TB, ref string) string {
 	binary.LittleEndian.PutUint16(elf[16:], 2)   // ET_EXEC
 	binary.LittleEndian.PutUint16(elf[18:], 183) // EM_AARCH64
 	binary.LittleEndian.PutUint32(elf[20:], 1)
-	return push(t, ref, []file{{name: "bin/sh", body: elf, mode: 0o755}}, "arm64")
+	return push(t, ref, []file{{name: "bin/sh", body: elf, mode: 0o755}}, []string{"arm64"})
 }
 
 type file struct {
@@ -94,16 +99,24 @@ type file struct {
 	mode       int64
 }
 
-func push(t testing.TB, ref string, files []file, arches ...string) string {
+func push(t testing.TB, ref string, files []file, arches []string, opts ...remote.Option) string {
+	return pushEnv(t, ref, files, arches, nil, opts...)
+}
+
+func pushEnv(t testing.TB, ref string, files []file, arches, env []string, opts ...remote.Option) string {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
 	epoch := time.Unix(0, 0)
 	for _, f := range files {
-		if d, _, ok := strings.Cut(f.name, "/"); ok && !dirs[d] {
+		var parents []string
+		for d := path.Dir(f.name); d != "." && !dirs[d]; d = path.Dir(d) {
 			dirs[d] = true
-			_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: epoch})
+			parents = append(parents, d)
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			_ = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: parents[i] + "/", Mode: 0o755, ModTime: epoch})
 		}
 		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), ModTime: epoch, Typeflag: tar.TypeReg}
 		if f.link != "" {
@@ -120,7 +133,7 @@ func push(t testing.TB, ref string, files []file, arches ...string) string {
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()), tarball.WithMediaType(types.OCILayer))
+	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()), tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.BestSpeed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,15 +153,110 @@ func push(t testing.TB, ref string, files []file, arches ...string) string {
 		}
 		cf = cf.DeepCopy()
 		cf.OS, cf.Architecture = "linux", arch
-		cf.Config.Env = []string{"PATH=/bin"}
+		cf.Config.Env = append([]string{"PATH=/usr/local/bin:/bin"}, env...)
 		cf.Config.Cmd = []string{"/bin/sh"}
 		if img, err = mutate.ConfigFile(img, cf); err != nil {
 			t.Fatal(err)
 		}
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
-	if err := remote.WriteIndex(r, idx); err != nil {
+	if err := remote.WriteIndex(r, idx, opts...); err != nil {
 		t.Fatalf("pushing the base image %s: %v", ref, err)
 	}
 	return ref
+}
+
+// Node pushes a linux/amd64 + linux/arm64 index to ref with this machine's
+// node (and the libraries it links), npm and busybox's shell: a stand-in
+// for node:20-bookworm-slim, which is not reachable here. Like Busybox,
+// both entries hold the amd64 binaries, so npm ci runs for either target
+// on this amd64 machine (a real arm64 base would need an arm64 runner).
+func Node(t testing.TB, ref string, opts ...remote.Option) string {
+	t.Helper()
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node not found on PATH (%v): the Node Dockerfile tests need Node.js", err)
+	}
+	if nodeBin, err = filepath.EvalSymlinks(nodeBin); err != nil {
+		t.Fatal(err)
+	}
+	bb, err := os.ReadFile(testproc.Tool(t, "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []file{{name: "bin/busybox", body: bb, mode: 0o755}, {name: "etc/passwd", body: []byte("root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n"), mode: 0o644}}
+	for _, a := range []string{"sh", "cat", "ls", "mkdir", "rm", "cp", "env", "uname", "true"} {
+		files = append(files, file{name: "bin/" + a, link: "busybox"})
+	}
+	add := func(src, dst string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, file{name: dst, body: b, mode: 0o755})
+	}
+	add(nodeBin, "usr/local/bin/node")
+	// The shared libraries node links, at the paths the loader looks in.
+	out, err := exec.Command("ldd", nodeBin).Output()
+	if err != nil {
+		t.Fatalf("ldd %s: %v", nodeBin, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		var lib string
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			lib = f[2]
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			lib = f[0]
+		default:
+			continue
+		}
+		real, err := filepath.EvalSymlinks(lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(real, strings.TrimPrefix(lib, "/"))
+	}
+	// npm, from node's prefix.
+	npmDir := filepath.Join(filepath.Dir(filepath.Dir(nodeBin)), "lib", "node_modules", "npm")
+	if _, err := os.Stat(filepath.Join(npmDir, "bin", "npm-cli.js")); err != nil {
+		t.Fatalf("npm not found next to node (%v)", err)
+	}
+	err = filepath.Walk(npmDir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(npmDir, p)
+		dst := "usr/local/lib/node_modules/npm/" + filepath.ToSlash(rel)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			files = append(files, file{name: dst, link: target})
+		case fi.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			files = append(files, file{name: dst, body: b, mode: int64(fi.Mode().Perm())})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, file{name: "usr/local/bin/npm", link: "../lib/node_modules/npm/bin/npm-cli.js"},
+		file{name: "usr/bin/env", link: "/bin/busybox"}) // npm-cli.js starts #!/usr/bin/env node
+	// This machine's CA bundle, as a company's base image carries its
+	// proxy's CA (this machine reaches the npm registry through one).
+	var env []string
+	const bundle = "/etc/ssl/certs/ca-certificates.crt"
+	if b, err := os.ReadFile(bundle); err == nil {
+		files = append(files, file{name: strings.TrimPrefix(bundle, "/"), body: b, mode: 0o644})
+		env = append(env, "NODE_EXTRA_CA_CERTS="+bundle)
+	}
+	return pushEnv(t, ref, files, []string{"amd64", "arm64"}, env, opts...)
 }

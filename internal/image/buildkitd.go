@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,7 +27,8 @@ var daemonSchemes = []string{"unix://", "tcp://", "docker-container://", "podman
 // func that stops it. With the "buildkit" input set it is that daemon and
 // nothing is stopped. Otherwise a rootful buildkitd ($GANTRY_BUILDKITD, or
 // buildkitd on PATH) is started on a private socket and state directory
-// (under RUNNER_TEMP when set), with an OCI worker running the runc found
+// (under RUNNER_TEMP when set; through sudo -n when the job is not root),
+// with an OCI worker running the runc found
 // on PATH ($GANTRY_RUNC) and the insecure registries as plain-HTTP
 // registries; stop ends it and removes the directory.
 func daemon(ctx context.Context, in Inputs) (string, func(), error) {
@@ -53,8 +55,19 @@ func daemon(ctx context.Context, in Inputs) (string, func(), error) {
 	if runc == "" {
 		return "", nil, errors.New(`buildkitd needs runc to run RUN steps and no runc is on PATH: install runc (Debian/Ubuntu: apt-get install runc), or set "buildkit" to a running daemon`)
 	}
+	// The OCI worker is rootful. A job that is not root but may use sudo
+	// without a password (GitHub's hosted runners) starts the daemon with
+	// sudo, its socket owned by the job's group.
+	var asRoot []string
 	if os.Geteuid() != 0 {
-		return "", nil, errors.New(`starting buildkitd needs root (its OCI worker is rootful): run the job as root, or set "buildkit" to a running daemon (rootless buildkitd, docker-container://…)`)
+		sudo, err := exec.LookPath("sudo")
+		if err == nil {
+			err = exec.CommandContext(ctx, sudo, "-n", "true").Run()
+		}
+		if err != nil {
+			return "", nil, errors.New(`starting buildkitd needs root (its OCI worker is rootful), and this job is neither root nor allowed sudo without a password: run the job as root, or set "buildkit" to a running daemon (rootless buildkitd, docker-container://…)`)
+		}
+		asRoot = []string{sudo, "-n", "--"}
 	}
 	// A unix socket path must stay under ~100 bytes.
 	state, err := os.MkdirTemp(getenv("RUNNER_TEMP"), "gantry-bk-")
@@ -84,8 +97,12 @@ func daemon(ctx context.Context, in Inputs) (string, func(), error) {
 		return "", nil, err
 	}
 	addr := "unix://" + filepath.Join(state, "buildkitd.sock")
-	cmd := exec.Command(bin, "--config", toml, "--root", filepath.Join(state, "root"), "--addr", addr,
+	args := append(asRoot, bin, "--config", toml, "--root", filepath.Join(state, "root"), "--addr", addr,
 		"--oci-worker=true", "--oci-worker-binary", runc, "--containerd-worker=false")
+	if asRoot != nil {
+		args = append(args, "--group", strconv.Itoa(os.Getgid()))
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
@@ -96,15 +113,26 @@ func daemon(ctx context.Context, in Inputs) (string, func(), error) {
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
+	signal := func(sig syscall.Signal) {
+		if asRoot == nil {
+			_ = syscall.Kill(-cmd.Process.Pid, sig)
+			return
+		}
+		// sudo passes the signal on to buildkitd; only root may send it.
+		_ = exec.Command(asRoot[0], "-n", "kill", "-"+strconv.Itoa(int(sig)), strconv.Itoa(cmd.Process.Pid)).Run()
+	}
 	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		signal(syscall.SIGTERM)
 		select {
 		case <-exited:
 		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			signal(syscall.SIGKILL)
 			<-exited
 		}
 		logf.Close()
+		if asRoot != nil {
+			_ = exec.Command(asRoot[0], "-n", "rm", "-rf", filepath.Join(state, "root")).Run()
+		}
 		os.RemoveAll(state)
 	}
 	failed := func(why string) (string, func(), error) {

@@ -3,14 +3,17 @@ package image_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -234,7 +237,7 @@ func TestDockerfileCacheAndReproducibility(t *testing.T) {
 	reg := startRegistry(t, nil)
 	ctxDir := dockerfileContext(t, appDockerfile)
 	cache := "type=registry,ref=" + reg.Host + "/acme/prompt-builder:buildcache"
-	build := func(what string, from, to []string) image.Outputs {
+	buildLogged := func(what string, from, to []string) (image.Outputs, *logLines) {
 		t.Helper()
 		in, log := dockerfileInputs(t, reg.Host, ctxDir)
 		in.CacheFrom, in.CacheTo = from, to
@@ -243,6 +246,11 @@ func TestDockerfileCacheAndReproducibility(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\nlog:\n%s", what, err, log)
 		}
+		return out, log
+	}
+	build := func(what string, from, to []string) image.Outputs {
+		t.Helper()
+		out, _ := buildLogged(what, from, to)
 		return out
 	}
 	first := build("first build, exporting the cache", nil, []string{cache + ",mode=max"})
@@ -255,7 +263,10 @@ func TestDockerfileCacheAndReproducibility(t *testing.T) {
 	if ranFirst == 0 {
 		t.Fatalf("the first build ran no step: %+v", first.Dockerfile.Steps)
 	}
-	second := build("second build on a fresh daemon, importing the cache", []string{cache}, nil)
+	second, secondLog := buildLogged("second build on a fresh daemon, importing the cache", []string{cache}, nil)
+	if !strings.Contains(secondLog.String(), " CACHED") {
+		t.Errorf("the log of the cached build marks no step CACHED:\n%s", secondLog)
+	}
 	for _, s := range second.Dockerfile.Steps {
 		if strings.Contains(s.Name, "RUN") && !s.Cached {
 			t.Errorf("second build ran %q again: the registry cache was not used", s.Name)
@@ -490,5 +501,98 @@ func TestDockerfileInputsAreChecked(t *testing.T) {
 		Secrets: []string{"npm=NPM_TOKEN"}, CacheFrom: []string{"type=registry,ref=ghcr.io/acme/app:buildcache"}, Getenv: getenv}
 	if err := in.Validate(); err != nil {
 		t.Errorf("good Dockerfile inputs refused: %v", err)
+	}
+}
+
+// TestDockerfileUsesTheRegistryCredentials: on a registry that wants a
+// login for everything, the registry-username/-password inputs reach
+// BuildKit for the FROM pull, the push and the registry cache; without
+// them the build fails and says to check the credentials.
+func TestDockerfileUsesTheRegistryCredentials(t *testing.T) {
+	t.Parallel()
+	var locked atomic.Bool
+	reg := startRegistry(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); locked.Load() && (!ok || u != "ci" || p != "hunter2-registry") {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	ctxDir := dockerfileContext(t, appDockerfile)
+	in, log := dockerfileInputs(t, reg.Host, ctxDir) // pushes the base before the lock
+	locked.Store(true)
+	in.CacheTo = []string{"type=registry,ref=" + reg.Host + "/acme/prompt-builder:buildcache"}
+	in.Keychain = authn.NewMultiKeychain() // not the machine's Docker config
+	if _, err := image.Run(t.Context(), in); err == nil {
+		t.Fatalf("built without credentials on a registry that wants them\n%s", log)
+	} else if !strings.Contains(err.Error(), "Check the registry credentials") {
+		t.Errorf("error without credentials does not point at them: %v", err)
+	}
+	locked.Store(false)
+	in, log = dockerfileInputs(t, reg.Host, ctxDir)
+	locked.Store(true)
+	in.Keychain = authn.NewMultiKeychain()
+	in.CacheTo = []string{"type=registry,ref=" + reg.Host + "/acme/prompt-builder:buildcache"}
+	in.RegistryUsername, in.RegistryPassword = "ci", "hunter2-registry"
+	out, err := image.Run(t.Context(), in)
+	if err != nil {
+		t.Fatalf("with credentials: %v\n%s", err, log)
+	}
+	if strings.Contains(log.String(), "hunter2-registry") {
+		t.Error("the registry password is in the log")
+	}
+	locked.Store(false)
+	if _, err := remote.Head(mustRef(t, reg.Host+"/acme/prompt-builder:buildcache")); err != nil {
+		t.Errorf("no registry cache exported with the credentials: %v", err)
+	}
+	if _, err := remote.Head(mustRef(t, out.Image)); err != nil {
+		t.Errorf("the index is not in the registry: %v", err)
+	}
+}
+
+// TestDockerfileNodeApp builds testdata/node-app from its Dockerfile as a
+// team's Node API would be: npm ci in a build stage (from the npm
+// registry, as on a runner), only node_modules and the server in the
+// release image, .dockerignore honoured. The Node base is a stand-in made
+// from this machine's node and npm (no Docker Hub here).
+func TestDockerfileNodeApp(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t, nil)
+	node := buildkittest.Node(t, reg.Host+"/library/node:20")
+	root, err := filepath.Abs("../../testdata/node-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, log := dockerfileInputs(t, reg.Host, root)
+	in.Image = reg.Host + "/acme/prompt-builder-api"
+	in.Dockerfile, in.Target, in.Secrets = "Dockerfile", "", nil
+	in.BuildArgs = []string{"NODE_IMAGE=" + node}
+	out, err := image.Run(t.Context(), in)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		img := platformImage(t, out.Image, p)
+		files := imageFiles(t, img)
+		for _, want := range []string{"app/server.js", "app/package.json", "app/node_modules/express/package.json", "app/node_modules/prom-client/package.json", "app/node_modules/express-prom-bundle/package.json"} {
+			if _, ok := files[want]; !ok {
+				t.Errorf("%s: /%s is not in the image", p, want)
+			}
+		}
+		for _, not := range []string{"app/README.md", "app/Dockerfile", "app/package-lock.json"} {
+			if _, ok := files[not]; ok {
+				t.Errorf("%s: /%s is in the image (.dockerignore or the release stage's COPY not honoured)", p, not)
+			}
+		}
+		cf, _ := img.ConfigFile()
+		if !slices.Equal(cf.Config.Cmd, []string{"node", "server.js"}) || cf.Config.WorkingDir != "/app" {
+			t.Errorf("%s: cmd %v workdir %q", p, cf.Config.Cmd, cf.Config.WorkingDir)
+		}
+	}
+	if !strings.Contains(log.String(), "npm ci") {
+		t.Errorf("the log does not show the npm ci step:\n%s", log)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/gantry-ci/gantry/internal/buildkittest"
 	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/ghrelease/ghreleasetest"
 	"github.com/gantry-ci/gantry/internal/k8stest"
@@ -90,7 +91,10 @@ func outputs(t *testing.T, r run) map[string]string {
 
 func TestMain(m *testing.M) { k8stest.Main(m) }
 
-const deployGitHubToken = "ghs_plantedDeployToken3Vn8Qe5Lw1"
+const (
+	deployGitHubToken = "ghs_plantedDeployToken3Vn8Qe5Lw1"
+	buildSecret       = "planted-build-secret-9d2c71e4"
+)
 
 func TestNoSecretAnywhere(t *testing.T) {
 	root, err := testproc.RepoRoot()
@@ -108,6 +112,7 @@ func TestNoSecretAnywhere(t *testing.T) {
 		"Prometheus credentials":      base64.StdEncoding.EncodeToString([]byte("gantry:" + promPass)),
 		"GitHub token":                ghreleasetest.Token,
 		"deploy's GitHub token":       deployGitHubToken,
+		"Dockerfile build secret":     buildSecret,
 	}
 	cluster := k8stest.Start(t)
 	ns := cluster.Namespace(t)
@@ -174,6 +179,32 @@ func TestNoSecretAnywhere(t *testing.T) {
 	if !strings.HasPrefix(image, reg.Host+"/acme/app@sha256:") {
 		t.Fatalf("build: image output %q", image)
 	}
+
+	// The Dockerfile mode: a build secret that a RUN step prints, and the
+	// build's registry cache (mode=max keeps the build stage's layers).
+	bb := buildkittest.Busybox(t, reg.Host+"/library/busybox:1", auth)
+	dfDir := filepath.Join(work, "dockerfile-app")
+	os.MkdirAll(dfDir, 0o755)
+	os.WriteFile(filepath.Join(dfDir, "Dockerfile"), []byte("ARG BASE\nFROM --platform=$BUILDPLATFORM ${BASE} AS build\n"+
+		"RUN --mount=type=secret,id=api_token echo \"the token is $(cat /run/secrets/api_token)\" && mkdir /out && wc -c < /run/secrets/api_token > /out/n\n"+
+		"FROM ${BASE}\nCOPY --from=build /out /app\n"), 0o644)
+	bkEnv := buildkittest.Env(t)
+	r = stage(t, bin, work, "gantry-build", with(map[string]string{
+		"INPUT_IMAGE":      reg.Host + "/acme/dockerfile-app",
+		"INPUT_CONTEXT":    dfDir,
+		"INPUT_DOCKERFILE": "Dockerfile",
+		"INPUT_BUILD-ARGS": "BASE=" + bb,
+		"INPUT_SECRETS":    "api_token=BUILD_SECRET",
+		"INPUT_CACHE-TO":   "type=registry,ref=" + reg.Host + "/acme/dockerfile-app:buildcache,mode=max",
+		"INPUT_TAGS":       "type=raw,value=sweep",
+		"BUILD_SECRET":     buildSecret,
+		"GANTRY_BUILDKITD": bkEnv["GANTRY_BUILDKITD"],
+		"GANTRY_RUNC":      bkEnv["GANTRY_RUNC"],
+	}))
+	if !strings.Contains(r.stderr, "the token is ***") {
+		t.Errorf("the Dockerfile build's log does not show the RUN step's output masked:\n%s", r.stderr)
+	}
+	runs = append(runs, r)
 
 	r = stage(t, bin, work, "gantry-sbom", with(map[string]string{
 		"INPUT_IMAGE":      image,

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/gantry-ci/gantry/internal/buildkittest"
 	"github.com/gantry-ci/gantry/internal/k8stest"
 	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/registry"
@@ -527,4 +529,94 @@ func unsignedImage(t *testing.T) (image, pubPath string) {
 	pubPath = filepath.Join(t.TempDir(), "cosign.pub")
 	write(t, pubPath, string(pub), 0o644)
 	return reg.Host + "/acme/api@" + id.String(), pubPath
+}
+
+// TestReusableBuildAndPushDockerfileOnNativeRunners runs build-and-push.yml
+// with the Node sample app's Dockerfile and one runner per platform: the
+// plan job makes one build job per platform (BuildKit, push by digest),
+// the build job merges their digests into one index, and the SBOM, scan
+// gate and signing run on that index as in the layering mode. A build
+// secret goes through the workflow's secret to BuildKit, masked.
+func TestReusableBuildAndPushDockerfileOnNativeRunners(t *testing.T) {
+	t.Parallel()
+	act := workflowtest.New(t)
+	cache := t.TempDir()
+	if err := scantest.Build(cache, filepath.Join(act.Repo, scantest.FixturesPath), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	const password, buildSecret = "act-dockerfile-key-password-4242", "act-build-secret-value-77e1"
+	keys := t.TempDir()
+	priv, pub, err := signing.GenerateKeyPair([]byte(password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath, pubPath := filepath.Join(keys, "cosign.key"), filepath.Join(keys, "cosign.pub")
+	write(t, keyPath, string(priv), 0o600)
+	write(t, pubPath, string(pub), 0o644)
+	reg, err := ocitest.StartRegistry(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	buildkittest.Env(t) // root, buildkitd and runc in bin/ (the action finds them there)
+	nodeImage := buildkittest.Node(t, reg.Host+"/library/node:20")
+	result, handoff := t.TempDir(), t.TempDir()
+	wf := renderCaller(t, act.Repo, "reusable-build-and-push-dockerfile.yml", map[string]string{
+		"REGISTRY":     reg.Host,
+		"NODE_IMAGE":   nodeImage,
+		"CACHE":        cache,
+		"KEY":          keyPath,
+		"KEY_PASSWORD": password,
+		"BUILD_SECRET": buildSecret,
+		"RESULT":       result,
+	})
+	start := time.Now()
+	log, err := runReusable(t.Context(), t, act, wf, map[string]string{
+		"GANTRY_ACT_HANDOFF": handoff,
+		"SOURCE_DATE_EPOCH":  "1795179791",
+	})
+	t.Logf("act ran the workflow in %v (err %v)", time.Since(start).Round(time.Second), err)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	out := readOutputs(t, filepath.Join(result, "outputs"), log)
+	digest, image := out["digest"], out["image"]
+	repo := reg.Host + "/acme/prompt-builder-api"
+	if !strings.HasPrefix(digest, "sha256:") || image != repo+"@"+digest || out["result"] != "success" {
+		t.Fatalf("outputs %v, want %s@sha256:… and success\n%s", out, repo, log)
+	}
+	for _, want := range []string{"build linux/amd64", "build linux/arm64", "Build linux/amd64 and push it by digest", "merging:"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q: the per-platform jobs and the merge did not run as planned", want)
+		}
+	}
+	for _, line := range strings.Split(log, "\n") {
+		if (strings.Contains(line, password) || strings.Contains(line, buildSecret)) && !strings.Contains(line, "add-mask") {
+			t.Errorf("a secret appears in the workflow log: %s", line)
+		}
+	}
+	d, _ := name.NewDigest(image)
+	idx, err := remote.Index(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	var platforms []string
+	for _, m := range im.Manifests {
+		platforms = append(platforms, m.Platform.String())
+		if !strings.Contains(out["platform-digests"], m.Digest.String()) {
+			t.Errorf("platform-digests %s lacks %s", out["platform-digests"], m.Digest)
+		}
+	}
+	slices.Sort(platforms)
+	if !slices.Equal(platforms, []string{"linux/amd64", "linux/arm64"}) {
+		t.Errorf("merged index platforms %v, want linux/amd64 and linux/arm64", platforms)
+	}
+	if !strings.Contains(out["tags"], ":act") || !strings.Contains(out["signed"], digest) || out["scan-verdict"] != "pass" {
+		t.Errorf("tags %q, signed %q, verdict %q: want the act tag on the merged index, signed after the gate passed", out["tags"], out["signed"], out["scan-verdict"])
+	}
+	rep, err := signing.Verify(t.Context(), image, signing.Policy{Key: pubPath, Require: []string{"sbom", "provenance", "scan"}, Recursive: true, Getenv: os.Getenv})
+	if err != nil || !rep.Verified {
+		t.Errorf("verify %s with the public key: %v", image, err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	trivydb "github.com/aquasecurity/trivy-db/pkg/db"
@@ -59,6 +60,8 @@ type Fixtures struct {
 	} `json:"vulnerabilities"`
 }
 
+var buildMu sync.Mutex
+
 // FixturesPath is the fixture file relative to the repository root.
 const FixturesPath = "testdata/vulndb/fixtures.yaml"
 
@@ -67,8 +70,13 @@ const FixturesPath = "testdata/vulndb/fixtures.yaml"
 // is a day later, like the published DB).
 //
 // trivy-db keeps its open DB in a process-wide variable: do not call Build
-// while a scan runs in the same process.
+// while a scan runs in the same process. Builds from parallel tests take
+// turns (buildMu): interleaved, one test's Init would replace another's
+// open DB, leaving a handle, and its file lock, open for good — a scan
+// process then waits on that lock forever.
 func Build(cacheDir, fixtures string, updated time.Time) error {
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	raw, err := os.ReadFile(fixtures)
 	if err != nil {
 		return err

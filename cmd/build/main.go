@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	clog "github.com/containerd/log"
 	"github.com/google/go-containerregistry/pkg/logs"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
@@ -47,6 +48,11 @@ func run(ctx context.Context, env *ghaction.Env) error {
 	env.Infof("file and config times: %s (from %s)", created.Format(time.RFC3339), source)
 	if env.Lookup("RUNNER_DEBUG") == "1" {
 		logs.Warn.SetOutput(os.Stderr)
+	} else {
+		// BuildKit's client libraries log through containerd's logger;
+		// their warnings (e.g. "failed check for fsverity support" when an
+		// OCI layout is written) say nothing the user can act on.
+		_ = clog.SetLevel("error")
 	}
 
 	out, err := image.Run(ctx, in)

@@ -260,3 +260,42 @@ func Node(t testing.TB, ref string, opts ...remote.Option) string {
 	}
 	return pushEnv(t, ref, files, []string{"amd64", "arm64"}, env, opts...)
 }
+
+// Daemon starts a buildkitd (bin/buildkitd, OCI worker with bin/runc) on a
+// private socket and state directory for the test, stopped at its end, and
+// returns its address: for tests that give the build stage a daemon
+// (input buildkit) or compare it with buildctl on the same daemon.
+func Daemon(t testing.TB) string {
+	t.Helper()
+	env := Env(t)
+	dir, err := os.MkdirTemp("", "bkt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	addr := "unix://" + filepath.Join(dir, "buildkitd.sock")
+	p, err := testproc.Start(testproc.Spec{
+		Bin: env["GANTRY_BUILDKITD"],
+		Args: []string{"--root", filepath.Join(dir, "root"), "--addr", addr, "--oci-worker=true",
+			"--oci-worker-binary", env["GANTRY_RUNC"], "--containerd-worker=false"},
+		Env:   []string{"PATH=" + os.Getenv("PATH")},
+		Log:   filepath.Join(dir, "buildkitd.log"),
+		Grace: 15 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	buildctl := testproc.Tool(t, "buildctl")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if exec.Command(buildctl, "--addr", addr, "debug", "workers").Run() == nil {
+			return addr
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "buildkitd.log"))
+			t.Fatalf("buildkitd did not start on %s:\n%s", addr, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/buildkittest"
 	"github.com/gantry-ci/gantry/internal/image"
+	"github.com/gantry-ci/gantry/internal/testproc"
 )
 
 // The Dockerfile tests run a real buildkitd (with Debian's runc) that the
@@ -399,11 +401,19 @@ func TestDockerfileMatrixBuildsMerge(t *testing.T) {
 }
 
 // TestDockerfileWithoutPushWritesALayout: push false writes the index to
-// the OCI layout and sends nothing to the registry.
+// the OCI layout and sends nothing to the registry; the daemon is one the
+// user runs (input buildkit), which the stage leaves running.
 func TestDockerfileWithoutPushWritesALayout(t *testing.T) {
 	t.Parallel()
 	reg := startRegistry(t, nil)
 	in, log := dockerfileInputs(t, reg.Host, dockerfileContext(t, appDockerfile))
+	in.BuildKit = buildkittest.Daemon(t)
+	in.Getenv = func(k string) string { // no buildkitd to start: only the daemon given
+		if k == "NPM_TOKEN" {
+			return secretValue
+		}
+		return ""
+	}
 	in.Push = false
 	in.OCILayout = filepath.Join(t.TempDir(), "oci")
 	out, err := image.Run(t.Context(), in)
@@ -434,6 +444,12 @@ func TestDockerfileWithoutPushWritesALayout(t *testing.T) {
 	}
 	if _, err := remote.Head(mustRef(t, reg.Host+"/acme/prompt-builder@"+out.Digest)); err == nil {
 		t.Error("push: false pushed the index")
+	}
+	if strings.Contains(log.String(), "buildkitd started") {
+		t.Errorf("a buildkitd was started although the buildkit input names one:\n%s", log)
+	}
+	if err := exec.Command(testproc.Tool(t, "buildctl"), "--addr", in.BuildKit, "debug", "workers").Run(); err != nil {
+		t.Errorf("the daemon given by the buildkit input is gone after the build: %v", err)
 	}
 }
 

@@ -191,7 +191,12 @@ func TestAgainstPrometheus(t *testing.T) {
 		// 20 % errors break both the error rate and the success rate;
 		// whichever bound is proven first is the reason (under load either).
 		{scenario: "node-errors", want: analysis.Fail, reason: "rate: lower bound above the limit", convention: "found prom-client"},
-		{scenario: "node-tail", want: analysis.Fail, reason: "no bucket at 2s: between le=1.5 and le=10", convention: "found prom-client"},
+		// 3 % of requests at 3 s: P99 (2 s, between le=1.5 and le=10) or,
+		// when stable has none beyond 1 s, P95's worse-than-stable (1 s,
+		// between le=0.3 and le=1.5) proves it first; which one depends on
+		// timing (a loaded make test saw P95 first). Both are judged
+		// between buckets.
+		{scenario: "node-tail", want: analysis.Fail, reason: "and le=1.5|between le=1.5 and le=10", convention: "found prom-client"},
 		{scenario: "healthy", want: analysis.Pass, convention: "found promhttp"},
 		// At the first evaluation, not after a hold (the window is 8 s; the
 		// first queries took up to 1.8 s on a loaded CI machine).
@@ -217,7 +222,7 @@ func TestAgainstPrometheus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if analysis.State(out.Verdict) != tc.want || !strings.Contains(out.Reason, tc.reason) {
+			if analysis.State(out.Verdict) != tc.want || !containsAny(out.Reason, strings.Split(tc.reason, "|")) {
 				log, _ := os.ReadFile(out.DecisionLog)
 				t.Fatalf("verdict %s (%s), want %s with %q\ndecision log:\n%s", out.Verdict, out.Reason, tc.want, tc.reason, log)
 			}
@@ -379,4 +384,15 @@ func TestSecuredPrometheus(t *testing.T) {
 			t.Errorf("%s: the error shows the password: %v", tc.name, err)
 		}
 	}
+}
+
+// containsAny reports whether s holds one of the alternatives (a reason
+// that timing may word either way).
+func containsAny(s string, alts []string) bool {
+	for _, a := range alts {
+		if strings.Contains(s, a) {
+			return true
+		}
+	}
+	return false
 }

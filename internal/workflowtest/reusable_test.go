@@ -114,6 +114,27 @@ func readOutputs(t *testing.T, path, log string) map[string]string {
 	return out
 }
 
+// shipFixture is what a build-and-push.yml run needs around act: the
+// fixture vulnerability DB in a cache directory (offline scans) and a
+// cosign key pair with the password.
+func shipFixture(t *testing.T, password string) (act workflowtest.Act, cache, keyPath, pubPath string) {
+	t.Helper()
+	act = workflowtest.New(t)
+	cache = t.TempDir()
+	if err := scantest.Build(cache, filepath.Join(act.Repo, scantest.FixturesPath), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	keys := t.TempDir()
+	priv, pub, err := signing.GenerateKeyPair([]byte(password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath, pubPath = filepath.Join(keys, "cosign.key"), filepath.Join(keys, "cosign.pub")
+	write(t, keyPath, string(priv), 0o600)
+	write(t, pubPath, string(pub), 0o644)
+	return act, cache, keyPath, pubPath
+}
+
 // TestReusableBuildAndPush runs .github/workflows/build-and-push.yml through
 // the caller testdata/workflows/reusable-build-and-push.yml with act, against
 // a local registry, the fixture vulnerability DB (offline) and a cosign key:
@@ -126,20 +147,8 @@ func readOutputs(t *testing.T, path, log string) map[string]string {
 //     digest carries no signature.
 func TestReusableBuildAndPush(t *testing.T) {
 	t.Parallel()
-	act := workflowtest.New(t)
-	cache := t.TempDir()
-	if err := scantest.Build(cache, filepath.Join(act.Repo, scantest.FixturesPath), time.Now().Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
 	const password = "act-reusable-key-password-31337"
-	keys := t.TempDir()
-	priv, pub, err := signing.GenerateKeyPair([]byte(password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath, pubPath := filepath.Join(keys, "cosign.key"), filepath.Join(keys, "cosign.pub")
-	write(t, keyPath, string(priv), 0o600)
-	write(t, pubPath, string(pub), 0o644)
+	act, cache, keyPath, pubPath := shipFixture(t, password)
 
 	// A Slack workspace per run (the subtests run one after the other).
 	var slack *notifytest.Workspace
@@ -539,20 +548,8 @@ func unsignedImage(t *testing.T) (image, pubPath string) {
 // secret goes through the workflow's secret to BuildKit, masked.
 func TestReusableBuildAndPushDockerfileOnNativeRunners(t *testing.T) {
 	t.Parallel()
-	act := workflowtest.New(t)
-	cache := t.TempDir()
-	if err := scantest.Build(cache, filepath.Join(act.Repo, scantest.FixturesPath), time.Now().Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
 	const password, buildSecret = "act-dockerfile-key-password-4242", "act-build-secret-value-77e1"
-	keys := t.TempDir()
-	priv, pub, err := signing.GenerateKeyPair([]byte(password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath, pubPath := filepath.Join(keys, "cosign.key"), filepath.Join(keys, "cosign.pub")
-	write(t, keyPath, string(priv), 0o600)
-	write(t, pubPath, string(pub), 0o644)
+	act, cache, keyPath, pubPath := shipFixture(t, password)
 	reg, err := ocitest.StartRegistry(nil)
 	if err != nil {
 		t.Fatal(err)

@@ -70,9 +70,11 @@ cp "$tmp/root/$inpkg" "$bin.tmp.$$"
 chmod 0755 "$bin.tmp.$$"
 mv -f "$bin.tmp.$$" "$bin"
 
-if ! version="$("$bin" "$vflag" 2>&1 | head -n 1)"; then
+# The whole output, then its first line: with `| head -n 1` a program that
+# prints more (busybox --help) could die of SIGPIPE and fail the check.
+if ! out="$("$bin" "$vflag" 2>&1)"; then
   say "$bin was installed but does not run:"
-  "$bin" "$vflag" >&2 || true
+  echo "$out" >&2
   exit 1
 fi
-echo "installed $bin ($version)"
+echo "installed $bin (${out%%$'\n'*})"

@@ -60,29 +60,17 @@ var secretID = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 func (in *Inputs) validateDockerfile() []error {
 	var errs []error
 	// Inputs of the layering mode: in this mode the Dockerfile says them.
-	for input, set := range map[string]string{"base": "FROM", "layers": "COPY", "entrypoint": "ENTRYPOINT", "cmd": "CMD",
-		"env": "ENV", "workdir": "WORKDIR", "user": "USER", "ports": "EXPOSE"} {
-		var given bool
-		switch input {
-		case "base":
-			given = in.Base != ""
-		case "layers":
-			given = len(in.Layers) > 0
-		case "entrypoint":
-			given = len(in.Entrypoint) > 0
-		case "cmd":
-			given = len(in.Cmd) > 0
-		case "env":
-			given = len(in.Env) > 0
-		case "workdir":
-			given = in.Workdir != ""
-		case "user":
-			given = in.User != ""
-		case "ports":
-			given = len(in.Ports) > 0
-		}
-		if given {
-			errs = append(errs, fmt.Errorf(`input %q is set with "dockerfile": with a Dockerfile, %s in the Dockerfile says it; move it there, or leave "dockerfile" empty to layer files onto "base"`, input, set))
+	for _, f := range []struct {
+		input, instruction string
+		given              bool
+	}{
+		{"base", "FROM", in.Base != ""}, {"layers", "COPY", len(in.Layers) > 0},
+		{"entrypoint", "ENTRYPOINT", len(in.Entrypoint) > 0}, {"cmd", "CMD", len(in.Cmd) > 0},
+		{"env", "ENV", len(in.Env) > 0}, {"workdir", "WORKDIR", in.Workdir != ""},
+		{"user", "USER", in.User != ""}, {"ports", "EXPOSE", len(in.Ports) > 0},
+	} {
+		if f.given {
+			errs = append(errs, fmt.Errorf(`input %q is set with "dockerfile": with a Dockerfile, %s in the Dockerfile says it; move it there, or leave "dockerfile" empty to layer files onto "base"`, f.input, f.instruction))
 		}
 	}
 	if filepath.IsAbs(in.Dockerfile) || strings.HasPrefix(filepath.Clean(in.Dockerfile), "..") {

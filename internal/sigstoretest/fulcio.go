@@ -21,8 +21,9 @@ import (
 
 // fulcio is a Fulcio with an ephemeral CA, trusting one OIDC issuer.
 type fulcio struct {
-	url  string
-	proc *testproc.Proc
+	url     string
+	proc    *testproc.Proc
+	restart func() // on new ports, after losing one of them
 }
 
 // startFulcio starts Fulcio without waiting for it. The certificate
@@ -45,25 +46,30 @@ func startFulcio(t testing.TB, bin, dir, issuerURL string) *fulcio {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 3)
-	// The legacy gRPC server listens on an abstract unix socket whose name
-	// defaults to a constant: two Fulcios would collide.
-	sock := make([]byte, 8)
-	if _, err := rand.Read(sock); err != nil {
-		t.Fatal(err)
+	f := &fulcio{}
+	f.restart = func() {
+		ports := freePorts(t, 3)
+		// The legacy gRPC server listens on an abstract unix socket whose
+		// name defaults to a constant: two Fulcios would collide.
+		sock := make([]byte, 8)
+		if _, err := rand.Read(sock); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{
+			"serve",
+			"--ca=ephemeralca",
+			"--config-path=" + cfgPath,
+			"--ct-log-url=",
+			"--host=127.0.0.1", "--port=" + ports[0],
+			"--grpc-host=127.0.0.1", "--grpc-port=" + ports[1],
+			"--metrics-port=" + ports[2],
+			fmt.Sprintf("--legacy-unix-domain-socket=@sigstoretest-fulcio-%d-%s", os.Getpid(), hex.EncodeToString(sock)),
+		}
+		f.url = "http://127.0.0.1:" + ports[0]
+		f.proc = startProc(t, dir, "fulcio", bin, args, childEnv(dir), 3*time.Second)
 	}
-	args := []string{
-		"serve",
-		"--ca=ephemeralca",
-		"--config-path=" + cfgPath,
-		"--ct-log-url=",
-		"--host=127.0.0.1", "--port=" + ports[0],
-		"--grpc-host=127.0.0.1", "--grpc-port=" + ports[1],
-		"--metrics-port=" + ports[2],
-		fmt.Sprintf("--legacy-unix-domain-socket=@sigstoretest-fulcio-%d-%s", os.Getpid(), hex.EncodeToString(sock)),
-	}
-	p := startProc(t, dir, "fulcio", bin, args, childEnv(dir), 3*time.Second)
-	return &fulcio{url: "http://127.0.0.1:" + ports[0], proc: p}
+	f.restart()
+	return f
 }
 
 // ready waits until Fulcio serves its trust bundle and writes the chain
@@ -71,7 +77,7 @@ func startFulcio(t testing.TB, bin, dir, issuerURL string) *fulcio {
 func (f *fulcio) ready(dir string, timeout time.Duration) (path string, chain []*x509.Certificate, err error) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	var pems []string
-	err = waitFor(f.proc, timeout, func() (bool, error) {
+	err = waitRestarting(&f.proc, f.restart, timeout, func() (bool, error) {
 		body, err := httpGet(context.Background(), client, f.url+"/api/v2/trustBundle")
 		if err != nil {
 			return false, err

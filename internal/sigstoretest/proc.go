@@ -1,6 +1,7 @@
 package sigstoretest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -33,6 +34,32 @@ func childEnv(dir string) []string {
 // waitFor is testproc.WaitFor.
 func waitFor(p *testproc.Proc, timeout time.Duration, check func() (bool, error)) error {
 	return testproc.WaitFor(p, timeout, check)
+}
+
+// waitRestarting is waitFor on *p, restarted (restart sets *p anew, on new
+// ports) when it exited because one of its ports was taken meanwhile: a
+// free port is only free until somebody else binds it, and the tests start
+// many servers at once. The check reads the new address through its
+// closure.
+func waitRestarting(p **testproc.Proc, restart func(), timeout time.Duration, check func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for tries := 1; ; tries++ {
+		err := waitFor(*p, max(time.Until(deadline), 5*time.Second), check)
+		if err == nil || tries == 5 || !portTaken(*p) {
+			return err
+		}
+		restart()
+	}
+}
+
+// portTaken reports whether p exited because an address it was to listen
+// on was taken.
+func portTaken(p *testproc.Proc) bool {
+	if !p.Exited() {
+		return false
+	}
+	log, err := os.ReadFile(p.LogPath())
+	return err == nil && bytes.Contains(log, []byte("bind: address already in use"))
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.

@@ -33,6 +33,7 @@ type rekor struct {
 	key     ed25519.PublicKey
 	storage string // the POSIX storage directory
 	proc    *testproc.Proc
+	restart func() // on new ports, after losing one of them
 }
 
 // startRekor makes the log's ed25519 key and starts Rekor without waiting
@@ -55,21 +56,26 @@ func startRekor(t testing.TB, bin, dir string) *rekor {
 	if err := os.Mkdir(storage, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 3)
-	args := []string{
-		"serve",
-		"--hostname=" + rekorOrigin,
-		"--storage-dir=" + storage,
-		"--signer-filepath=" + keyPath,
-		"--http-address=127.0.0.1", "--http-port=" + ports[0],
-		"--grpc-address=127.0.0.1", "--grpc-port=" + ports[1],
-		"--http-metrics-port=" + ports[2],
-		// A signature waits for a checkpoint covering its entry: publish often.
-		"--checkpoint-interval=250ms",
-		"--batch-max-age=100ms",
+	r := &rekor{key: pub, storage: storage}
+	r.restart = func() {
+		ports := freePorts(t, 3)
+		args := []string{
+			"serve",
+			"--hostname=" + rekorOrigin,
+			"--storage-dir=" + storage,
+			"--signer-filepath=" + keyPath,
+			"--http-address=127.0.0.1", "--http-port=" + ports[0],
+			"--grpc-address=127.0.0.1", "--grpc-port=" + ports[1],
+			"--http-metrics-port=" + ports[2],
+			// A signature waits for a checkpoint covering its entry: publish often.
+			"--checkpoint-interval=250ms",
+			"--batch-max-age=100ms",
+		}
+		r.url = "http://" + rekorOrigin + ":" + ports[0]
+		r.proc = startProc(t, dir, "rekor", bin, args, childEnv(dir), rekorGrace)
 	}
-	p := startProc(t, dir, "rekor", bin, args, childEnv(dir), rekorGrace)
-	return &rekor{url: "http://" + rekorOrigin + ":" + ports[0], key: pub, storage: storage, proc: p}
+	r.restart()
+	return r
 }
 
 // ready waits until the log answers (/healthz) and has published its
@@ -78,7 +84,7 @@ func startRekor(t testing.TB, bin, dir string) *rekor {
 // storage directory), so the checkpoint is read from there.
 func (r *rekor) ready(dir string, timeout time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second}
-	err := waitFor(r.proc, timeout, func() (bool, error) {
+	err := waitRestarting(&r.proc, r.restart, timeout, func() (bool, error) {
 		if _, err := httpGet(context.Background(), client, r.url+"/healthz"); err != nil {
 			return false, err
 		}

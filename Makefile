@@ -37,7 +37,7 @@ build:
 	@echo "built: $$(cd $(BIN) && ls gantry* | tr '\n' ' ')"
 
 ## tools: everything the tests run, built from the module proxy by scripts/tools-build.sh (tools/README.md):
-## actionlint, crane, cosign, syft, trivy, jv, fulcio, rekor, tsa, traefik into bin/ and the control plane
+## actionlint, crane, cosign, syft, trivy, jv, fulcio, rekor, tsa, traefik, gitleaks into bin/ and the control plane
 ## (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) into bin/k8s, from tools/go.mod,
 ## whose build list agrees with Gantry's (shared packages compile once); act and the Argo Rollouts
 ## controller from their own modules (tools/act, tools/rollouts-controller); buildkitd and buildctl;

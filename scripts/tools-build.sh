@@ -7,8 +7,8 @@
 # is compiled once on a cold machine, not once per tool.
 #
 # Usage: scripts/tools-build.sh BIN SET...
-#   cli       actionlint crane cosign syft trivy jv fulcio rekor tsa traefik,
-#             into BIN/
+#   cli       actionlint crane cosign syft trivy jv fulcio rekor tsa traefik
+#             gitleaks, into BIN/
 #   k8s       the control plane the tests start: etcd kube-apiserver
 #             kube-controller-manager kube-scheduler kwok, into BIN/k8s/
 #   kubectl   kubectl, into BIN/k8s/ (for people: make k8s-up)
@@ -55,6 +55,7 @@ cli=(
   rekor=github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
   tsa=github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server
   traefik=github.com/traefik/traefik/v3/cmd/traefik
+  gitleaks=github.com/zricethezav/gitleaks/v8
 )
 # shellcheck disable=SC2034
 k8s=(
@@ -99,6 +100,9 @@ build() {
   local -n list="$set"
   d="$(dest "$set")"
   case "$set" in
+    cli)
+      # gitleaks reports the version its rule files are checked against.
+      ldflags+=" -X github.com/zricethezav/gitleaks/v8/version.Version=$(cd "$root/tools" && "$go" list -m -f '{{.Version}}' github.com/zricethezav/gitleaks/v8)" ;;
     k8s|kubectl)
       local kv ev wv major minor pkgv
       read -r kv ev wv < <(cd "$root/tools" && "$go" list -m -f '{{.Version}}' \

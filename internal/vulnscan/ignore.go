@@ -20,12 +20,17 @@ import (
 //	    paths: [package-lock.json]  # optional: only findings in these files (globs)
 //	    reason: not reachable from our code (#123)
 //	    expires: 2026-12-31         # optional: stops ignoring after this day (UTC)
+//	  - fingerprint: 3f2a…:config/old.env:aws-access-token:4  # one history finding
+//	    reason: rotated on 2026-11-02 (INC-7)
 type IgnoreEntry struct {
-	ID      string   `json:"id,omitempty"`
-	Rule    string   `json:"rule,omitempty"`
-	Paths   []string `json:"paths,omitempty"`
-	Reason  string   `json:"reason,omitempty"`
-	Expires string   `json:"expires,omitempty"`
+	ID    string   `json:"id,omitempty"`
+	Rule  string   `json:"rule,omitempty"`
+	Paths []string `json:"paths,omitempty"`
+	// Fingerprint names one history finding (commit:file:rule:line), or
+	// one place in every commit (file:rule:line).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Expires     string `json:"expires,omitempty"`
 
 	// File is where the entry came from; Line its line in a .trivyignore.
 	File string `json:"file"`
@@ -34,12 +39,15 @@ type IgnoreEntry struct {
 	expires time.Time // end of the expiry day, zero when none
 }
 
-// Key is the entry's ID or rule.
+// Key is the entry's ID, rule or fingerprint.
 func (e IgnoreEntry) Key() string {
-	if e.ID != "" {
+	switch {
+	case e.ID != "":
 		return e.ID
+	case e.Rule != "":
+		return e.Rule
 	}
-	return e.Rule
+	return e.Fingerprint
 }
 
 // Expired reports whether the entry no longer ignores anything at now.
@@ -67,11 +75,18 @@ func LoadIgnoreFile(file string) ([]IgnoreEntry, error) {
 		e := &f.Ignore[i]
 		e.File = file
 		where := fmt.Sprintf(`input "ignore-file": %s entry %d`, file, i+1)
-		switch {
-		case e.ID == "" && e.Rule == "":
-			errs = append(errs, fmt.Errorf("%s: set id (a CVE/GHSA ID or license) or rule (a check or secret rule ID)", where))
-		case e.ID != "" && e.Rule != "":
-			errs = append(errs, fmt.Errorf("%s (%s): set id or rule, not both", where, e.ID))
+		switch set := btoi(e.ID != "") + btoi(e.Rule != "") + btoi(e.Fingerprint != ""); {
+		case set == 0:
+			errs = append(errs, fmt.Errorf("%s: set id (a CVE/GHSA ID or license), rule (a check or secret rule ID) or fingerprint (a history finding's)", where))
+		case set > 1:
+			errs = append(errs, fmt.Errorf("%s (%s): set one of id, rule and fingerprint", where, e.Key()))
+		case e.Fingerprint != "":
+			if err := checkFingerprint(e.Fingerprint); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			}
+			if len(e.Paths) > 0 {
+				errs = append(errs, fmt.Errorf("%s (%s): paths do not go with fingerprint, which names the file already", where, e.Key()))
+			}
 		}
 		if strings.TrimSpace(e.Reason) == "" {
 			errs = append(errs, fmt.Errorf("%s (%s): reason is required: say why it is safe to ignore, so a reviewer can judge it", where, e.Key()))
@@ -170,7 +185,18 @@ type ExpiredIgnore struct {
 	Findings int         `json:"findings"`
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (e IgnoreEntry) matches(f Finding) bool {
+	if e.Fingerprint != "" {
+		return f.Fingerprint != "" && (e.Fingerprint == f.Fingerprint ||
+			e.Fingerprint == fmt.Sprintf("%s:%s:%d", f.File, f.ID, f.Line))
+	}
 	if !strings.EqualFold(e.Key(), f.ID) {
 		return false
 	}

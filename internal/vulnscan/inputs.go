@@ -30,6 +30,7 @@ type Inputs struct {
 	Image              string        `input:"image"`
 	Path               string        `input:"path"`
 	Scanners           []string      `input:"scanners" default:"vuln,secret,misconfig,license"`
+	HistorySince       string        `input:"history-since"`
 	Severity           []string      `input:"severity" default:"CRITICAL,HIGH"`
 	IgnoreUnfixed      bool          `input:"ignore-unfixed" default:"false"`
 	IgnoreFile         string        `input:"ignore-file"`
@@ -87,9 +88,11 @@ const (
 	ScanSecret    = "secret"
 	ScanMisconfig = "misconfig"
 	ScanLicense   = "license"
+	// ScanHistory scans the Git history of path for secrets (gitleaks).
+	ScanHistory = "history"
 )
 
-var allScanners = []string{ScanVuln, ScanSecret, ScanMisconfig, ScanLicense}
+var allScanners = []string{ScanVuln, ScanSecret, ScanMisconfig, ScanLicense, ScanHistory}
 
 // Severities from most to least severe, as trivy spells them.
 var severities = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"}
@@ -120,6 +123,15 @@ func (in *Inputs) Validate() error {
 			errs = append(errs, fmt.Errorf(`input "severity": %q is not a severity: use any of %s`, in.Severity[i], strings.Join(severities, ",")))
 		}
 		in.Severity[i] = s
+	}
+	if in.enabled(ScanHistory) && strings.TrimSpace(in.Path) == "" {
+		errs = append(errs, errors.New(`input "scanners": history scans the Git history of path, which is empty: set path (e.g. ".") to the checkout`))
+	}
+	if !in.enabled(ScanHistory) && strings.TrimSpace(in.HistorySince) != "" {
+		errs = append(errs, errors.New(`input "history-since" is set but "scanners" does not list history: add history to scanners, or leave history-since empty`))
+	}
+	if strings.TrimSpace(in.Image) != "" && len(in.trivyScanners()) == 0 && len(in.Scanners) > 0 {
+		errs = append(errs, errors.New(`input "image" is set but "scanners" lists only history, which scans the repository: add vuln (and secret, misconfig, license) to scan the image, or leave image empty`))
 	}
 	if in.enabled(ScanVuln) {
 		if strings.TrimSpace(in.CacheDir) == "" {
@@ -152,6 +164,11 @@ func (in *Inputs) Validate() error {
 }
 
 func (in *Inputs) enabled(scanner string) bool { return slices.Contains(in.Scanners, scanner) }
+
+// trivyScanners are the enabled scanners trivy runs: all but history.
+func (in *Inputs) trivyScanners() []string {
+	return slices.DeleteFunc(slices.Clone(in.Scanners), func(s string) bool { return s == ScanHistory })
+}
 
 func (in *Inputs) now() time.Time {
 	if in.Now != nil {

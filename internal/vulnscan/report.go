@@ -1,6 +1,8 @@
 package vulnscan
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,14 +19,16 @@ const ReportSchema = "gantry.dev/scan/v1"
 // Report is one run's result: the JSON report as written, and what the
 // summary, SARIF and attestation are made from.
 type Report struct {
-	Schema   string    `json:"schema"`
-	Image    string    `json:"image,omitempty"` // repo@sha256:… of the scanned image (index)
-	Scanner  Tool      `json:"scanner"`
-	DB       *DBInfo   `json:"db,omitempty"`
-	Started  time.Time `json:"startedOn"`
-	Finished time.Time `json:"finishedOn"`
-	Scanners []string  `json:"scanners"`
-	Gate     Gate      `json:"gate"`
+	Schema  string `json:"schema"`
+	Image   string `json:"image,omitempty"` // repo@sha256:… of the scanned image (index)
+	Scanner Tool   `json:"scanner"`
+	// HistoryScanner is the history scan's scanner (gitleaks), when on.
+	HistoryScanner *Tool     `json:"historyScanner,omitempty"`
+	DB             *DBInfo   `json:"db,omitempty"`
+	Started        time.Time `json:"startedOn"`
+	Finished       time.Time `json:"finishedOn"`
+	Scanners       []string  `json:"scanners"`
+	Gate           Gate      `json:"gate"`
 	// Counts are the findings not ignored, by severity, over all targets.
 	Counts  Counts          `json:"counts"`
 	Targets []TargetResult  `json:"targets"`
@@ -187,12 +191,14 @@ type sarifText struct {
 }
 
 type sarifResult struct {
-	RuleID       string            `json:"ruleId"`
-	RuleIndex    int               `json:"ruleIndex"`
-	Level        string            `json:"level"`
-	Message      sarifText         `json:"message"`
-	Locations    []sarifLocation   `json:"locations"`
-	Suppressions []sarifSuppressed `json:"suppressions,omitempty"`
+	RuleID              string            `json:"ruleId"`
+	RuleIndex           int               `json:"ruleIndex"`
+	Level               string            `json:"level"`
+	Message             sarifText         `json:"message"`
+	Locations           []sarifLocation   `json:"locations"`
+	PartialFingerprints map[string]string `json:"partialFingerprints"`
+	Suppressions        []sarifSuppressed `json:"suppressions,omitempty"`
+	Properties          map[string]any    `json:"properties"`
 }
 
 type sarifSuppressed struct {
@@ -217,7 +223,25 @@ type sarifRegion struct {
 	StartLine int `json:"startLine"`
 }
 
-func sarifLevel(sev string) string {
+// sarifLevel is a result's level, from the gate's decision (Finding.Gate)
+// so that code scanning and the gate never disagree: "error" exactly for
+// the findings that failed the gate; below the gate "warning" (MEDIUM and
+// up) or "note"; ignored findings "note", with their suppression.
+func sarifLevel(f Finding) string {
+	switch {
+	case f.Gate == "fail":
+		return "error"
+	case f.Gate == "ignored":
+		return "note"
+	case severityRank(f.Severity) <= severityRank("MEDIUM"):
+		return "warning"
+	}
+	return "note"
+}
+
+// ruleLevel is a rule's default level: the gate decides per result, so
+// the rule says what its severity would usually mean.
+func ruleLevel(sev string) string {
 	switch sev {
 	case "CRITICAL", "HIGH":
 		return "error"
@@ -225,6 +249,28 @@ func sarifLevel(sev string) string {
 		return "warning"
 	}
 	return "note"
+}
+
+// fingerprintKey names Gantry's partial fingerprint in SARIF results.
+const fingerprintKey = "gantryFinding/v1"
+
+// findingFingerprint identifies a finding across runs for code scanning's
+// deduplication: what it is and where, never when it was found. A history
+// finding's is its gitleaks fingerprint (commit:file:rule:line), hashed.
+func findingFingerprint(t Target, f Finding) string {
+	key := f.Fingerprint
+	if key == "" {
+		// A package's vulnerability or license stays the same finding when
+		// lines move in its lockfile; a secret or a misconfiguration is one
+		// per place.
+		line := ""
+		if f.Kind == KindSecret || f.Kind == KindMisconfig {
+			line = fmt.Sprint(f.Line)
+		}
+		key = strings.Join([]string{f.Kind, f.ID, f.Package, f.Installed, f.File, line, f.Source}, "\x00")
+	}
+	sum := sha256.Sum256([]byte(t.Category + "\x00" + key))
+	return hex.EncodeToString(sum[:16])
 }
 
 // securitySeverity is GitHub code scanning's numeric severity.
@@ -273,7 +319,7 @@ func sarifReport(rep Report) sarifLog {
 				run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{
 					ID: ruleID, Name: sarifRuleName(f), ShortDescription: sarifText{Text: nonEmpty(f.Title, f.ID)},
 					Help: sarifText{Text: nonEmpty(help, f.ID)}, HelpURI: f.URL,
-					DefaultConfiguration: sarifConfig{Level: sarifLevel(f.Severity)},
+					DefaultConfiguration: sarifConfig{Level: ruleLevel(f.Severity)},
 					Properties: map[string]any{
 						"security-severity": securitySeverity(f.Severity),
 						"tags":              []string{"security", f.Kind, f.Severity},
@@ -282,12 +328,18 @@ func sarifReport(rep Report) sarifLog {
 			}
 			uri := strings.TrimPrefix(nonEmpty(f.File, f.Source), "/")
 			res := sarifResult{
-				RuleID: ruleID, RuleIndex: i, Level: sarifLevel(f.Severity),
+				RuleID: ruleID, RuleIndex: i, Level: sarifLevel(f),
 				Message: sarifText{Text: sarifMessage(t, f)},
 				Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{
 					ArtifactLocation: sarifArtifact{URI: nonEmpty(uri, t.Name)},
 					Region:           sarifRegion{StartLine: max(f.Line, 1)},
 				}}},
+				PartialFingerprints: map[string]string{fingerprintKey: findingFingerprint(t.Target, f)},
+				Properties:          map[string]any{"gate": f.Gate, "severity": f.Severity},
+			}
+			if f.Commit != "" {
+				res.Properties["commit"] = f.Commit
+				res.Properties["date"] = f.Date
 			}
 			if f.Ignored != nil {
 				res.Suppressions = []sarifSuppressed{{Kind: "external", Justification: f.Ignored.Reason}}
@@ -322,6 +374,16 @@ func sarifMessage(t TargetResult, f Finding) string {
 	}
 	if f.Title != "" {
 		fmt.Fprintf(&b, ": %s", f.Title)
+	}
+	if f.Commit != "" {
+		fmt.Fprintf(&b, "; committed in %s", shortSHA(f.Commit))
+		if f.Date != "" {
+			fmt.Fprintf(&b, " on %s", f.Date)
+		}
+		if f.Author != "" {
+			fmt.Fprintf(&b, " by %s", f.Author)
+		}
+		b.WriteString(": rotate it, it is in every clone of the history")
 	}
 	fmt.Fprintf(&b, " [target %s]", t.Name)
 	return b.String()

@@ -55,6 +55,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		targets []Target
 		image   string // repo@sha256:… as resolved
 	)
+	trivyScanners := in.trivyScanners()
 	if strings.TrimSpace(in.Image) != "" {
 		end := log.Group("Resolve the image")
 		image, targets, err = imageTargets(ctx, &in, conn, log)
@@ -71,7 +72,13 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
 			return Outputs{}, fmt.Errorf(`input "path": %s is not a directory: set it to the repository directory to scan, e.g. "."`, p)
 		}
-		targets = append(targets, Target{Kind: "path", Name: "path " + p, Category: category("gantry-scan", "path", filepath.ToSlash(filepath.Clean(p))), Dir: abs})
+		clean := filepath.ToSlash(filepath.Clean(p))
+		if len(trivyScanners) > 0 {
+			targets = append(targets, Target{Kind: "path", Name: "path " + p, Category: category("gantry-scan", "path", clean), Dir: abs})
+		}
+		if in.enabled(ScanHistory) {
+			targets = append(targets, Target{Kind: "history", Name: "history " + p, Category: category("gantry-scan", "history", clean), Dir: abs})
+		}
 	}
 
 	var dbInfo *DBInfo
@@ -85,29 +92,46 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		dbInfo = &d
 	}
 
-	newScanner := in.NewScanner
-	if newScanner == nil {
-		newScanner = func(cfg ScannerConfig) (Scanner, error) { return NewTrivy(ctx, cfg) }
-	}
-	sc, err := newScanner(ScannerConfig{CacheDir: in.CacheDir, Scanners: in.Scanners})
-	if err != nil {
-		return Outputs{}, err
-	}
-	defer sc.Close()
-
 	rep := Report{
 		Schema:   ReportSchema,
 		Image:    image,
-		Scanner:  Tool{Name: "trivy", Version: sc.Version(), URI: "pkg:golang/github.com/aquasecurity/trivy@v" + sc.Version()},
 		DB:       dbInfo,
 		Started:  started,
 		Scanners: in.Scanners,
 		Gate:     Gate{Severities: in.Severity},
 	}
+	var sc Scanner
+	if len(trivyScanners) > 0 {
+		newScanner := in.NewScanner
+		if newScanner == nil {
+			newScanner = func(cfg ScannerConfig) (Scanner, error) { return NewTrivy(ctx, cfg) }
+		}
+		if sc, err = newScanner(ScannerConfig{CacheDir: in.CacheDir, Scanners: trivyScanners}); err != nil {
+			return Outputs{}, err
+		}
+		defer sc.Close()
+		rep.Scanner = Tool{Name: "trivy", Version: sc.Version(), URI: "pkg:golang/github.com/aquasecurity/trivy@v" + sc.Version()}
+	}
+	if in.enabled(ScanHistory) {
+		v := gitleaksVersion()
+		rep.HistoryScanner = &Tool{Name: "gitleaks", Version: v, URI: "pkg:golang/" + gitleaksModule + "@v" + v}
+		if sc == nil {
+			rep.Scanner = *rep.HistoryScanner
+		}
+	}
 	for _, t := range targets {
 		end := log.Group("Scan " + t.Name)
-		log.Infof("scanning %s (%s)", t.Name, strings.Join(in.Scanners, ", "))
-		found, err := sc.Scan(ctx, t)
+		var (
+			found []Finding
+			err   error
+		)
+		if t.Kind == "history" {
+			log.Infof("scanning %s for secrets", t.Name)
+			found, err = scanHistory(ctx, &t, in.HistorySince, log)
+		} else {
+			log.Infof("scanning %s (%s)", t.Name, strings.Join(trivyScanners, ", "))
+			found, err = sc.Scan(ctx, t)
+		}
 		if err != nil {
 			end()
 			return Outputs{}, err
@@ -131,10 +155,17 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	for i := range rep.Targets {
 		t := &rep.Targets[i]
 		t.Counts = Counts{}
-		for _, f := range t.Findings {
-			t.Counts.add(f)
-			if f.Ignored == nil && slices.Contains(in.Severity, f.Severity) {
-				rep.Gate.Failed = append(rep.Gate.Failed, GateFinding{Target: t.Name, Finding: f})
+		for j := range t.Findings {
+			f := &t.Findings[j]
+			t.Counts.add(*f)
+			switch {
+			case f.Ignored != nil:
+				f.Gate = "ignored"
+			case slices.Contains(in.Severity, f.Severity):
+				f.Gate = "fail"
+				rep.Gate.Failed = append(rep.Gate.Failed, GateFinding{Target: t.Name, Finding: *f})
+			default:
+				f.Gate = "pass"
 			}
 		}
 		rep.Counts.plus(t.Counts)
@@ -181,27 +212,38 @@ func loadIgnores(in Inputs, log ghaction.Logger) ([]IgnoreEntry, error) {
 		entries = append(entries, e...)
 		log.Infof("ignore file %s: %d entries", in.IgnoreFile, len(e))
 	}
-	// .trivyignore, for repositories moving from trivy-action: in the
-	// scanned path, else the working directory.
-	candidates := []string{".trivyignore"}
-	if in.Path != "" {
-		candidates = append([]string{filepath.Join(in.Path, ".trivyignore")}, candidates...)
+	// .trivyignore, for repositories moving from trivy-action, and with
+	// history scanning .gitleaksignore, for those moving from gitleaks: in
+	// the scanned path, else the working directory.
+	type ignoreSource struct {
+		name string
+		load func(string) ([]IgnoreEntry, error)
 	}
-	seen := map[string]bool{}
-	for _, c := range candidates {
-		abs, _ := filepath.Abs(c)
-		if seen[abs] {
-			continue
+	kinds := []ignoreSource{{".trivyignore", LoadTrivyIgnore}}
+	if in.enabled(ScanHistory) {
+		kinds = append(kinds, ignoreSource{".gitleaksignore", LoadGitleaksIgnore})
+	}
+	for _, k := range kinds {
+		candidates := []string{k.name}
+		if in.Path != "" {
+			candidates = append([]string{filepath.Join(in.Path, k.name)}, candidates...)
 		}
-		seen[abs] = true
-		e, err := LoadTrivyIgnore(c)
-		if err != nil {
-			return nil, err
+		seen := map[string]bool{}
+		for _, c := range candidates {
+			abs, _ := filepath.Abs(c)
+			if seen[abs] {
+				continue
+			}
+			seen[abs] = true
+			e, err := k.load(c)
+			if err != nil {
+				return nil, err
+			}
+			if len(e) > 0 {
+				log.Infof("%s: %d entries", c, len(e))
+			}
+			entries = append(entries, e...)
 		}
-		if len(e) > 0 {
-			log.Infof("%s: %d entries", c, len(e))
-		}
-		entries = append(entries, e...)
 	}
 	return entries, nil
 }
@@ -342,7 +384,11 @@ func recordRelease(in Inputs, rep Report) error {
 	if _, digest, ok := strings.Cut(rep.Image, "@"); ok && rec.Digest != "" && rec.Digest != digest {
 		return fmt.Errorf("it records %s, not the scanned image %s: left as it is", rec.Digest, rep.Image)
 	}
-	sec := releaseSection{Verdict: rep.Gate.Verdict, Gate: rep.Gate.Severities, Counts: rep.Counts, Scanner: "trivy " + rep.Scanner.Version, Finished: rep.Finished.Format("2006-01-02T15:04:05Z07:00")}
+	scanner := rep.Scanner.Name + " " + rep.Scanner.Version
+	if h := rep.HistoryScanner; h != nil && h.Name != rep.Scanner.Name {
+		scanner += ", " + h.Name + " " + h.Version
+	}
+	sec := releaseSection{Verdict: rep.Gate.Verdict, Gate: rep.Gate.Severities, Counts: rep.Counts, Scanner: scanner, Finished: rep.Finished.Format("2006-01-02T15:04:05Z07:00")}
 	for _, f := range rep.Gate.Failed {
 		if !slices.Contains(sec.Failed, f.ID) {
 			sec.Failed = append(sec.Failed, f.ID)

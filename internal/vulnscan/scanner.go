@@ -30,7 +30,7 @@ type ScannerConfig struct {
 
 // Target is one thing to scan: one platform of an image, or a directory.
 type Target struct {
-	Kind     string `json:"kind"`     // "image" or "path"
+	Kind     string `json:"kind"`     // "image", "path" or "history"
 	Name     string `json:"name"`     // what the summary and SARIF call it
 	Category string `json:"category"` // SARIF automationDetails category, unique per target
 
@@ -40,8 +40,10 @@ type Target struct {
 	Index    string   `json:"index,omitempty"`    // repo@sha256:… of the index it came from, if any
 	Platform string   `json:"platform,omitempty"` // os/arch[/variant]
 
-	// Path targets.
+	// Path and history targets.
 	Dir string `json:"dir,omitempty"`
+	// History says what a history target covered, once scanned.
+	History *HistoryInfo `json:"history,omitempty"`
 }
 
 // Finding kinds.
@@ -72,6 +74,19 @@ type Finding struct {
 	Line       int    `json:"line,omitempty"`
 	URL        string `json:"url,omitempty"`
 	Resolution string `json:"resolution,omitempty"`
+	// Commit, Date (the author date) and Author say where in the Git
+	// history a history finding was committed; Fingerprint
+	// (commit:file:rule:line, gitleaks' own) names it for ignore entries.
+	Commit      string `json:"commit,omitempty"`
+	Date        string `json:"date,omitempty"`
+	Author      string `json:"author,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+
+	// Gate is what the gate made of it: "fail" (at a gate severity, not
+	// ignored), "ignored" (an ignore entry matched) or "pass" (below the
+	// gate severities). The JSON report, the SARIF levels and the summary
+	// all show this one value.
+	Gate string `json:"gate,omitempty"`
 
 	// Ignored is set when an ignore entry hides it from the gate.
 	Ignored *Ignored `json:"ignored,omitempty"`
@@ -85,15 +100,22 @@ type Ignored struct {
 	File    string `json:"file"`
 }
 
-// Where is a short location for people: file:line, else the source.
+// Where is a short location for people: file:line, else the source; for
+// a history finding, the commit too.
 func (f Finding) Where() string {
+	var w string
 	switch {
 	case f.File != "" && f.Line > 0:
-		return fmt.Sprintf("%s:%d", f.File, f.Line)
+		w = fmt.Sprintf("%s:%d", f.File, f.Line)
 	case f.File != "":
-		return f.File
+		w = f.File
+	default:
+		return f.Source
 	}
-	return f.Source
+	if f.Commit != "" {
+		w += " @ " + shortSHA(f.Commit)
+	}
+	return w
 }
 
 // FakeScanner returns canned findings per target name; tests of the stage's

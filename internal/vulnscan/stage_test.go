@@ -32,6 +32,9 @@ func TestValidate(t *testing.T) {
 		{"bad platform", func(in *vulnscan.Inputs) { in.Image = "r/a@sha256:0"; in.Platforms = []string{"arm64"} }, `input "platforms": "arm64" is not os/arch`},
 		{"platforms without image", func(in *vulnscan.Inputs) { in.Platforms = []string{"linux/arm64"} }, `"platforms" is set but "image" is empty`},
 		{"no sarif file", func(in *vulnscan.Inputs) { in.SARIFFile = "" }, `input "sarif-file" is empty`},
+		{"history without path", func(in *vulnscan.Inputs) { in.Path = ""; in.Image = "r/a@sha256:0"; in.Scanners = []string{"vuln", "history"} }, `input "scanners": history scans the Git history of path, which is empty`},
+		{"since without history", func(in *vulnscan.Inputs) { in.HistorySince = "HEAD~3" }, `input "history-since" is set but "scanners" does not list history`},
+		{"image with history only", func(in *vulnscan.Inputs) { in.Image = "r/a@sha256:0"; in.Scanners = []string{"history"} }, `input "image" is set but "scanners" lists only history`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,8 +60,12 @@ func TestValidate(t *testing.T) {
 func TestIgnoreFileErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ name, yaml, want string }{
-		{"no id", "ignore:\n  - reason: x\n", "set id (a CVE/GHSA ID or license) or rule"},
-		{"both", "ignore:\n  - {id: A, rule: B, reason: x}\n", "set id or rule, not both"},
+		{"no id", "ignore:\n  - reason: x\n", "set id (a CVE/GHSA ID or license), rule (a check or secret rule ID) or fingerprint"},
+		{"both", "ignore:\n  - {id: A, rule: B, reason: x}\n", "set one of id, rule and fingerprint"},
+		{"id and fingerprint", "ignore:\n  - {id: A, fingerprint: 'a:b:c:1', reason: x}\n", "set one of id, rule and fingerprint"},
+		{"bad fingerprint", "ignore:\n  - {fingerprint: 'config/old.env', reason: x}\n", `"config/old.env" is not a fingerprint: write commit:file:rule:line`},
+		{"fingerprint no line", "ignore:\n  - {fingerprint: 'abc:f.env:aws-access-token:x', reason: x}\n", "it must end with :line"},
+		{"fingerprint with paths", "ignore:\n  - {fingerprint: 'f.env:aws-access-token:3', paths: [x], reason: x}\n", "paths do not go with fingerprint"},
 		{"no reason", "ignore:\n  - id: CVE-1\n", "reason is required"},
 		{"bad date", "ignore:\n  - {id: CVE-1, reason: x, expires: 31/12/2026}\n", `expires "31/12/2026" is not a date: write YYYY-MM-DD`},
 		{"unknown field", "ignore:\n  - {id: CVE-1, reason: x, until: 2026-01-01}\n", `unknown field "until"`},

@@ -49,13 +49,21 @@ func Summary(out Outputs) string {
 			continue
 		}
 		fmt.Fprintf(&b, "<details><summary>Top findings in %s (%d)</summary>\n\n", md(t.Name), len(live))
-		b.WriteString("| Severity | ID | Kind | Package | Installed | Fixed in | Where |\n|---|---|---|---|---|---|---|\n")
+		if t.Kind == "history" {
+			b.WriteString("| Gate | Severity | Rule | Where | Committed | Author |\n|---|---|---|---|---|---|\n")
+		} else {
+			b.WriteString("| Gate | Severity | ID | Kind | Package | Installed | Fixed in | Where |\n|---|---|---|---|---|---|---|---|\n")
+		}
 		for i, f := range live {
 			if i == topFindings {
 				fmt.Fprintf(&b, "\n…and %d more in the JSON report.\n", len(live)-topFindings)
 				break
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Severity, link(f.ID, f.URL), f.Kind, md(f.Package), md(f.Installed), md(nonEmpty(f.Fixed, dash(f))), md(f.Where()))
+			if t.Kind == "history" {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", gateCell(f), f.Severity, md(f.ID), md(f.Where()), md(f.Date), md(f.Author))
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", gateCell(f), f.Severity, link(f.ID, f.URL), f.Kind, md(f.Package), md(f.Installed), md(nonEmpty(f.Fixed, dash(f))), md(f.Where()))
 		}
 		b.WriteString("\n</details>\n\n")
 	}
@@ -81,11 +89,29 @@ func Summary(out Outputs) string {
 	if rep.Unfixed > 0 {
 		fmt.Fprintf(&b, "%d unfixed vulnerabilities not counted (ignore-unfixed).\n\n", rep.Unfixed)
 	}
+	for _, t := range rep.Targets {
+		if h := t.History; h != nil {
+			fmt.Fprintf(&b, "Git history of %s: %d commit(s) (`%s`), gitleaks %s with %s rules (%d). A secret found there is in every clone: rotate it.\n\n", md(h.Repository), h.Commits, md(h.Range), h.Gitleaks, md(h.Rules), h.RuleCount)
+		}
+	}
 	if rep.DB != nil {
 		fmt.Fprintf(&b, "Vulnerability DB built %s (%s: %s). ", rep.DB.UpdatedAt.UTC().Format("2006-01-02 15:04 MST"), rep.DB.Source, md(rep.DB.URI()))
 	}
-	fmt.Fprintf(&b, "Scanned with trivy %s: %s.\n", rep.Scanner.Version, strings.Join(rep.Scanners, ", "))
+	scanned := rep.Scanner.Name + " " + rep.Scanner.Version
+	if h := rep.HistoryScanner; h != nil && h.Name != rep.Scanner.Name {
+		scanned += " and " + h.Name + " " + h.Version
+	}
+	fmt.Fprintf(&b, "Scanned with %s: %s.\n", scanned, strings.Join(rep.Scanners, ", "))
 	return b.String()
+}
+
+// gateCell is a finding's gate decision in the tables: the same value the
+// JSON report and the SARIF level carry.
+func gateCell(f Finding) string {
+	if f.Gate == "fail" {
+		return "❌ fail"
+	}
+	return f.Gate
 }
 
 // dash is shown for a missing fixed version: "none yet" for a vuln.

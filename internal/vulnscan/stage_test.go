@@ -32,7 +32,11 @@ func TestValidate(t *testing.T) {
 		{"bad platform", func(in *vulnscan.Inputs) { in.Image = "r/a@sha256:0"; in.Platforms = []string{"arm64"} }, `input "platforms": "arm64" is not os/arch`},
 		{"platforms without image", func(in *vulnscan.Inputs) { in.Platforms = []string{"linux/arm64"} }, `"platforms" is set but "image" is empty`},
 		{"no sarif file", func(in *vulnscan.Inputs) { in.SARIFFile = "" }, `input "sarif-file" is empty`},
-		{"history without path", func(in *vulnscan.Inputs) { in.Path = ""; in.Image = "r/a@sha256:0"; in.Scanners = []string{"vuln", "history"} }, `input "scanners": history scans the Git history of path, which is empty`},
+		{"history without path", func(in *vulnscan.Inputs) {
+			in.Path = ""
+			in.Image = "r/a@sha256:0"
+			in.Scanners = []string{"vuln", "history"}
+		}, `input "scanners": history scans the Git history of path, which is empty`},
 		{"since without history", func(in *vulnscan.Inputs) { in.HistorySince = "HEAD~3" }, `input "history-since" is set but "scanners" does not list history`},
 		{"image with history only", func(in *vulnscan.Inputs) { in.Image = "r/a@sha256:0"; in.Scanners = []string{"history"} }, `input "image" is set but "scanners" lists only history`},
 	}

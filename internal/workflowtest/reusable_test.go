@@ -459,6 +459,13 @@ func TestReusableSecurityScan(t *testing.T) {
 	if out["repository-verdict"] != "fail" || out["image-verdict"] != "pass" {
 		t.Errorf("verdicts %v, want the repository to fail and the image to pass\n%s", out, log)
 	}
+	// history: auto on a push without a previous commit scans every commit
+	// the checkout's HEAD reaches.
+	if m := regexp.MustCompile(`history of \S+: \d+ commit\(s\) in HEAD, gitleaks 8\.30\.1 with built-in rules`).FindString(log); m == "" {
+		t.Errorf("the repository job did not scan the Git history\n%s", log)
+	} else {
+		t.Log(m)
+	}
 }
 
 func platformDigest(t *testing.T, idx v1.ImageIndex, arch string) v1.Hash {

@@ -1,7 +1,6 @@
 package vulnscan
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	_ "embed"
@@ -352,35 +351,6 @@ func uniqueDirs(dirs ...string) []string {
 		}
 	}
 	return out
-}
-
-// LoadGitleaksIgnore reads a .gitleaksignore: one fingerprint per line
-// (commit:file:rule:line, or file:rule:line for every commit); # starts a
-// comment. A missing file is no error.
-func LoadGitleaksIgnore(file string) ([]IgnoreEntry, error) {
-	raw, err := os.ReadFile(file)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []IgnoreEntry
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if err := checkFingerprint(line); err != nil {
-			return nil, fmt.Errorf("%s line %d: %w", file, n, err)
-		}
-		out = append(out, IgnoreEntry{Fingerprint: line, File: file, Line: n, Reason: "listed in " + filepath.Base(file)})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	return out, nil
 }
 
 // checkFingerprint checks the shape of a history finding's fingerprint.

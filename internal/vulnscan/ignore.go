@@ -114,6 +114,49 @@ func LoadIgnoreFile(file string) ([]IgnoreEntry, error) {
 // LoadTrivyIgnore parses a .trivyignore: one ID per line, optionally
 // followed by exp:YYYY-MM-DD; # starts a comment. A missing file is no error.
 func LoadTrivyIgnore(file string) ([]IgnoreEntry, error) {
+	return loadIgnoreLines(file, "one ID per line, optionally followed by exp:YYYY-MM-DD", func(line string, n int) (*IgnoreEntry, error) {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			return nil, nil
+		}
+		e := IgnoreEntry{ID: fields[0]}
+		for _, f := range fields[1:] {
+			if d, ok := strings.CutPrefix(f, "exp:"); ok {
+				t, err := time.Parse(time.DateOnly, d)
+				if err != nil {
+					return nil, fmt.Errorf("exp:%s is not a date: write exp:YYYY-MM-DD", d)
+				}
+				e.Expires, e.expires = d, t.AddDate(0, 0, 1)
+			}
+		}
+		return &e, nil
+	})
+}
+
+// LoadGitleaksIgnore reads a .gitleaksignore: one fingerprint per line
+// (commit:file:rule:line, or file:rule:line for every commit); a line
+// starting with # is a comment. A missing file is no error.
+func LoadGitleaksIgnore(file string) ([]IgnoreEntry, error) {
+	return loadIgnoreLines(file, "one fingerprint per line", func(line string, _ int) (*IgnoreEntry, error) {
+		if line == "" || strings.HasPrefix(line, "#") {
+			return nil, nil
+		}
+		if err := checkFingerprint(line); err != nil {
+			return nil, err
+		}
+		return &IgnoreEntry{Fingerprint: line}, nil
+	})
+}
+
+// loadIgnoreLines reads a line-per-entry ignore file: parse gets each
+// trimmed line and gives an entry, nothing (a blank or comment line) or an
+// error, which is reported with the file and the line. Entries get the
+// file, the line and "listed in <file>" as reason. A missing file is no
+// error.
+func loadIgnoreLines(file, format string, parse func(line string, n int) (*IgnoreEntry, error)) ([]IgnoreEntry, error) {
 	raw, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -124,28 +167,17 @@ func LoadTrivyIgnore(file string) ([]IgnoreEntry, error) {
 	var out []IgnoreEntry
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if i := strings.Index(line, "#"); i >= 0 {
-			line = strings.TrimSpace(line[:i])
+		e, err := parse(strings.TrimSpace(sc.Text()), n)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", file, n, err)
 		}
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
+		if e != nil {
+			e.File, e.Line, e.Reason = file, n, "listed in "+path.Base(file)
+			out = append(out, *e)
 		}
-		e := IgnoreEntry{ID: fields[0], File: file, Line: n, Reason: "listed in " + path.Base(file)}
-		for _, f := range fields[1:] {
-			if d, ok := strings.CutPrefix(f, "exp:"); ok {
-				t, err := time.Parse(time.DateOnly, d)
-				if err != nil {
-					return nil, fmt.Errorf("%s line %d: exp:%s is not a date: write exp:YYYY-MM-DD", file, n, d)
-				}
-				e.Expires, e.expires = d, t.AddDate(0, 0, 1)
-			}
-		}
-		out = append(out, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w: one ID per line, optionally followed by exp:YYYY-MM-DD", file, err)
+		return nil, fmt.Errorf("%s: %w: %s", file, err, format)
 	}
 	return out, nil
 }

@@ -229,7 +229,7 @@ func TestHistorySecrets(t *testing.T) {
 
 	// Every output, for the values.
 	summary := vulnscan.Summary(out)
-	for _, want := range []string{"history " + fx.repo.dir, "6 commit(s)", "❌ fail", "github-pat", "Dana Dev", "rotate it"} {
+	for _, want := range []string{"history " + fx.repo.dir, "6 commit(s)", "❌ fail", "github-pat", "Dana Dev", "rotate it first", "in every clone: rotate it."} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, summary)
 		}

@@ -33,7 +33,11 @@ func Summary(out Outputs) string {
 		for _, f := range rep.Gate.Failed {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Severity, link(f.ID, f.URL), f.Kind, md(f.Package), md(f.Installed), md(nonEmpty(f.Fixed, dash(f.Finding))), md(f.Where()), md(f.Target))
 		}
-		b.WriteString("\nFix them, or add an entry with a reason (and an expiry date) to the ignore file.\n\n")
+		b.WriteString("\nFix them, or add an entry with a reason (and an expiry date) to the ignore file.")
+		if slices.ContainsFunc(rep.Gate.Failed, func(f GateFinding) bool { return f.Commit != "" }) {
+			b.WriteString(" A secret in the Git history is in every clone: rotate it first (revoke, issue a new one), then ignore its `fingerprint` from the JSON report.")
+		}
+		b.WriteString("\n\n")
 	}
 
 	b.WriteString("| Target | Critical | High | Medium | Low | Unknown | Ignored |\n|---|---:|---:|---:|---:|---:|---:|\n")

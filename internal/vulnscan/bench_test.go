@@ -3,6 +3,7 @@ package vulnscan_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,4 +73,45 @@ func BenchmarkScanImageVsTrivyCLI(b *testing.B) {
 			b.ReportMetric(float64(gantry)/float64(cli), "gantry/trivy")
 		})
 	}
+}
+
+// BenchmarkHistoryVsGitleaksCLI times gantry-scan's history scan of
+// Gantry's own repository (every commit HEAD reaches) against the gitleaks
+// v8.30.1 CLI scanning it with the same rules and git log options,
+// alternating in one loop. gantry-scan's time includes its rev-list count
+// and its report files; the CLI's, starting the process. Reported:
+// gantry-ms/op, gitleaks-ms/op and gantry/gitleaks (goal: <= 1).
+//
+// It needs the gitleaks CLI: GITLEAKS=path, or bin/gitleaks from `make
+// tools`.
+func BenchmarkHistoryVsGitleaksCLI(b *testing.B) {
+	gitleaks := testproc.Tool(b, "gitleaks")
+	repo := root(b)
+	rules := filepath.Join(b.TempDir(), "rules.toml")
+	if err := os.WriteFile(rules, []byte(vulnscan.GitleaksRules), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	in := baseInputs(b, "")
+	in.Scanners, in.Path, in.Severity = []string{"history"}, repo, nil
+	args := []string{"git", "--no-banner", "--redact", "--exit-code=0", "--config=" + rules,
+		"--log-opts=" + vulnscan.HistoryLogOpts + " HEAD", "--report-format=json", "--report-path=" + filepath.Join(b.TempDir(), "report.json"), repo}
+	var gantry, cli time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if _, err := vulnscan.Run(b.Context(), in); err != nil {
+			b.Fatal(err)
+		}
+		gantry += time.Since(start)
+
+		start = time.Now()
+		cmd := exec.CommandContext(b.Context(), gitleaks, args...)
+		cmd.Dir = b.TempDir()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("gitleaks: %v\n%s", err, out)
+		}
+		cli += time.Since(start)
+	}
+	b.ReportMetric(float64(gantry.Milliseconds())/float64(b.N), "gantry-ms/op")
+	b.ReportMetric(float64(cli.Milliseconds())/float64(b.N), "gitleaks-ms/op")
+	b.ReportMetric(float64(gantry)/float64(cli), "gantry/gitleaks")
 }

@@ -338,6 +338,20 @@ func Workloads(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	return ds
 }
 
+// RollingWorkloads returns the workloads a rolling deploy rolls out and
+// waits for, in the manifests' order: Deployments, StatefulSets and
+// DaemonSets.
+func RollingWorkloads(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	var ws []*unstructured.Unstructured
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet" || gvk.Kind == "DaemonSet") {
+			ws = append(ws, o)
+		}
+	}
+	return ws
+}
+
 // describe names an object the way kubectl does: Kind/name, with the
 // namespace when there is one.
 func describe(o *unstructured.Unstructured) string {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -352,14 +353,27 @@ func (d *deployer) render() ([]*unstructured.Unstructured, []manifests.Change, e
 	return objs, changes, nil
 }
 
-// target is one Deployment being rolled out, with what ran before.
+// target is one workload being rolled out (a Deployment, StatefulSet or
+// DaemonSet), with what ran before and what became of it.
 type target struct {
 	obj            *unstructured.Unstructured
 	existed        bool
-	prevRevision   int64
+	generation     int64          // live generation before the apply
+	changed        bool           // the apply created it or changed its spec
+	template       map[string]any // StatefulSet, DaemonSet: pod template before the run
+	prevRevision   int64          // Deployment: revision before the run
 	previousDigest string
 	ready          string // pods ready after the rollout
+	revision       int64  // Deployment: its revision now
+	progress       string // last progress logged
+	done           bool
+	restored       *Revision // Deployment: the revision an automatic rollback restored
+	forced         []string  // StatefulSet: pods deleted for a forced rollback
+	outcome        string    // after a failed rollout: what happened to it
+	rerun          bool      // Deployment: an earlier run applied this digest; prevRevision is the one before it
 }
+
+func (t *target) kind() string { return t.obj.GetKind() }
 
 func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	out := Outputs{DeploymentURL: d.in.EnvironmentURL}
@@ -376,11 +390,11 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		d.log.Infof("pinned %s", ch)
 	}
 	var targets []*target
-	for _, o := range manifests.Workloads(objs) {
+	for _, o := range manifests.RollingWorkloads(objs) {
 		targets = append(targets, &target{obj: o})
 	}
 	if len(targets) == 0 {
-		return out, fmt.Errorf(`input "manifests": %s has no Deployment to roll out (strategy rolling deploys Deployments)`, d.in.Manifests)
+		return out, fmt.Errorf(`input "manifests": %s has no workload to roll out (strategy rolling rolls out Deployments, StatefulSets and DaemonSets)`, d.in.Manifests)
 	}
 	ns := targets[0].obj.GetNamespace()
 
@@ -420,9 +434,17 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	}
 
 	for _, t := range targets {
-		live, err := d.c.typed.AppsV1().Deployments(t.obj.GetNamespace()).Get(ctx, t.obj.GetName(), metav1.GetOptions{})
-		if err == nil {
-			t.existed, t.prevRevision = true, revisionOf(live)
+		if err := d.snapshot(ctx, t); err != nil {
+			finish("error", err.Error())
+			return out, err
+		}
+		if t.existed && t.kind() == KindDeployment {
+			live, err := d.c.typed.AppsV1().Deployments(t.obj.GetNamespace()).Get(ctx, t.obj.GetName(), metav1.GetOptions{})
+			if err != nil {
+				finish("error", err.Error())
+				return out, err
+			}
+			t.prevRevision = revisionOf(live)
 			t.previousDigest = digestOf(live.Spec.Template, d.digest.Context().String())
 			if t.previousDigest == d.digest.DigestStr() {
 				d.rerun(ctx, t, live)
@@ -442,7 +464,12 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		}
 		t.obj.SetAnnotations(ann)
 	}
-	out.PreviousDigest = targets[0].previousDigest
+	for _, t := range targets {
+		if t.previousDigest != "" {
+			out.PreviousDigest = t.previousDigest
+			break
+		}
+	}
 
 	end = d.log.Group(fmt.Sprintf("Applying %d objects (server-side apply, field manager %s)", len(objs), FieldManager))
 	for _, o := range objs {
@@ -457,26 +484,22 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		d.log.Infof("applied %s %s", o.GetKind(), key(o))
 	}
 	end()
+	for _, t := range targets {
+		d.markChanged(ctx, t)
+	}
 	checkpoint("applied")
 
-	end = d.log.Group("Waiting for the rollout")
-	var failed *target
-	var failure error
-	for _, t := range targets {
-		dep, err := d.c.waitRollout(ctx, d.log, t.obj.GetNamespace(), t.obj.GetName(), d.in.Poll)
-		if err != nil {
-			failed, failure = t, err
-			break
-		}
-		out.Revision = fmt.Sprint(revisionOf(dep))
-		p := progressOf(dep)
-		t.ready = fmt.Sprintf("%d/%d ready", p.Ready, p.Desired)
-		d.log.Infof("%s/%s: rolled out revision %s", dep.Namespace, dep.Name, out.Revision)
-	}
+	end = d.log.Group(fmt.Sprintf("Waiting for the rollout of %d workload(s)", len(targets)))
+	failed, failure := d.waitAll(ctx, targets)
 	end()
-	if failed == nil {
+	for _, t := range targets {
+		if t.kind() == KindDeployment && t.revision > 0 && out.Revision == "" {
+			out.Revision = fmt.Sprint(t.revision)
+		}
+	}
+	if failure == nil {
 		out.Status = StatusSuccess
-		out.Summary = d.summary(out, targets, nil, nil)
+		out.Summary = d.summary(out, targets, nil)
 		finish("success", "deployed "+d.digest.String())
 		return out, nil
 	}
@@ -484,26 +507,48 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	f, _ := asFailure(failure)
 	out.Failure = f
 	out.Status = StatusFailure
+	failure = fmt.Errorf("%s %s: %w", failed.kind(), key(failed.obj), failure)
 	cause := failure
-	var restored *Revision
-	if d.in.AutoRollback && failed.existed && failed.prevRevision > 0 {
-		end = d.log.Group(fmt.Sprintf("Rolling %s back: %v", key(failed.obj), failure))
-		r, err := d.restore(context.WithoutCancel(ctx), failed.obj.GetNamespace(), failed.obj.GetName(), RollbackTarget{Kind: "revision", Value: fmt.Sprint(failed.prevRevision)}, "automatic rollback: "+failure.Error())
+	existedBefore := slices.ContainsFunc(targets, func(t *target) bool { return t.existed })
+	switch {
+	case !d.in.AutoRollback:
+		cause = fmt.Errorf("deploy of %s failed (auto-rollback is off: the workloads are left as they are): %w", d.digest, failure)
+	case !existedBefore:
+		cause = fmt.Errorf("deploy of %s failed (first deploy of these workloads: nothing to roll back to; they are left for inspection): %w", d.digest, failure)
+	default:
+		end = d.log.Group(fmt.Sprintf("Rolling the release back: %v", failure))
+		err := d.rollbackAll(context.WithoutCancel(ctx), targets, "automatic rollback: "+failure.Error())
 		end()
-		if err != nil {
-			cause = fmt.Errorf("%w; the automatic rollback failed too: %v", failure, err)
-		} else {
-			restored = &r
-			out.Status = StatusRolledBack
-			out.Revision = fmt.Sprint(r.Number)
-			cause = fmt.Errorf("deploy of %s failed and was rolled back to %s: %w", d.digest, r, failure)
+		out.Revision = ""
+		for _, t := range targets {
+			if t.kind() == KindDeployment && t.revision > 0 && out.Revision == "" {
+				out.Revision = fmt.Sprint(t.revision)
+			}
 		}
-	} else if !failed.existed {
-		cause = fmt.Errorf("deploy of %s failed (first deploy of %s: nothing to roll back to): %w", d.digest, key(failed.obj), failure)
+		if err != nil {
+			cause = fmt.Errorf("%w; the automatic rollback failed: %v", failure, err)
+		} else {
+			out.Status = StatusRolledBack
+			// What runs now is what ran before.
+			out.Digest = out.PreviousDigest
+			cause = fmt.Errorf("deploy of %s failed and the release was rolled back (%s): %w", d.digest, rolledBackList(targets), failure)
+		}
 	}
-	out.Summary = d.summary(out, targets, failure, restored)
+	out.Summary = d.summary(out, targets, failure)
 	finish("failure", cause.Error())
 	return out, cause
+}
+
+// rolledBackList says in one line what the rollback did to each workload
+// it touched.
+func rolledBackList(targets []*target) string {
+	var parts []string
+	for _, t := range targets {
+		if t.changed {
+			parts = append(parts, fmt.Sprintf("%s %s %s", t.kind(), key(t.obj), t.outcome))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // production says whether the GitHub Deployment is a production one:
@@ -570,6 +615,7 @@ func (d *deployer) rerun(ctx context.Context, t *target, live *appsv1.Deployment
 		if r.Number < t.prevRevision && r.Digest != "" && r.Digest != d.digest.DigestStr() {
 			d.log.Infof("%s already runs %s (revision %d, applied by an earlier run): an automatic rollback returns to %s", key(t.obj), d.digest.DigestStr(), t.prevRevision, r)
 			t.prevRevision, t.previousDigest = r.Number, r.Digest
+			t.rerun = true
 			return
 		}
 	}

@@ -16,7 +16,7 @@ func toDeployment(u *unstructured.Unstructured) *appsv1.Deployment {
 	return &d
 }
 
-func (d *deployer) summary(out Outputs, targets []*target, failure error, restored *Revision) string {
+func (d *deployer) summary(out Outputs, targets []*target, failure error) string {
 	var b strings.Builder
 	icon := map[string]string{StatusSuccess: "✅", StatusRolledBack: "↩️", StatusFailure: "❌"}[out.Status]
 	fmt.Fprintf(&b, "### gantry-deploy: %s %s to %s\n\n", icon, out.Status, d.in.Environment)
@@ -26,10 +26,21 @@ func (d *deployer) summary(out Outputs, targets []*target, failure error, restor
 	}
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
 	fmt.Fprintf(&b, "| image | `%s` |\n", d.digest)
-	fmt.Fprintf(&b, "| digest | `%s` → `%s` |\n", before, out.Digest)
+	if out.Status == StatusRolledBack {
+		fmt.Fprintf(&b, "| digest | `%s` (tried `%s`, rolled back) |\n", or(out.Digest, "(none)"), d.digest.DigestStr())
+	} else {
+		fmt.Fprintf(&b, "| digest | `%s` → `%s` |\n", before, d.digest.DigestStr())
+	}
 	fmt.Fprintf(&b, "| revision | %s |\n", out.Revision)
 	for _, t := range targets {
-		fmt.Fprintf(&b, "| workload | Deployment %s %s |\n", key(t.obj), t.ready)
+		state := t.ready
+		if t.kind() != KindDeployment && t.done {
+			state = "rolled out"
+		}
+		if failure != nil && t.outcome != "" {
+			state = t.outcome
+		}
+		fmt.Fprintf(&b, "| workload | %s %s %s |\n", t.kind(), key(t.obj), state)
 	}
 	fmt.Fprintf(&b, "| strategy | %s |\n| took | %s |\n", d.in.Strategy, time.Since(d.started).Round(100*time.Millisecond))
 	if d.in.Git.RunURL != "" {
@@ -40,15 +51,25 @@ func (d *deployer) summary(out Outputs, targets []*target, failure error, restor
 		if f, ok := asFailure(failure); ok && f.Logs != "" {
 			fmt.Fprintf(&b, "\n<details><summary>last log lines of %s/%s</summary>\n\n```\n%s\n```\n</details>\n", f.Pod, f.Container, f.Logs)
 		}
-		if restored != nil {
-			fmt.Fprintf(&b, "\nRolled back automatically to %s.\n", restored)
+		if out.Status == StatusRolledBack {
+			b.WriteString("\nRolled back automatically, as one release:\n\n")
+			for _, t := range targets {
+				if t.changed {
+					fmt.Fprintf(&b, "- %s %s: %s\n", t.kind(), key(t.obj), t.outcome)
+				}
+			}
 		}
 	}
 	b.WriteString(d.verifiedSummary())
-	if len(targets) > 0 && out.Revision != "" {
-		t := targets[0]
-		fmt.Fprintf(&b, "\nTo return to this exact revision later: action `rollback`, rollback-to `revision:%s` (or `digest:%s`), or\n`kubectl rollout undo deployment/%s -n %s --to-revision=%s`\n",
-			out.Revision, out.Digest, t.obj.GetName(), t.obj.GetNamespace(), out.Revision)
+	if out.Status == StatusSuccess && out.Revision != "" {
+		for _, t := range targets {
+			if t.kind() != KindDeployment {
+				continue
+			}
+			fmt.Fprintf(&b, "\nTo return to this exact revision later: action `rollback`, rollback-to `revision:%s` (or `digest:%s`), or\n`kubectl rollout undo deployment/%s -n %s --to-revision=%s`\n",
+				out.Revision, out.Digest, t.obj.GetName(), t.obj.GetNamespace(), out.Revision)
+			break
+		}
 	}
 	return b.String()
 }

@@ -102,33 +102,9 @@ func complete(d *appsv1.Deployment) bool {
 func (c *cluster) waitRollout(ctx context.Context, log ghaction.Logger, ns, name string, poll time.Duration) (*appsv1.Deployment, error) {
 	var last Progress
 	for {
-		d, err := c.typed.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("reading deployment %s/%s: %w", ns, name, err)
-		}
-		if d.Status.ObservedGeneration >= d.Generation {
-			if p := progressOf(d); p != last {
-				log.Infof("%s/%s: %d/%d updated, %d ready, %d available", ns, name, p.Updated, p.Desired, p.Ready, p.Available)
-				last = p
-			}
-			if complete(d) {
-				return d, nil
-			}
-			for _, cond := range d.Status.Conditions {
-				if cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse && cond.Reason == "ProgressDeadlineExceeded" {
-					f := &Failure{Reason: "ProgressDeadlineExceeded", Message: cond.Message}
-					c.explain(ctx, d, f)
-					return d, f
-				}
-			}
-			if rs, err := c.newReplicaSet(ctx, d); err == nil && rs != nil {
-				if pods, err := c.podsOf(ctx, rs); err == nil {
-					if f := podFailure(pods); f != nil {
-						f.Logs = c.logs(ctx, ns, f.Pod, strings.TrimSuffix(f.Container, " (init)"))
-						return d, f
-					}
-				}
-			}
+		d, done, err := c.deploymentStep(ctx, log, ns, name, &last)
+		if done || err != nil {
+			return d, err
 		}
 		select {
 		case <-ctx.Done():
@@ -136,6 +112,42 @@ func (c *cluster) waitRollout(ctx context.Context, log ghaction.Logger, ns, name
 		case <-time.After(poll):
 		}
 	}
+}
+
+// deploymentStep reads a Deployment once: done when its rollout is
+// complete, a Failure when its new pods cannot start or the progress
+// deadline passed. Progress is logged when it changed since *last.
+func (c *cluster) deploymentStep(ctx context.Context, log ghaction.Logger, ns, name string, last *Progress) (*appsv1.Deployment, bool, error) {
+	d, err := c.typed.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, false, fmt.Errorf("reading deployment %s/%s: %w", ns, name, err)
+	}
+	if d.Status.ObservedGeneration < d.Generation {
+		return d, false, nil
+	}
+	if p := progressOf(d); p != *last {
+		log.Infof("Deployment %s/%s: %d/%d updated, %d ready, %d available", ns, name, p.Updated, p.Desired, p.Ready, p.Available)
+		*last = p
+	}
+	if complete(d) {
+		return d, true, nil
+	}
+	for _, cond := range d.Status.Conditions {
+		if cond.Type == appsv1.DeploymentProgressing && cond.Status == corev1.ConditionFalse && cond.Reason == "ProgressDeadlineExceeded" {
+			f := &Failure{Reason: "ProgressDeadlineExceeded", Message: cond.Message}
+			c.explain(ctx, d, f)
+			return d, false, f
+		}
+	}
+	if rs, err := c.newReplicaSet(ctx, d); err == nil && rs != nil {
+		if pods, err := c.podsOf(ctx, rs); err == nil {
+			if f := podFailure(pods); f != nil {
+				f.Logs = c.logs(ctx, ns, f.Pod, strings.TrimSuffix(f.Container, " (init)"))
+				return d, false, f
+			}
+		}
+	}
+	return d, false, nil
 }
 
 // explain adds the first failing pod's reason to a deadline failure, so the

@@ -1,0 +1,419 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
+)
+
+// Workload kinds a rolling deploy rolls out and waits for together.
+const (
+	KindDeployment  = "Deployment"
+	KindStatefulSet = "StatefulSet"
+	KindDaemonSet   = "DaemonSet"
+)
+
+// statusStep reads a workload once: done when its rollout is complete, a
+// Failure when it cannot complete. Progress is logged when it changed
+// since t.progress.
+func (c *cluster) statusStep(ctx context.Context, log ghaction.Logger, t *target) (bool, error) {
+	ns, name := t.obj.GetNamespace(), t.obj.GetName()
+	switch t.kind() {
+	case KindStatefulSet:
+		return c.statefulSetStep(ctx, log, ns, name, &t.progress)
+	case KindDaemonSet:
+		return c.daemonSetStep(ctx, log, ns, name, &t.progress)
+	}
+	var last Progress
+	if t.progress != "" {
+		fmt.Sscanf(t.progress, "%d %d %d %d", &last.Desired, &last.Updated, &last.Ready, &last.Available)
+	}
+	dep, done, err := c.deploymentStep(ctx, log, ns, name, &last)
+	t.progress = fmt.Sprintf("%d %d %d %d", last.Desired, last.Updated, last.Ready, last.Available)
+	if dep != nil {
+		t.revision = revisionOf(dep)
+		p := progressOf(dep)
+		t.ready = fmt.Sprintf("%d/%d ready", p.Ready, p.Desired)
+	}
+	return done, err
+}
+
+// statefulSetStep is kubectl rollout status for a StatefulSet: with a
+// RollingUpdate partition, done when the pods at or above it are updated
+// and ready; otherwise when every pod runs the update revision and is
+// ready. OnDelete StatefulSets have no rollout to wait for.
+func (c *cluster) statefulSetStep(ctx context.Context, log ghaction.Logger, ns, name string, last *string) (bool, error) {
+	s, err := c.typed.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, fmt.Errorf("reading statefulset %s/%s: %w", ns, name, err)
+	}
+	if s.Status.ObservedGeneration < s.Generation {
+		return false, nil
+	}
+	replicas := int32(1)
+	if s.Spec.Replicas != nil {
+		replicas = *s.Spec.Replicas
+	}
+	partition := int32(0)
+	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+		partition = *ru.Partition
+	}
+	p := fmt.Sprintf("StatefulSet %s/%s: %d/%d updated, %d ready", ns, name, s.Status.UpdatedReplicas, replicas-min(partition, replicas), s.Status.ReadyReplicas)
+	if partition > 0 {
+		p += fmt.Sprintf(" (partition %d: pods below it keep the current revision)", partition)
+	}
+	if p != *last {
+		log.Infof("%s", p)
+		*last = p
+	}
+	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		log.Infof("StatefulSet %s/%s updates OnDelete: its pods change when deleted, so there is no rollout to wait for", ns, name)
+		return true, nil
+	}
+	switch {
+	case partition > 0:
+		if s.Status.UpdatedReplicas >= replicas-min(partition, replicas) && s.Status.ReadyReplicas >= replicas {
+			return true, nil
+		}
+	case s.Status.UpdateRevision == s.Status.CurrentRevision && s.Status.UpdatedReplicas == replicas && s.Status.ReadyReplicas == replicas:
+		return true, nil
+	}
+	pods, err := c.revisionPods(ctx, ns, s.Spec.Selector, s.Status.UpdateRevision)
+	if err == nil {
+		if f := podFailure(pods); f != nil {
+			f.Logs = c.logs(ctx, ns, f.Pod, strings.TrimSuffix(f.Container, " (init)"))
+			return false, f
+		}
+	}
+	return false, nil
+}
+
+// daemonSetStep is kubectl rollout status for a DaemonSet: done when every
+// scheduled pod is updated and available.
+func (c *cluster) daemonSetStep(ctx context.Context, log ghaction.Logger, ns, name string, last *string) (bool, error) {
+	ds, err := c.typed.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, fmt.Errorf("reading daemonset %s/%s: %w", ns, name, err)
+	}
+	if ds.Status.ObservedGeneration < ds.Generation {
+		return false, nil
+	}
+	st := ds.Status
+	p := fmt.Sprintf("DaemonSet %s/%s: %d/%d updated, %d available", ns, name, st.UpdatedNumberScheduled, st.DesiredNumberScheduled, st.NumberAvailable)
+	if p != *last {
+		log.Infof("%s", p)
+		*last = p
+	}
+	if ds.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+		log.Infof("DaemonSet %s/%s updates OnDelete: there is no rollout to wait for", ns, name)
+		return true, nil
+	}
+	if st.UpdatedNumberScheduled == st.DesiredNumberScheduled && st.NumberAvailable == st.DesiredNumberScheduled {
+		return true, nil
+	}
+	if hash, err := c.newestControllerRevision(ctx, ns, ds.UID, ds.Spec.Selector); err == nil && hash != "" {
+		if pods, err := c.revisionPods(ctx, ns, ds.Spec.Selector, hash); err == nil {
+			if f := podFailure(pods); f != nil {
+				f.Logs = c.logs(ctx, ns, f.Pod, strings.TrimSuffix(f.Container, " (init)"))
+				return false, f
+			}
+		}
+	}
+	return false, nil
+}
+
+// revisionPods lists the pods of a StatefulSet or DaemonSet revision (the
+// controller-revision-hash label).
+func (c *cluster) revisionPods(ctx context.Context, ns string, sel *metav1.LabelSelector, hash string) ([]corev1.Pod, error) {
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return nil, err
+	}
+	req, err := labels.NewRequirement(appsv1.ControllerRevisionHashLabelKey, "=", []string{hash})
+	if err != nil {
+		return nil, err
+	}
+	list, err := c.typed.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: s.Add(*req).String()})
+	if err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// newestControllerRevision is the hash label of the owner's newest
+// ControllerRevision: a DaemonSet's update revision.
+func (c *cluster) newestControllerRevision(ctx context.Context, ns string, owner types.UID, sel *metav1.LabelSelector) (string, error) {
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return "", err
+	}
+	list, err := c.typed.AppsV1().ControllerRevisions(ns).List(ctx, metav1.ListOptions{LabelSelector: s.String()})
+	if err != nil {
+		return "", err
+	}
+	var newest *appsv1.ControllerRevision
+	for i := range list.Items {
+		cr := &list.Items[i]
+		if !metav1.IsControlledBy(cr, &metav1.ObjectMeta{UID: owner}) {
+			continue
+		}
+		if newest == nil || cr.Revision > newest.Revision {
+			newest = cr
+		}
+	}
+	if newest == nil {
+		return "", nil
+	}
+	return newest.Labels[appsv1.ControllerRevisionHashLabelKey], nil
+}
+
+// waitAll waits for every target's rollout at once, and returns the first
+// that fails with its failure. Targets that completed are marked done.
+func (d *deployer) waitAll(ctx context.Context, targets []*target) (*target, error) {
+	for {
+		pending := 0
+		for _, t := range targets {
+			if t.done {
+				continue
+			}
+			done, err := d.c.statusStep(ctx, d.log, t)
+			if err != nil {
+				return t, err
+			}
+			if done {
+				t.done = true
+				what := "rolled out"
+				if t.kind() == KindDeployment {
+					what = fmt.Sprintf("rolled out revision %d", t.revision)
+				}
+				d.log.Infof("%s %s: %s", t.kind(), key(t.obj), what)
+				continue
+			}
+			pending++
+		}
+		if pending == 0 {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			var waiting []string
+			var first *target
+			for _, t := range targets {
+				if !t.done {
+					waiting = append(waiting, t.kind()+" "+key(t.obj))
+					if first == nil {
+						first = t
+					}
+				}
+			}
+			return first, fmt.Errorf("waiting for %s: %w", strings.Join(waiting, ", "), ctx.Err())
+		case <-time.After(d.in.Poll):
+		}
+	}
+}
+
+// snapshot records a workload's state before this run applies it: whether
+// it existed, its generation (to tell whether the apply changed it) and,
+// for StatefulSets and DaemonSets, the pod template a rollback restores.
+func (d *deployer) snapshot(ctx context.Context, t *target) error {
+	live, err := d.c.live(ctx, t.obj)
+	if apierrors.IsNotFound(err) || (err == nil && live == nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s %s: %w", t.kind(), key(t.obj), err)
+	}
+	t.existed, t.generation = true, live.GetGeneration()
+	if t.kind() != KindDeployment {
+		tmpl, found, err := unstructuredField(live.Object, "spec", "template")
+		if err != nil || !found {
+			return fmt.Errorf("reading the pod template of %s %s: %v", t.kind(), key(t.obj), err)
+		}
+		t.template = tmpl
+		var pt corev1.PodTemplateSpec
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(tmpl, &pt); err == nil {
+			t.previousDigest = digestOf(pt, d.digest.Context().String())
+		}
+	}
+	return nil
+}
+
+func unstructuredField(obj map[string]any, fields ...string) (map[string]any, bool, error) {
+	cur := obj
+	for _, f := range fields {
+		next, ok := cur[f]
+		if !ok {
+			return nil, false, nil
+		}
+		m, ok := next.(map[string]any)
+		if !ok {
+			return nil, false, fmt.Errorf("%s is not an object", f)
+		}
+		cur = m
+	}
+	return cur, true, nil
+}
+
+// markChanged settles, after the apply, whether this run changed the
+// workload: created it, or moved its generation (its spec). A Deployment
+// an earlier run of this deploy already moved to the digest (its runner
+// died after the apply) counts as changed: its rollback target is the
+// revision before that run.
+func (d *deployer) markChanged(ctx context.Context, t *target) {
+	if !t.existed || t.rerun {
+		t.changed = true
+		return
+	}
+	live, err := d.c.live(ctx, t.obj)
+	t.changed = err != nil || live == nil || live.GetGeneration() != t.generation
+}
+
+// rollbackAll returns every workload this run changed to what it was
+// before the run, in the reverse order of the manifests: Deployments to
+// their previous revision, StatefulSets and DaemonSets to their previous
+// pod template, and workloads this run created are removed. Each
+// target's outcome says what happened to it.
+func (d *deployer) rollbackAll(ctx context.Context, targets []*target, reason string) error {
+	var errs []error
+	for i := len(targets) - 1; i >= 0; i-- {
+		t := targets[i]
+		if !t.changed {
+			t.outcome = "unchanged by this run"
+			continue
+		}
+		if err := d.rollbackOne(ctx, t, reason); err != nil {
+			t.outcome = "rollback failed: " + err.Error()
+			errs = append(errs, fmt.Errorf("%s %s: %w", t.kind(), key(t.obj), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *deployer) rollbackOne(ctx context.Context, t *target, reason string) error {
+	ns, name := t.obj.GetNamespace(), t.obj.GetName()
+	if !t.existed {
+		res, err := d.c.resource(t.obj)
+		if err != nil {
+			return err
+		}
+		bg := metav1.DeletePropagationBackground
+		if err := res.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing it (this run created it): %w", err)
+		}
+		d.log.Infof("%s %s: removed (this run created it)", t.kind(), key(t.obj))
+		t.outcome = "removed (created by this run)"
+		return nil
+	}
+	if t.kind() == KindDeployment {
+		if t.prevRevision <= 0 {
+			return errors.New("no earlier revision of another digest to return to")
+		}
+		r, err := d.restore(ctx, ns, name, RollbackTarget{Kind: "revision", Value: fmt.Sprint(t.prevRevision)}, reason)
+		if err != nil {
+			return err
+		}
+		t.revision, t.restored = r.Number, &r
+		t.outcome = "rolled back to " + r.String()
+		return nil
+	}
+	return d.revertTemplate(ctx, t, reason)
+}
+
+// revertTemplate puts a StatefulSet's or DaemonSet's pod template back to
+// the one it had before the run, as kubectl rollout undo does with a
+// ControllerRevision, and waits for it. A StatefulSet with OrderedReady
+// pod management never replaces a pod that is not Ready: Kubernetes' known
+// "forced rollback" case. Its pods of the failed revision that are not
+// Ready are deleted, as the Kubernetes documentation advises, and the log
+// says so.
+func (d *deployer) revertTemplate(ctx context.Context, t *target, reason string) error {
+	ctx, cancel := context.WithTimeout(ctx, max(d.in.Timeout, time.Minute))
+	defer cancel()
+	ns, name := t.obj.GetNamespace(), t.obj.GetName()
+	res, err := d.c.resource(t.obj)
+	if err != nil {
+		return err
+	}
+	var failedRevision string
+	if t.kind() == KindStatefulSet {
+		if s, err := d.c.typed.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			failedRevision = s.Status.UpdateRevision
+		}
+	}
+	patch, err := json.Marshal([]map[string]any{
+		{"op": "replace", "path": "/spec/template", "value": t.template},
+		{"op": "add", "path": "/metadata/annotations/gantry.dev~1rollback-reason", "value": truncate(reason, 250)},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := res.Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: FieldManager + "-rollback"}); err != nil {
+		return fmt.Errorf("restoring its previous pod template: %w", err)
+	}
+	d.log.Infof("%s %s: restoring its previous pod template (%s)", t.kind(), key(t.obj), or(t.previousDigest, "previous images"))
+	if t.kind() == KindStatefulSet && failedRevision != "" {
+		s, err := d.c.typed.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil && s.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+			pods, err := d.c.revisionPods(ctx, ns, s.Spec.Selector, failedRevision)
+			if err == nil {
+				sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+				for _, p := range pods {
+					if podReady(p) {
+						continue
+					}
+					if err := d.c.typed.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+						return fmt.Errorf("deleting pod %s of the failed revision: %w", p.Name, err)
+					}
+					d.log.Infof("StatefulSet %s: deleted pod %s of the failed revision %s: with OrderedReady pod management a pod that never becomes Ready blocks the rollback (Kubernetes' forced rollback)", key(t.obj), p.Name, failedRevision)
+					t.forced = append(t.forced, p.Name)
+				}
+			}
+		}
+	}
+	t.done, t.progress = false, ""
+	for {
+		done, err := d.c.statusStep(ctx, d.log, t)
+		if err != nil {
+			return fmt.Errorf("waiting for the rollback: %w", err)
+		}
+		if done {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the rollback: %w", ctx.Err())
+		case <-time.After(d.in.Poll):
+		}
+	}
+	t.outcome = "rolled back to its previous pod template"
+	if t.previousDigest != "" {
+		t.outcome += " (" + t.previousDigest + ")"
+	}
+	if len(t.forced) > 0 {
+		t.outcome += "; deleted pod(s) " + strings.Join(t.forced, ", ") + " of the failed revision (OrderedReady forced rollback)"
+	}
+	return nil
+}
+
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

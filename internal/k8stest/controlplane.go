@@ -46,6 +46,7 @@ var KwokStages = []string{
 	"pod-delete.yaml",
 	"gantry-fault-crashloop.yaml",
 	"gantry-fault-imagepull.yaml",
+	"gantry-fault-jobfail.yaml",
 }
 
 const (
@@ -61,6 +62,9 @@ const (
 	// FaultImagePull: the pod stays Pending, its containers wait with reason
 	// ErrImagePull and, a second later, ImagePullBackOff.
 	FaultImagePull = "imagepull"
+	// FaultJobFail: a Job's pod runs, then fails (phase Failed, its
+	// containers terminated with exit code 1).
+	FaultJobFail = "fail"
 	// RestartCountAnnotation sets the restart count FaultCrashLoop reports
 	// (a decimal number; default 1).
 	RestartCountAnnotation = "gantry.dev/restart-count"

@@ -309,6 +309,10 @@ type deployer struct {
 	tracked *githubapi.Tracker
 	// verified is the verify-before-deploy report, when a policy is set.
 	verified *signing.Report
+	// hookSuffix ends this run's hook Job names; hooks are the hook Jobs
+	// it ran.
+	hookSuffix string
+	hooks      []hookRun
 }
 
 // resolveImage turns the image input into a digest reference: a tag is
@@ -388,6 +392,10 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	}
 	for _, ch := range changes {
 		d.log.Infof("pinned %s", ch)
+	}
+	objs, hooks, err := splitHooks(objs)
+	if err != nil {
+		return out, err
 	}
 	var targets []*target
 	for _, o := range manifests.RollingWorkloads(objs) {
@@ -471,6 +479,14 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		}
 	}
 
+	if err := d.runHooks(ctx, HookPreDeploy, hooks[HookPreDeploy]); err != nil {
+		out.Status = StatusFailure
+		err = fmt.Errorf("deploy of %s stopped before any workload changed: %w", d.digest, err)
+		out.Summary = d.summary(out, targets, err)
+		finish("failure", err.Error())
+		return out, err
+	}
+
 	end = d.log.Group(fmt.Sprintf("Applying %d objects (server-side apply, field manager %s)", len(objs), FieldManager))
 	for _, o := range objs {
 		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
@@ -492,6 +508,11 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	end = d.log.Group(fmt.Sprintf("Waiting for the rollout of %d workload(s)", len(targets)))
 	failed, failure := d.waitAll(ctx, targets)
 	end()
+	if failure == nil {
+		if err := d.runHooks(ctx, HookPostDeploy, hooks[HookPostDeploy]); err != nil {
+			failed, failure = nil, err
+		}
+	}
 	for _, t := range targets {
 		if t.kind() == KindDeployment && t.revision > 0 && out.Revision == "" {
 			out.Revision = fmt.Sprint(t.revision)
@@ -507,7 +528,9 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	f, _ := asFailure(failure)
 	out.Failure = f
 	out.Status = StatusFailure
-	failure = fmt.Errorf("%s %s: %w", failed.kind(), key(failed.obj), failure)
+	if failed != nil {
+		failure = fmt.Errorf("%s %s: %w", failed.kind(), key(failed.obj), failure)
+	}
 	cause := failure
 	existedBefore := slices.ContainsFunc(targets, func(t *target) bool { return t.existed })
 	switch {
@@ -517,8 +540,14 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		cause = fmt.Errorf("deploy of %s failed (first deploy of these workloads: nothing to roll back to; they are left for inspection): %w", d.digest, failure)
 	default:
 		end = d.log.Group(fmt.Sprintf("Rolling the release back: %v", failure))
-		err := d.rollbackAll(context.WithoutCancel(ctx), targets, "automatic rollback: "+failure.Error())
+		rctx := context.WithoutCancel(ctx)
+		err := d.rollbackAll(rctx, targets, "automatic rollback: "+failure.Error())
 		end()
+		hctx, cancel := context.WithTimeout(rctx, max(d.in.Timeout, time.Minute))
+		if herr := d.runHooks(hctx, HookOnRollback, hooks[HookOnRollback]); herr != nil {
+			err = errors.Join(err, herr)
+		}
+		cancel()
 		out.Revision = ""
 		for _, t := range targets {
 			if t.kind() == KindDeployment && t.revision > 0 && out.Revision == "" {

@@ -60,6 +60,7 @@ func (d *deployer) summary(out Outputs, targets []*target, failure error) string
 			}
 		}
 	}
+	b.WriteString(d.hooksSummary())
 	b.WriteString(d.verifiedSummary())
 	if out.Status == StatusSuccess && out.Revision != "" {
 		for _, t := range targets {

@@ -219,3 +219,136 @@ func TestStatefulSetPartition(t *testing.T) {
 		t.Errorf("the log does not mention the partition:\n%s", log)
 	}
 }
+
+// hookJobs writes migration hooks beside a release: a pre-deploy migrate
+// Job (failing with fault "fail"), an on-rollback migrate-down Job and a
+// post-deploy smoke Job.
+func hookJobs(t *testing.T, ns, migrateFault string) string {
+	t.Helper()
+	fault := ""
+	if migrateFault != "" {
+		fault = fmt.Sprintf("\n      annotations: {%s: %s}", k8stest.FaultAnnotation, migrateFault)
+	}
+	job := func(name, point, extra string) string {
+		return fmt.Sprintf(`---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+  annotations: {gantry.dev/hook: %[3]s}
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      labels: {app: %[1]s}%[4]s
+    spec:
+      restartPolicy: Never
+      containers: [{name: %[1]s, image: "%[5]s:latest", command: [npm, run, %[1]s]}]
+`, name, ns, point, extra, repo)
+	}
+	y := job("migrate", "pre-deploy", fault) + job("migrate-down", "on-rollback", "") + job("smoke", "post-deploy", "")
+	p := filepath.Join(t.TempDir(), "hooks.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// hookRuns lists the hook Jobs in ns by the name they have in the
+// manifests, with their image and whether they completed.
+func hookRuns(t *testing.T, c *k8stest.Cluster, ns string) map[string][]string {
+	t.Helper()
+	list, err := c.Clientset().BatchV1().Jobs(ns).List(t.Context(), metav1.ListOptions{LabelSelector: rollout.LabelHookName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, j := range list.Items {
+		state := "running"
+		for _, cond := range j.Status.Conditions {
+			if cond.Status == "True" && (cond.Type == "Complete" || cond.Type == "Failed") {
+				state = string(cond.Type)
+			}
+		}
+		out[j.Labels[rollout.LabelHookName]] = append(out[j.Labels[rollout.LabelHookName]], j.Spec.Template.Spec.Containers[0].Image+" "+state)
+	}
+	return out
+}
+
+// TestMigrationHooks: a pre-deploy migration Job runs before the release
+// under a name of its own per run and with the release's digest; when it
+// fails nothing changes; on an automatic rollback the on-rollback Job runs
+// after the workloads are back.
+func TestMigrationHooks(t *testing.T) {
+	t.Parallel()
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	v1, v2, v3 := repo+"@"+digest("hooks-1"), repo+"@"+digest("hooks-2"), repo+"@"+digest("hooks-3")
+	dir := t.TempDir()
+	write := func(faults map[string]string, migrateFault string) string {
+		for _, f := range []struct{ src, dst string }{{release(t, ns, faults, false, 0), "release.yaml"}, {hookJobs(t, ns, migrateFault), "hooks.yaml"}} {
+			b, err := os.ReadFile(f.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, f.dst), b, 0o644)
+		}
+		return dir
+	}
+
+	// A release with its migration: migrate, then the workloads, then smoke.
+	in, log := inputs(c, "staging", write(nil, ""), v1)
+	out := deploy(t, in)
+	runs := hookRuns(t, c, ns)
+	if len(runs["migrate"]) != 1 || runs["migrate"][0] != v1+" Complete" || len(runs["smoke"]) != 1 || len(runs["migrate-down"]) != 0 {
+		t.Errorf("hook Jobs after a good release: %v, want migrate and smoke completed with %s, no migrate-down", runs, v1)
+	}
+	l := log.String()
+	if i := strings.Index(l, "hook pre-deploy: Job"); i < 0 || !(i < strings.Index(l, "## Applying") && strings.Index(l, "## Applying") < strings.Index(l, "hook post-deploy: Job")) {
+		t.Errorf("hooks out of order:\n%s", l)
+	}
+	if !strings.Contains(out.Summary, "| pre-deploy | migrate-") || !strings.Contains(out.Summary, "✅ completed") {
+		t.Errorf("summary lacks the hooks:\n%s", out.Summary)
+	}
+
+	// A failing migration stops the deploy before any workload changes.
+	in, log = inputs(c, "staging", write(nil, k8stest.FaultJobFail), v2)
+	out, err := rollout.Run(t.Context(), in)
+	if err == nil || !strings.Contains(err.Error(), "stopped before any workload changed") || !strings.Contains(err.Error(), "pre-deploy hook Job "+ns+"/migrate-") || out.Status != rollout.StatusFailure {
+		t.Fatalf("failing migration: status %q, err %v\n%s", out.Status, err, log)
+	}
+	for n, img := range workloadImages(t, c, ns) {
+		if img != v1 {
+			t.Errorf("after the failed migration %s runs %s, want still %s", n, img, v1)
+		}
+	}
+	if !strings.Contains(out.Summary, "| pre-deploy | migrate-") || !strings.Contains(out.Summary, "❌ failed") {
+		t.Errorf("summary lacks the failed hook:\n%s", out.Summary)
+	}
+	if strings.Contains(log.String(), "## Applying") {
+		t.Errorf("objects were applied after the migration failed:\n%s", log)
+	}
+
+	// A crash-looping release: rolled back, then migrate-down runs.
+	in, log = inputs(c, "staging", write(map[string]string{"web": "crashloop"}, ""), v3)
+	out, err = rollout.Run(t.Context(), in)
+	if err == nil || out.Status != rollout.StatusRolledBack {
+		t.Fatalf("crash-looping release: status %q, err %v\n%s", out.Status, err, log)
+	}
+	runs = hookRuns(t, c, ns)
+	if len(runs["migrate-down"]) != 1 || runs["migrate-down"][0] != v3+" Complete" {
+		t.Errorf("migrate-down runs %v, want one completed with the rolled-back release's image %s", runs["migrate-down"], v3)
+	}
+	if len(runs["migrate"]) != 3 {
+		t.Errorf("migrate ran %d times, want 3 (each run its own Job)", len(runs["migrate"]))
+	}
+	if l := log.String(); strings.Index(l, "restoring revision") < 0 || strings.Index(l, "hook on-rollback: Job") < strings.Index(l, "restoring revision") {
+		t.Errorf("migrate-down ran before the workloads were back:\n%s", l)
+	}
+	for n, img := range workloadImages(t, c, ns) {
+		if img != v1 {
+			t.Errorf("after the rollback %s runs %s, want %s", n, img, v1)
+		}
+	}
+}

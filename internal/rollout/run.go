@@ -458,6 +458,10 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 				d.rerun(ctx, t, live)
 			}
 		}
+		if err := d.keepAutoscaledReplicas(ctx, objs, t); err != nil {
+			finish("error", err.Error())
+			return out, err
+		}
 		ann := t.obj.GetAnnotations()
 		if ann == nil {
 			ann = map[string]string{}

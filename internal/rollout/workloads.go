@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -416,4 +417,62 @@ func podReady(p corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// keepAutoscaledReplicas leaves a workload's replicas to its
+// HorizontalPodAutoscaler: when one (in the manifests or in the cluster)
+// targets a Deployment or StatefulSet that exists, the applied object
+// carries the replicas it runs now instead of the manifests' number, so
+// the deploy neither scales it back nor fights the autoscaler for the
+// field. A workload the release creates starts with the manifests'
+// replicas.
+func (d *deployer) keepAutoscaledReplicas(ctx context.Context, objs []*unstructured.Unstructured, t *target) error {
+	if !t.existed || (t.kind() != KindDeployment && t.kind() != KindStatefulSet) {
+		return nil
+	}
+	ns, name := t.obj.GetNamespace(), t.obj.GetName()
+	hpa := ""
+	for _, o := range objs {
+		if o.GroupVersionKind().Group == "autoscaling" && o.GetKind() == "HorizontalPodAutoscaler" && o.GetNamespace() == ns && scaleTargets(o.Object, t.kind(), name) {
+			hpa = o.GetName()
+			break
+		}
+	}
+	if hpa == "" {
+		list, err := d.c.typed.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
+			return fmt.Errorf("listing the HorizontalPodAutoscalers of %s: %w", ns, err)
+		}
+		if list != nil {
+			for _, h := range list.Items {
+				if ref := h.Spec.ScaleTargetRef; ref.Kind == t.kind() && ref.Name == name {
+					hpa = h.Name
+					break
+				}
+			}
+		}
+	}
+	if hpa == "" {
+		return nil
+	}
+	live, err := d.c.live(ctx, t.obj)
+	if err != nil || live == nil {
+		return err
+	}
+	replicas, found, err := unstructured.NestedInt64(live.Object, "spec", "replicas")
+	if err != nil || !found {
+		return err
+	}
+	if want, ok, _ := unstructured.NestedInt64(t.obj.Object, "spec", "replicas"); ok && want != replicas {
+		d.log.Infof("%s %s: HorizontalPodAutoscaler %s manages its replicas: keeping the %d it runs (the manifests say %d)", t.kind(), key(t.obj), hpa, replicas, want)
+	}
+	return unstructured.SetNestedField(t.obj.Object, replicas, "spec", "replicas")
+}
+
+// scaleTargets reports whether an HPA object's scaleTargetRef names the
+// workload.
+func scaleTargets(hpa map[string]any, kind, name string) bool {
+	k, _, _ := unstructured.NestedString(hpa, "spec", "scaleTargetRef", "kind")
+	n, _, _ := unstructured.NestedString(hpa, "spec", "scaleTargetRef", "name")
+	return k == kind && n == name
 }

@@ -352,3 +352,78 @@ func TestMigrationHooks(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoscaledReplicasKept: a Deployment a HorizontalPodAutoscaler
+// targets keeps the replicas it runs across a deploy (the manifests say 3,
+// the autoscaler made it 5); without an autoscaler the manifests win.
+func TestAutoscaledReplicasKept(t *testing.T) {
+	t.Parallel()
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	withHPA := func(hpa bool) string {
+		b, err := os.ReadFile(app(t, ns, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := string(b)
+		if hpa {
+			y += fmt.Sprintf(`---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: api, namespace: %s}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: api}
+  minReplicas: 2
+  maxReplicas: 8
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}
+`, ns)
+		}
+		p := filepath.Join(t.TempDir(), "app.yaml")
+		os.WriteFile(p, []byte(y), 0o644)
+		return p
+	}
+	scaleTo := func(n int32) {
+		t.Helper()
+		s, err := c.Clientset().AppsV1().Deployments(ns).GetScale(t.Context(), "api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Spec.Replicas = n
+		if _, err := c.Clientset().AppsV1().Deployments(ns).UpdateScale(t.Context(), "api", s, metav1.UpdateOptions{FieldManager: "horizontal-pod-autoscaler-stand-in"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replicas := func() int32 {
+		t.Helper()
+		d, err := c.Clientset().AppsV1().Deployments(ns).Get(t.Context(), "api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *d.Spec.Replicas
+	}
+
+	in, _ := inputs(c, "staging", withHPA(true), repo+"@"+digest("hpa-1"))
+	deploy(t, in)
+	scaleTo(5) // what the autoscaler would do under load (no metrics server here)
+	in, log := inputs(c, "staging", withHPA(true), repo+"@"+digest("hpa-2"))
+	deploy(t, in)
+	if got := replicas(); got != 5 {
+		t.Errorf("after a deploy the autoscaled Deployment has %d replicas, want the 5 it ran\n%s", got, log)
+	}
+	if !strings.Contains(log.String(), "HorizontalPodAutoscaler api manages its replicas: keeping the 5 it runs (the manifests say 3)") {
+		t.Errorf("the log does not say why the replicas were kept:\n%s", log)
+	}
+
+	// The same without an autoscaler (the HPA deleted): the manifests' 3.
+	if err := c.Clientset().AutoscalingV2().HorizontalPodAutoscalers(ns).Delete(t.Context(), "api", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	scaleTo(5)
+	in, _ = inputs(c, "staging", withHPA(false), repo+"@"+digest("hpa-3"))
+	deploy(t, in)
+	if got := replicas(); got != 3 {
+		t.Errorf("without an autoscaler the deploy left %d replicas, want the manifests' 3", got)
+	}
+}

@@ -2,8 +2,10 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +30,10 @@ type cluster struct {
 	typed   kubernetes.Interface
 	dynamic dynamic.Interface
 	mapper  meta.RESTMapper
+	// forceConflicts takes over fields other managers own (input
+	// force-conflicts); warn reports it.
+	forceConflicts bool
+	warn           func(format string, args ...any)
 }
 
 // RESTConfigFrom reads a kubeconfig given as a file path or as its content
@@ -120,23 +126,127 @@ func (c *cluster) resource(obj *unstructured.Unstructured) (dynamic.ResourceInte
 	return c.dynamic.Resource(m.Resource), nil
 }
 
-// apply server-side applies obj as Gantry. Force takes over fields another
-// manager (kubectl, a previous tool) set: the manifests are the truth for
-// the fields they name.
+// apply server-side applies obj as Gantry, without force: a field another
+// tool (kubectl edit, an operator, an autoscaler) set to another value is
+// a conflict, reported by ConflictError naming the tool and the fields,
+// unless force-conflicts is on (then taken over, with a warning). Fields
+// of Gantry's own other writes (a rollback's update, a canary's scale)
+// are taken back without asking.
 func (c *cluster) apply(ctx context.Context, obj *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
 	ri, err := c.resource(obj)
 	if err != nil {
 		return nil, err
 	}
-	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	opts := metav1.ApplyOptions{FieldManager: FieldManager}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	out, err := ri.Apply(ctx, obj.GetName(), obj, opts)
+	if apierrors.IsConflict(err) {
+		conflicts := applyConflicts(err)
+		own := len(conflicts) > 0
+		for _, cf := range conflicts {
+			own = own && strings.HasPrefix(cf.Manager, FieldManager)
+		}
+		switch {
+		case own:
+		case c.forceConflicts:
+			if c.warn != nil {
+				c.warn("%s %s: taking over %s (force-conflicts)", obj.GetKind(), key(obj), describeConflicts(conflicts))
+			}
+		default:
+			return nil, &ConflictError{Kind: obj.GetKind(), Object: key(obj), Conflicts: conflicts}
+		}
+		opts.Force = true
+		out, err = ri.Apply(ctx, obj.GetName(), obj, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("applying %s %s: %w", obj.GetKind(), key(obj), err)
 	}
 	return out, nil
+}
+
+// preflight server-side dry-runs the apply of every object but
+// Namespaces (applied already) and reports every conflict with another
+// field manager, and the first object the API server refuses. Objects of
+// a kind the cluster does not know yet (a CRD of the same release) are
+// left to the apply.
+func (d *deployer) preflight(ctx context.Context, objs []*unstructured.Unstructured) error {
+	var conflicts []error
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
+			continue
+		}
+		if _, err := d.c.resource(o); err != nil {
+			continue
+		}
+		_, err := d.c.apply(ctx, o, true)
+		var ce *ConflictError
+		switch {
+		case errors.As(err, &ce):
+			conflicts = append(conflicts, err)
+		case err != nil:
+			return fmt.Errorf("server-side dry run: %w", err)
+		}
+	}
+	return errors.Join(conflicts...)
+}
+
+// FieldConflict is one field of an apply that another field manager owns
+// with another value.
+type FieldConflict struct {
+	Manager string // e.g. kubectl-edit
+	Field   string // e.g. .spec.replicas
+}
+
+// ConflictError is a server-side apply refused because other tools manage
+// fields the manifests set to other values.
+type ConflictError struct {
+	Kind, Object string
+	Conflicts    []FieldConflict
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("applying %s %s: the manifests set fields another tool manages with other values: %s. Gantry does not take fields over silently: set input \"force-conflicts\" to true to take them over (Gantry becomes their manager), or stop the other tool setting them (e.g. leave replicas out of the manifests when something scales the workload)",
+		e.Kind, e.Object, describeConflicts(e.Conflicts))
+}
+
+var conflictManager = regexp.MustCompile(`conflict with "([^"]+)"`)
+
+// applyConflicts reads the fields and managers of an apply conflict.
+func applyConflicts(err error) []FieldConflict {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil {
+		return nil
+	}
+	var out []FieldConflict
+	for _, c := range status.Status().Details.Causes {
+		if c.Type != metav1.CauseTypeFieldManagerConflict {
+			continue
+		}
+		m := conflictManager.FindStringSubmatch(c.Message)
+		if m == nil {
+			continue
+		}
+		out = append(out, FieldConflict{Manager: m[1], Field: c.Field})
+	}
+	return out
+}
+
+func describeConflicts(cs []FieldConflict) string {
+	byManager := map[string][]string{}
+	var managers []string
+	for _, c := range cs {
+		if _, ok := byManager[c.Manager]; !ok {
+			managers = append(managers, c.Manager)
+		}
+		byManager[c.Manager] = append(byManager[c.Manager], c.Field)
+	}
+	var parts []string
+	for _, m := range managers {
+		parts = append(parts, fmt.Sprintf("%s (managed by %q)", strings.Join(byManager[m], ", "), m))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // live returns the object as it is in the cluster, or nil when absent.

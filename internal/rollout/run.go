@@ -53,6 +53,10 @@ type Inputs struct {
 	// production or prod (any case).
 	ProductionEnvironment string `input:"production-environment"`
 	PlanFile              string `input:"plan-file" default:"gantry-plan.json"`
+	// ForceConflicts takes over fields the manifests set that another
+	// field manager owns with another value; without it such an apply
+	// fails naming the manager and the fields.
+	ForceConflicts bool `input:"force-conflicts" default:"false"`
 
 	// Verify-before-deploy: with a key or a certificate identity set, the
 	// image's signature (and the attestations in VerifyRequire) must verify
@@ -282,6 +286,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	if err != nil {
 		return Outputs{}, err
 	}
+	c.forceConflicts, c.warn = in.ForceConflicts, in.Log.Warningf
 	d := &deployer{in: in, c: c, log: in.Log, started: time.Now()}
 	progressive := in.Strategy == "blue-green" || in.Strategy == "canary"
 	switch {
@@ -488,6 +493,16 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		err = fmt.Errorf("deploy of %s stopped before any workload changed: %w", d.digest, err)
 		out.Summary = d.summary(out, targets, err)
 		finish("failure", err.Error())
+		return out, err
+	}
+
+	// A server-side dry run of every object first: a conflict with another
+	// field manager, or an object the API server refuses, stops the
+	// deploy before anything of the release is written.
+	if err := d.preflight(ctx, objs); err != nil {
+		out.Status = StatusFailure
+		err = fmt.Errorf("deploy of %s stopped before any workload changed: %w", d.digest, err)
+		finish("error", err.Error())
 		return out, err
 	}
 

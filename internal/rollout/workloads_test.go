@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -416,14 +417,29 @@ spec:
 		t.Errorf("the log does not say why the replicas were kept:\n%s", log)
 	}
 
-	// The same without an autoscaler (the HPA deleted): the manifests' 3.
+	// Without an autoscaler (the HPA deleted), the manifests' 3 disagree
+	// with the 5 another manager set: the apply stops and names it, and
+	// nothing changes; force-conflicts takes the field over.
 	if err := c.Clientset().AutoscalingV2().HorizontalPodAutoscalers(ns).Delete(t.Context(), "api", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	scaleTo(5)
-	in, _ = inputs(c, "staging", withHPA(false), repo+"@"+digest("hpa-3"))
+	in, log = inputs(c, "staging", withHPA(false), repo+"@"+digest("hpa-3"))
+	_, err := rollout.Run(t.Context(), in)
+	var conflict *rollout.ConflictError
+	if !errors.As(err, &conflict) || !strings.Contains(err.Error(), `.spec.replicas (managed by "horizontal-pod-autoscaler-stand-in")`) || !strings.Contains(err.Error(), `set input "force-conflicts" to true`) || !strings.Contains(err.Error(), "stopped before any workload changed") || strings.Contains(log.String(), "## Applying") {
+		t.Fatalf("apply over another manager's replicas: %v, want the conflict named\n%s", err, log)
+	}
+	if got, img := replicas(), currentImage(t, c, ns); got != 5 || img != repo+"@"+digest("hpa-2") {
+		t.Errorf("after the refused apply: %d replicas, image %s; want 5 and the hpa-2 image unchanged", got, img)
+	}
+	in, log = inputs(c, "staging", withHPA(false), repo+"@"+digest("hpa-3"))
+	in.ForceConflicts = true
 	deploy(t, in)
 	if got := replicas(); got != 3 {
-		t.Errorf("without an autoscaler the deploy left %d replicas, want the manifests' 3", got)
+		t.Errorf("with force-conflicts the deploy left %d replicas, want the manifests' 3", got)
+	}
+	if !strings.Contains(log.String(), `taking over .spec.replicas (managed by "horizontal-pod-autoscaler-stand-in") (force-conflicts)`) {
+		t.Errorf("the take-over was not warned about:\n%s", log)
 	}
 }

@@ -51,6 +51,17 @@ func (d *deployer) plan(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	p := &Plan{Environment: d.in.Environment, Image: d.digest.String()}
+	objs, hooks, err := splitHooks(objs)
+	if err != nil {
+		return out, err
+	}
+	for _, point := range hookPoints {
+		for _, h := range hooks[point] {
+			p.Items = append(p.Items, PlanItem{Kind: "Job", Namespace: h.GetNamespace(), Name: h.GetName(), Action: "hook " + point,
+				Note: "runs as a Job of its own (" + h.GetName() + "-<digest>-<random>) " + map[string]string{
+					HookPreDeploy: "before anything is applied", HookPostDeploy: "after every workload rolled out", HookOnRollback: "after an automatic rollback"}[point]})
+		}
+	}
 	missingNS := map[string]bool{}
 	for _, o := range objs {
 		item := PlanItem{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}

@@ -313,6 +313,23 @@ func TestMigrationHooks(t *testing.T) {
 		t.Errorf("summary lacks the hooks:\n%s", out.Summary)
 	}
 
+	// A plan lists the hooks and runs none.
+	plan, _ := inputs(c, "staging", write(nil, ""), v2)
+	plan.Action = "plan"
+	pout := deploy(t, plan)
+	actions := map[string]string{}
+	for _, it := range pout.Plan.Items {
+		if it.Kind == "Job" {
+			actions[it.Name] = it.Action
+		}
+	}
+	if actions["migrate"] != "hook pre-deploy" || actions["smoke"] != "hook post-deploy" || actions["migrate-down"] != "hook on-rollback" {
+		t.Errorf("plan's hook items %v", actions)
+	}
+	if n := len(hookRuns(t, c, ns)["migrate"]); n != 1 {
+		t.Errorf("the plan ran hooks: %d migrate Jobs", n)
+	}
+
 	// A failing migration stops the deploy before any workload changes.
 	in, log = inputs(c, "staging", write(nil, k8stest.FaultJobFail), v2)
 	out, err := rollout.Run(t.Context(), in)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -174,7 +175,7 @@ func (c *cluster) apply(ctx context.Context, obj *unstructured.Unstructured, dry
 func (d *deployer) preflight(ctx context.Context, objs []*unstructured.Unstructured) error {
 	var conflicts []error
 	for _, o := range objs {
-		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
+		if isNamespace(o) || isCRD(o) {
 			continue
 		}
 		if _, err := d.c.resource(o); err != nil {
@@ -190,6 +191,85 @@ func (d *deployer) preflight(ctx context.Context, objs []*unstructured.Unstructu
 		}
 	}
 	return errors.Join(conflicts...)
+}
+
+func isNamespace(o *unstructured.Unstructured) bool {
+	return o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1"
+}
+
+func isCRD(o *unstructured.Unstructured) bool {
+	return o.GetKind() == "CustomResourceDefinition" && o.GroupVersionKind().Group == "apiextensions.k8s.io"
+}
+
+// crdScope finds the CRD of gvk's kind among objs and returns its scope
+// (Namespaced or Cluster).
+func crdScope(objs []*unstructured.Unstructured, gvk schema.GroupVersionKind) (string, bool) {
+	for _, o := range objs {
+		if !isCRD(o) {
+			continue
+		}
+		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+		if group == gvk.Group && kind == gvk.Kind {
+			scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+			return scope, true
+		}
+	}
+	return "", false
+}
+
+// applyCRDs applies the manifests' CustomResourceDefinitions and waits
+// until the API server serves them (condition Established), then forgets
+// what it knew of the cluster's kinds, so custom resources of the same
+// release can be applied.
+func (d *deployer) applyCRDs(ctx context.Context, objs []*unstructured.Unstructured) error {
+	var crds []*unstructured.Unstructured
+	for _, o := range objs {
+		if isCRD(o) {
+			crds = append(crds, o)
+		}
+	}
+	if len(crds) == 0 {
+		return nil
+	}
+	end := d.log.Group(fmt.Sprintf("Applying %d CustomResourceDefinition(s) first", len(crds)))
+	defer end()
+	for _, o := range crds {
+		if _, err := d.c.apply(ctx, o, false); err != nil {
+			return err
+		}
+		d.log.Infof("applied CustomResourceDefinition %s", o.GetName())
+	}
+	for _, o := range crds {
+		ri, err := d.c.resource(o)
+		if err != nil {
+			return err
+		}
+		for {
+			live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("reading CustomResourceDefinition %s: %w", o.GetName(), err)
+			}
+			conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+			established := false
+			for _, c := range conds {
+				m, _ := c.(map[string]any)
+				established = established || (m["type"] == "Established" && m["status"] == "True")
+			}
+			if established {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for CustomResourceDefinition %s to be established: %w", o.GetName(), ctx.Err())
+			case <-time.After(d.in.Poll):
+			}
+		}
+	}
+	if r, ok := d.c.mapper.(interface{ Reset() }); ok {
+		r.Reset()
+	}
+	return nil
 }
 
 // FieldConflict is one field of an apply that another field manager owns

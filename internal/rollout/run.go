@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
@@ -356,7 +357,14 @@ func (d *deployer) render() ([]*unstructured.Unstructured, []manifests.Change, e
 			return nil, nil, err
 		}
 	}
-	if err := manifests.SetNamespace(objs, d.in.Namespace, d.c.namespaced); err != nil {
+	if err := manifests.SetNamespace(objs, d.in.Namespace, func(gvk schema.GroupVersionKind) (bool, error) {
+		// A custom resource whose CRD comes in the same manifests: the
+		// CRD says its scope (the cluster does not know it yet).
+		if scope, ok := crdScope(objs, gvk); ok {
+			return scope == "Namespaced", nil
+		}
+		return d.c.namespaced(gvk)
+	}); err != nil {
 		return nil, nil, err
 	}
 	return objs, changes, nil
@@ -415,7 +423,7 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 
 	// Namespaces first: the lease lives in the workloads' namespace.
 	for _, o := range objs {
-		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
+		if isNamespace(o) {
 			if _, err := d.c.apply(ctx, o, false); err != nil {
 				finish("error", err.Error())
 				return out, err
@@ -496,6 +504,13 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 
+	// CustomResourceDefinitions next, established before the custom
+	// resources that need them are dry-run and applied.
+	if err := d.applyCRDs(ctx, objs); err != nil {
+		finish("error", err.Error())
+		return out, err
+	}
+
 	// A server-side dry run of every object first: a conflict with another
 	// field manager, or an object the API server refuses, stops the
 	// deploy before anything of the release is written.
@@ -508,7 +523,7 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 
 	end = d.log.Group(fmt.Sprintf("Applying %d objects (server-side apply, field manager %s)", len(objs), FieldManager))
 	for _, o := range objs {
-		if o.GetKind() == "Namespace" && o.GetAPIVersion() == "v1" {
+		if isNamespace(o) || isCRD(o) {
 			continue
 		}
 		if _, err := d.c.apply(ctx, o, false); err != nil {

@@ -10,6 +10,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/gantry-ci/gantry/internal/k8stest"
 	"github.com/gantry-ci/gantry/internal/rollout"
@@ -458,5 +461,61 @@ spec:
 	}
 	if !strings.Contains(log.String(), `taking over .spec.replicas (managed by "horizontal-pod-autoscaler-stand-in") (force-conflicts)`) {
 		t.Errorf("the take-over was not warned about:\n%s", log)
+	}
+}
+
+// TestCRDsBeforeCustomResources: a custom resource listed before its
+// CustomResourceDefinition in the same manifests is applied after the CRD
+// is established.
+func TestCRDsBeforeCustomResources(t *testing.T) {
+	t.Parallel()
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	group := ns + ".example.gantry.dev"
+	b, err := os.ReadFile(app(t, ns, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := fmt.Sprintf(`apiVersion: %[1]s/v1
+kind: Widget
+metadata: {name: front-door}
+spec: {size: 3}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.%[1]s}
+spec:
+  group: %[1]s
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+---
+`, group) + string(b)
+	p := filepath.Join(t.TempDir(), "release.yaml")
+	os.WriteFile(p, []byte(y), 0o644)
+	in, log := inputs(c, "staging", p, repo+"@"+digest("crd"))
+	in.Namespace = ns // the Widget gets it: the CRD in the manifests says it is namespaced
+	deploy(t, in)
+	dyn, err := dynamic.NewForConfig(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := dyn.Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}).Namespace(ns).Get(t.Context(), "front-door", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the Widget was not applied: %v\n%s", err, log)
+	}
+	if size, _, _ := unstructured.NestedInt64(got.Object, "spec", "size"); size != 3 {
+		t.Errorf("Widget spec.size = %d, want 3", size)
+	}
+	if l := log.String(); strings.Index(l, "applied CustomResourceDefinition") < 0 || strings.Index(l, "applied CustomResourceDefinition") > strings.Index(l, "applied Widget") {
+		t.Errorf("the CRD was not applied before the Widget:\n%s", l)
 	}
 }

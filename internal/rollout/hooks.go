@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,11 +64,7 @@ func splitHooks(objs []*unstructured.Unstructured) ([]*unstructured.Unstructured
 		if gvk.Group != "batch" || gvk.Kind != "Job" {
 			return nil, nil, fmt.Errorf(`input "manifests": %s %s has annotation %s, but only a Job (batch/v1) can be a hook`, o.GetKind(), key(o), AnnotationHook)
 		}
-		valid := false
-		for _, p := range hookPoints {
-			valid = valid || p == point
-		}
-		if !valid {
+		if !slices.Contains(hookPoints, point) {
 			return nil, nil, fmt.Errorf(`input "manifests": Job %s: %s is %q: use %s`, key(o), AnnotationHook, point, strings.Join(hookPoints, ", "))
 		}
 		hooks[point] = append(hooks[point], o)

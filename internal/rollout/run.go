@@ -375,14 +375,14 @@ func (d *deployer) render() ([]*unstructured.Unstructured, []manifests.Change, e
 type target struct {
 	obj            *unstructured.Unstructured
 	existed        bool
-	generation     int64          // live generation before the apply
-	changed        bool           // the apply created it or changed its spec
-	template       map[string]any // StatefulSet, DaemonSet: pod template before the run
-	prevRevision   int64          // Deployment: revision before the run
+	before         *unstructured.Unstructured // live before the apply; nil when new
+	changed        bool                       // the apply created it or changed its spec
+	prevRevision   int64                      // Deployment: revision before the run
 	previousDigest string
-	ready          string // pods ready after the rollout
-	revision       int64  // Deployment: its revision now
-	progress       string // last progress logged
+	ready          string   // pods ready after the rollout
+	revision       int64    // Deployment: its revision now
+	progress       string   // StatefulSet, DaemonSet: last progress logged
+	deployProgress Progress // Deployment: last progress logged
 	done           bool
 	restored       *Revision // Deployment: the revision an automatic rollback restored
 	forced         []string  // StatefulSet: pods deleted for a forced rollback
@@ -454,24 +454,17 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		}
 	}
 
+	autoscalers, err := d.autoscalers(ctx, objs, ns)
+	if err != nil {
+		finish("error", err.Error())
+		return out, err
+	}
 	for _, t := range targets {
 		if err := d.snapshot(ctx, t); err != nil {
 			finish("error", err.Error())
 			return out, err
 		}
-		if t.existed && t.kind() == KindDeployment {
-			live, err := d.c.typed.AppsV1().Deployments(t.obj.GetNamespace()).Get(ctx, t.obj.GetName(), metav1.GetOptions{})
-			if err != nil {
-				finish("error", err.Error())
-				return out, err
-			}
-			t.prevRevision = revisionOf(live)
-			t.previousDigest = digestOf(live.Spec.Template, d.digest.Context().String())
-			if t.previousDigest == d.digest.DigestStr() {
-				d.rerun(ctx, t, live)
-			}
-		}
-		if err := d.keepAutoscaledReplicas(ctx, objs, t); err != nil {
+		if err := d.keepAutoscaledReplicas(t, autoscalers); err != nil {
 			finish("error", err.Error())
 			return out, err
 		}
@@ -547,11 +540,7 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 			failed, failure = nil, err
 		}
 	}
-	for _, t := range targets {
-		if t.kind() == KindDeployment && t.revision > 0 && out.Revision == "" {
-			out.Revision = fmt.Sprint(t.revision)
-		}
-	}
+	out.Revision = firstRevision(targets)
 	if failure == nil {
 		out.Status = StatusSuccess
 		out.Summary = d.summary(out, targets, nil)
@@ -582,12 +571,7 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 			err = errors.Join(err, herr)
 		}
 		cancel()
-		out.Revision = ""
-		for _, t := range targets {
-			if t.kind() == KindDeployment && t.revision > 0 && out.Revision == "" {
-				out.Revision = fmt.Sprint(t.revision)
-			}
-		}
+		out.Revision = firstRevision(targets)
 		if err != nil {
 			cause = fmt.Errorf("%w; the automatic rollback failed: %v", failure, err)
 		} else {
@@ -600,6 +584,17 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	out.Summary = d.summary(out, targets, failure)
 	finish("failure", cause.Error())
 	return out, cause
+}
+
+// firstRevision is the revision output: the first Deployment's revision
+// now, "" when the release has no Deployment.
+func firstRevision(targets []*target) string {
+	for _, t := range targets {
+		if t.kind() == KindDeployment && t.revision > 0 {
+			return fmt.Sprint(t.revision)
+		}
+	}
+	return ""
 }
 
 // rolledBackList says in one line what the rollback did to each workload

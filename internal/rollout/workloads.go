@@ -30,7 +30,7 @@ const (
 
 // statusStep reads a workload once: done when its rollout is complete, a
 // Failure when it cannot complete. Progress is logged when it changed
-// since t.progress.
+// since it was last logged.
 func (c *cluster) statusStep(ctx context.Context, log ghaction.Logger, t *target) (bool, error) {
 	ns, name := t.obj.GetNamespace(), t.obj.GetName()
 	switch t.kind() {
@@ -39,12 +39,7 @@ func (c *cluster) statusStep(ctx context.Context, log ghaction.Logger, t *target
 	case KindDaemonSet:
 		return c.daemonSetStep(ctx, log, ns, name, &t.progress)
 	}
-	var last Progress
-	if t.progress != "" {
-		fmt.Sscanf(t.progress, "%d %d %d %d", &last.Desired, &last.Updated, &last.Ready, &last.Available)
-	}
-	dep, done, err := c.deploymentStep(ctx, log, ns, name, &last)
-	t.progress = fmt.Sprintf("%d %d %d %d", last.Desired, last.Updated, last.Ready, last.Available)
+	dep, done, err := c.deploymentStep(ctx, log, ns, name, &t.deployProgress)
 	if dep != nil {
 		t.revision = revisionOf(dep)
 		p := progressOf(dep)
@@ -227,46 +222,36 @@ func (d *deployer) waitAll(ctx context.Context, targets []*target) (*target, err
 	}
 }
 
-// snapshot records a workload's state before this run applies it: whether
-// it existed, its generation (to tell whether the apply changed it) and,
-// for StatefulSets and DaemonSets, the pod template a rollback restores.
+// snapshot records a workload as it is before this run applies it: the
+// live object (nil when new) — its generation tells whether the apply
+// changed it, its pod template is what a StatefulSet's or DaemonSet's
+// rollback restores — and, for a Deployment, the revision to return to.
 func (d *deployer) snapshot(ctx context.Context, t *target) error {
 	live, err := d.c.live(ctx, t.obj)
-	if apierrors.IsNotFound(err) || (err == nil && live == nil) {
-		return nil
-	}
 	if err != nil {
 		return fmt.Errorf("reading %s %s: %w", t.kind(), key(t.obj), err)
 	}
-	t.existed, t.generation = true, live.GetGeneration()
-	if t.kind() != KindDeployment {
-		tmpl, found, err := unstructuredField(live.Object, "spec", "template")
-		if err != nil || !found {
-			return fmt.Errorf("reading the pod template of %s %s: %v", t.kind(), key(t.obj), err)
+	if live == nil {
+		return nil
+	}
+	t.existed, t.before = true, live
+	repo := d.digest.Context().String()
+	if t.kind() == KindDeployment {
+		dep := toDeployment(live)
+		t.prevRevision = revisionOf(dep)
+		t.previousDigest = digestOf(dep.Spec.Template, repo)
+		if t.previousDigest == d.digest.DigestStr() {
+			d.rerun(ctx, t, dep)
 		}
-		t.template = tmpl
-		var pt corev1.PodTemplateSpec
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(tmpl, &pt); err == nil {
-			t.previousDigest = digestOf(pt, d.digest.Context().String())
+		return nil
+	}
+	var pt corev1.PodTemplateSpec
+	if tmpl, found, err := unstructured.NestedMap(live.Object, "spec", "template"); err == nil && found {
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(tmpl, &pt) == nil {
+			t.previousDigest = digestOf(pt, repo)
 		}
 	}
 	return nil
-}
-
-func unstructuredField(obj map[string]any, fields ...string) (map[string]any, bool, error) {
-	cur := obj
-	for _, f := range fields {
-		next, ok := cur[f]
-		if !ok {
-			return nil, false, nil
-		}
-		m, ok := next.(map[string]any)
-		if !ok {
-			return nil, false, fmt.Errorf("%s is not an object", f)
-		}
-		cur = m
-	}
-	return cur, true, nil
 }
 
 // markChanged settles, after the apply, whether this run changed the
@@ -280,7 +265,7 @@ func (d *deployer) markChanged(ctx context.Context, t *target) {
 		return
 	}
 	live, err := d.c.live(ctx, t.obj)
-	t.changed = err != nil || live == nil || live.GetGeneration() != t.generation
+	t.changed = err != nil || live == nil || live.GetGeneration() != t.before.GetGeneration()
 }
 
 // rollbackAll returns every workload this run changed to what it was
@@ -355,8 +340,12 @@ func (d *deployer) revertTemplate(ctx context.Context, t *target, reason string)
 			failedRevision = s.Status.UpdateRevision
 		}
 	}
+	template, found, err := unstructured.NestedMap(t.before.Object, "spec", "template")
+	if err != nil || !found {
+		return fmt.Errorf("its pod template before the run is unreadable (%v)", err)
+	}
 	patch, err := json.Marshal([]map[string]any{
-		{"op": "replace", "path": "/spec/template", "value": t.template},
+		{"op": "replace", "path": "/spec/template", "value": template},
 		{"op": "add", "path": "/metadata/annotations/gantry.dev~1rollback-reason", "value": truncate(reason, 250)},
 	})
 	if err != nil {
@@ -386,19 +375,8 @@ func (d *deployer) revertTemplate(ctx context.Context, t *target, reason string)
 		}
 	}
 	t.done, t.progress = false, ""
-	for {
-		done, err := d.c.statusStep(ctx, d.log, t)
-		if err != nil {
-			return fmt.Errorf("waiting for the rollback: %w", err)
-		}
-		if done {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the rollback: %w", ctx.Err())
-		case <-time.After(d.in.Poll):
-		}
+	if _, err := d.waitAll(ctx, []*target{t}); err != nil {
+		return fmt.Errorf("waiting for the rollback: %w", err)
 	}
 	t.outcome = "rolled back to its previous pod template"
 	if t.previousDigest != "" {
@@ -425,41 +403,16 @@ func podReady(p corev1.Pod) bool {
 // carries the replicas it runs now instead of the manifests' number, so
 // the deploy neither scales it back nor fights the autoscaler for the
 // field. A workload the release creates starts with the manifests'
-// replicas.
-func (d *deployer) keepAutoscaledReplicas(ctx context.Context, objs []*unstructured.Unstructured, t *target) error {
+// replicas. autoscalers maps "Kind/namespace/name" to the HPA's name.
+func (d *deployer) keepAutoscaledReplicas(t *target, autoscalers map[string]string) error {
 	if !t.existed || (t.kind() != KindDeployment && t.kind() != KindStatefulSet) {
 		return nil
 	}
-	ns, name := t.obj.GetNamespace(), t.obj.GetName()
-	hpa := ""
-	for _, o := range objs {
-		if o.GroupVersionKind().Group == "autoscaling" && o.GetKind() == "HorizontalPodAutoscaler" && o.GetNamespace() == ns && scaleTargets(o.Object, t.kind(), name) {
-			hpa = o.GetName()
-			break
-		}
-	}
-	if hpa == "" {
-		list, err := d.c.typed.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
-			return fmt.Errorf("listing the HorizontalPodAutoscalers of %s: %w", ns, err)
-		}
-		if list != nil {
-			for _, h := range list.Items {
-				if ref := h.Spec.ScaleTargetRef; ref.Kind == t.kind() && ref.Name == name {
-					hpa = h.Name
-					break
-				}
-			}
-		}
-	}
-	if hpa == "" {
+	hpa, ok := autoscalers[t.kind()+"/"+key(t.obj)]
+	if !ok {
 		return nil
 	}
-	live, err := d.c.live(ctx, t.obj)
-	if err != nil || live == nil {
-		return err
-	}
-	replicas, found, err := unstructured.NestedInt64(live.Object, "spec", "replicas")
+	replicas, found, err := unstructured.NestedInt64(t.before.Object, "spec", "replicas")
 	if err != nil || !found {
 		return err
 	}
@@ -469,10 +422,26 @@ func (d *deployer) keepAutoscaledReplicas(ctx context.Context, objs []*unstructu
 	return unstructured.SetNestedField(t.obj.Object, replicas, "spec", "replicas")
 }
 
-// scaleTargets reports whether an HPA object's scaleTargetRef names the
-// workload.
-func scaleTargets(hpa map[string]any, kind, name string) bool {
-	k, _, _ := unstructured.NestedString(hpa, "spec", "scaleTargetRef", "kind")
-	n, _, _ := unstructured.NestedString(hpa, "spec", "scaleTargetRef", "name")
-	return k == kind && n == name
+// autoscalers finds the HorizontalPodAutoscalers of the cluster in ns and
+// of the manifests, by the workload they scale ("Kind/namespace/name"):
+// one list per deploy, the manifests' own last so they win.
+func (d *deployer) autoscalers(ctx context.Context, objs []*unstructured.Unstructured, ns string) (map[string]string, error) {
+	out := map[string]string{}
+	list, err := d.c.typed.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
+		return nil, fmt.Errorf("listing the HorizontalPodAutoscalers of %s: %w", ns, err)
+	}
+	if list != nil {
+		for _, h := range list.Items {
+			out[h.Spec.ScaleTargetRef.Kind+"/"+ns+"/"+h.Spec.ScaleTargetRef.Name] = h.Name
+		}
+	}
+	for _, o := range objs {
+		if o.GroupVersionKind().Group == "autoscaling" && o.GetKind() == "HorizontalPodAutoscaler" {
+			k, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "kind")
+			n, _, _ := unstructured.NestedString(o.Object, "spec", "scaleTargetRef", "name")
+			out[k+"/"+o.GetNamespace()+"/"+n] = o.GetName()
+		}
+	}
+	return out, nil
 }

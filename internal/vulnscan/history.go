@@ -152,7 +152,8 @@ var gitleaksLog = &logTail{}
 
 type logTail struct {
 	mu    sync.Mutex
-	lines []string
+	lines []string // the last 20
+	total int      // lines written ever
 }
 
 func (l *logTail) Write(p []byte) (int, error) {
@@ -166,18 +167,27 @@ func (l *logTail) Write(p []byte) (int, error) {
 		line = ev.Message
 	}
 	l.lines = append(l.lines, line)
+	l.total++
 	if len(l.lines) > 20 {
 		l.lines = l.lines[len(l.lines)-20:]
 	}
 	return len(p), nil
 }
 
-// gitLines returns the last git error lines gitleaks logged.
-func (l *logTail) gitLines() []string {
+// mark is where the log is now, for gitLines.
+func (l *logTail) mark() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+// gitLines returns the git error lines gitleaks logged since mark (of
+// the last 20 lines): not an earlier scan's.
+func (l *logTail) gitLines(mark int) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []string
-	for _, s := range l.lines {
+	for _, s := range l.lines[max(0, len(l.lines)-(l.total-mark)):] {
 		if g, ok := strings.CutPrefix(s, "[git] "); ok {
 			out = append(out, g)
 		}
@@ -274,6 +284,7 @@ func scanHistory(ctx context.Context, t *Target, since string, log ghaction.Logg
 	info.RuleCount = len(cfg.Rules)
 	log.Infof("history of %s: %d commit(s) in %s, gitleaks %s with %s rules (%d)", repo, info.Commits, logRange, info.Gitleaks, info.Rules, info.RuleCount)
 
+	logMark := gitleaksLog.mark()
 	d := detect.NewDetectorContext(ctx, cfg)
 	d.Redact = 100
 	d.MaxDecodeDepth = 5 // as the gitleaks CLI
@@ -285,7 +296,7 @@ func scanHistory(ctx context.Context, t *Target, since string, log ghaction.Logg
 		Cmd: cmd, Config: &d.Config, Remote: &sources.RemoteInfo{Platform: scm.NoPlatform}, Sema: d.Sema,
 	})
 	if err != nil {
-		if lines := gitleaksLog.gitLines(); len(lines) > 0 {
+		if lines := gitleaksLog.gitLines(logMark); len(lines) > 0 {
 			err = fmt.Errorf("%w: %s", err, strings.Join(lines, "; "))
 		}
 		return nil, fmt.Errorf("scanning the history of %s: %w", repo, err)

@@ -42,9 +42,16 @@ const FieldManager = "gantry"
 // WithPollInterval says otherwise.
 const DefaultPollInterval = 250 * time.Millisecond
 
+// Group is Argo Rollouts' API group.
+const Group = "argoproj.io"
+
+// PodTemplateHashLabel marks a Rollout's ReplicaSets and pods with the hash
+// of their pod template.
+const PodTemplateHashLabel = "rollouts-pod-template-hash"
+
 // RolloutGVR is the resource Argo Rollouts serves Rollouts as.
 func RolloutGVR() schema.GroupVersionResource {
-	return schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+	return schema.GroupVersionResource{Group: Group, Version: "v1alpha1", Resource: "rollouts"}
 }
 
 func replicaSetGVR() schema.GroupVersionResource {

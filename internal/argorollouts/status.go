@@ -198,7 +198,7 @@ func (d *Driver) readReplicaSets(ctx context.Context, r *rollout, st *Status) er
 		return nil
 	}
 	list, err := d.dyn.Resource(replicaSetGVR()).Namespace(d.namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: "rollouts-pod-template-hash in (" + strings.Join(hashes, ",") + ")",
+		LabelSelector: PodTemplateHashLabel + " in (" + strings.Join(hashes, ",") + ")",
 	})
 	if err != nil {
 		return fmt.Errorf("listing the ReplicaSets of %s: %w", d, err)
@@ -254,7 +254,7 @@ func decodeReplicaSet(u *unstructured.Unstructured) (ReplicaSet, error) {
 	}
 	out := ReplicaSet{
 		Name:      rs.Metadata.Name,
-		Hash:      rs.Metadata.Labels["rollouts-pod-template-hash"],
+		Hash:      rs.Metadata.Labels[PodTemplateHashLabel],
 		Desired:   1,
 		Replicas:  rs.Status.Replicas,
 		Ready:     rs.Status.ReadyReplicas,

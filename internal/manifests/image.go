@@ -37,6 +37,9 @@ var podSpecPath = map[string][]string{
 	"batch/CronJob":          {"spec", "jobTemplate", "spec", "template", "spec"},
 	"/ReplicationController": {"spec", "template", "spec"},
 	"/Pod":                   {"spec"},
+	// An Argo Rollouts Rollout with its own template (one with a
+	// workloadRef has none: its Deployment's is pinned).
+	"argoproj.io/Rollout": {"spec", "template", "spec"},
 }
 
 // containerFields are the pod spec's container lists PinImage looks in.

@@ -28,7 +28,7 @@ type PlanItem struct {
 	Kind      string        `json:"kind"`
 	Namespace string        `json:"namespace,omitempty"`
 	Name      string        `json:"name"`
-	Action    string        `json:"action"` // create, configure, unchanged
+	Action    string        `json:"action"` // create, configure, unchanged, delete (pruned), keep (dropped from the manifests, not pruned), hook <point>
 	Images    []ImageChange `json:"images,omitempty"`
 	Note      string        `json:"note,omitempty"`
 }
@@ -46,7 +46,7 @@ func (d *deployer) plan(ctx context.Context) (Outputs, error) {
 	if err := d.admit(ctx, &out, true, true); err != nil {
 		return out, err
 	}
-	objs, _, err := d.render()
+	objs, _, err := d.render(ctx)
 	if err != nil {
 		return out, err
 	}
@@ -102,6 +102,11 @@ func (d *deployer) plan(ctx context.Context) (Outputs, error) {
 		}
 		p.Items = append(p.Items, item)
 	}
+	items, err := d.planPrune(ctx, objs)
+	if err != nil {
+		return out, err
+	}
+	p.Items = append(p.Items, items...)
 	if d.in.PlanFile != "" {
 		abs, err := filepath.Abs(d.in.PlanFile)
 		if err != nil {
@@ -158,4 +163,38 @@ func imageChanges(live, want *unstructured.Unstructured) []ImageChange {
 		}
 	}
 	return out
+}
+
+// planPrune lists what the deploy would prune: objects of the deployed
+// release these manifests no longer have, that still exist and that
+// Gantry still applies.
+func (d *deployer) planPrune(ctx context.Context, objs []*unstructured.Unstructured) ([]PlanItem, error) {
+	ns, err := releaseNamespace(objs)
+	if err != nil || !d.in.Prune || d.in.Strategy != "rolling" {
+		return nil, nil
+	}
+	history, err := d.c.releases(ctx, ns, d.in.Environment)
+	if err != nil {
+		return nil, err
+	}
+	cur := deployedRelease(history)
+	prune, kept := pruneList(cur, objs)
+	var items []PlanItem
+	for _, r := range kept {
+		items = append(items, PlanItem{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Action: "keep", Note: fmt.Sprintf("in %s, not in these manifests; a %s is never pruned", cur, r.Kind)})
+	}
+	for _, r := range prune {
+		item := PlanItem{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name, Action: "delete", Note: fmt.Sprintf("pruned: in %s, not in these manifests", cur)}
+		if _, err := d.c.resource(r.object()); err != nil {
+			item.Action, item.Note = "keep", fmt.Sprintf("in %s, not in these manifests; its kind is not served: %v", cur, err)
+		} else if live, err := d.c.live(ctx, r.object()); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", r, err)
+		} else if live == nil {
+			continue
+		} else if !appliedByGantry(live) {
+			item.Action, item.Note = "keep", fmt.Sprintf("in %s, not in these manifests; another tool manages it now", cur)
+		}
+		items = append(items, item)
+	}
+	return items, nil
 }

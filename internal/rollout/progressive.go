@@ -208,9 +208,9 @@ func (d *deployer) progressive(ctx context.Context) (Outputs, error) {
 		return p.out, err
 	}
 	var objs []*unstructured.Unstructured
-	if d.in.Manifests != "" {
+	if d.in.Manifests != "" || d.in.Chart != "" {
 		var err error
-		if objs, err = p.renderTarget(); err != nil {
+		if objs, err = p.renderTarget(ctx); err != nil {
 			return p.out, err
 		}
 	} else {
@@ -562,9 +562,9 @@ func (p *prog) verdictStops(ctx context.Context, label string, res analysis.Resu
 }
 
 // renderTarget renders the manifests and picks the Deployment to roll out.
-func (p *prog) renderTarget() ([]*unstructured.Unstructured, error) {
+func (p *prog) renderTarget(ctx context.Context) ([]*unstructured.Unstructured, error) {
 	d := p.d
-	objs, _, err := d.render()
+	objs, _, err := d.render(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -578,7 +578,7 @@ func (p *prog) renderTarget() ([]*unstructured.Unstructured, error) {
 	case len(deps) == 0 && d.in.Deployment != "":
 		return nil, fmt.Errorf(`input "deployment": %s has no Deployment named %s`, d.in.Manifests, d.in.Deployment)
 	case len(deps) == 0:
-		return nil, fmt.Errorf(`input "manifests": %s has no Deployment to roll out`, d.in.Manifests)
+		return nil, fmt.Errorf("%s has no Deployment to roll out", d.in.source())
 	case len(deps) > 1:
 		var names []string
 		for _, o := range deps {
@@ -639,7 +639,7 @@ func (p *prog) resumeImage(ctx context.Context) error {
 	}
 	// Render again with the image pinned: N is updated from it at
 	// promotion, and the canary rebuilt from it.
-	if _, err := p.renderTarget(); err != nil {
+	if _, err := p.renderTarget(ctx); err != nil {
 		return err
 	}
 	return nil

@@ -184,7 +184,7 @@ func (d *deployer) planProgressive(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	p := &prog{d: d}
-	if _, err := p.renderTarget(); err != nil {
+	if _, err := p.renderTarget(ctx); err != nil {
 		return out, err
 	}
 	p.stableSvc, p.canarySvc = or(d.in.StableService, p.stable), or(d.in.CanaryService, p.canary)

@@ -913,7 +913,7 @@ func TestProgressiveInputsRefused(t *testing.T) {
 	} {
 		in := rollout.Inputs{
 			Environment: "production", Image: repo + "@" + digest("x"), Manifests: "k8s", Strategy: "blue-green", Action: "deploy",
-			Lock: "wait", TrafficRouter: "gateway-api", Route: "api", Steps: "10:1s,100:1s", SmokeExpect: "200",
+			Lock: "wait", ReleaseHistory: 10, TrafficRouter: "gateway-api", Route: "api", Steps: "10:1s,100:1s", SmokeExpect: "200",
 			PrometheusURL: "http://prometheus:9090", Interval: time.Second, MaxHold: time.Minute,
 			SuccessRate: "95%", ErrorRate: "5%", P95: "1s", P99: "2s", Memory: "off", MinSamples: 100, Confidence: "0.99", Margin: "1%", NoData: "fail",
 		}
@@ -943,7 +943,7 @@ func TestResumeInputsNeedNoSchedule(t *testing.T) {
 	} {
 		in := rollout.Inputs{
 			Environment: "production", Manifests: "k8s", Strategy: "canary", Action: tc.action,
-			Lock: "wait", TrafficRouter: "gateway-api", SmokeExpect: "200", Timeout: tc.timeout,
+			Lock: "wait", ReleaseHistory: 10, TrafficRouter: "gateway-api", SmokeExpect: "200", Timeout: tc.timeout,
 			PrometheusURL: "http://prometheus:9090", Interval: time.Second, MaxHold: time.Minute,
 			SuccessRate: "95%", ErrorRate: "5%", P95: "1s", P99: "2s", Memory: "off", MinSamples: 100, Confidence: "0.99", Margin: "1%", NoData: "fail",
 		}
@@ -1244,7 +1244,7 @@ func TestHelperProgressiveDeploy(t *testing.T) {
 	}
 	in := rollout.Inputs{
 		Environment: "production", Image: h.Image, Manifests: h.Manifests, Action: "deploy", RollbackTo: "previous",
-		AutoRollback: true, Lock: "wait", RESTConfig: cfg, Log: &logger{echo: h.KillAt != ""}, Poll: 200 * time.Millisecond,
+		AutoRollback: true, Lock: "wait", Prune: true, ReleaseHistory: 10, RESTConfig: cfg, Log: &logger{echo: h.KillAt != ""}, Poll: 200 * time.Millisecond,
 		LeaseDuration: 6 * time.Second, Holder: helperHolder,
 	}
 	if h.Strategy == "rolling" {

@@ -124,7 +124,7 @@ func inputs(c *k8stest.Cluster, env, manifests, image string) (rollout.Inputs, *
 	log := &logger{}
 	return rollout.Inputs{
 		Environment: env, Image: image, Manifests: manifests,
-		Strategy: "rolling", Action: "deploy", RollbackTo: "previous", AutoRollback: true, Lock: "wait",
+		Strategy: "rolling", Action: "deploy", RollbackTo: "previous", AutoRollback: true, Lock: "wait", Prune: true, ReleaseHistory: 10,
 		Timeout: 90 * time.Second, PlanFile: "",
 		RESTConfig: c.RESTConfig(), Log: log, Poll: 200 * time.Millisecond, LeaseDuration: 6 * time.Second,
 		Git: metadata.Context{Repository: "acme/prompt-builder", SHA: "3f1c5a7e9b2d4c6a8e0f1b3d5c7e9a1b3d5f7a9c", RunURL: "https://github.com/acme/prompt-builder/actions/runs/42"},

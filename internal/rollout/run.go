@@ -35,20 +35,33 @@ import (
 
 // Inputs are gantry-deploy's inputs (actions/deploy/action.yml).
 type Inputs struct {
-	Environment    string        `input:"environment" required:"true"`
-	Image          string        `input:"image"`
-	Manifests      string        `input:"manifests"`
-	Strategy       string        `input:"strategy" default:"rolling"`
-	Action         string        `input:"action" default:"deploy"`
-	RollbackTo     string        `input:"rollback-to" default:"previous"`
-	Namespace      string        `input:"namespace"`
-	Deployment     string        `input:"deployment"`
-	AutoRollback   bool          `input:"auto-rollback" default:"true"`
-	Lock           string        `input:"lock" default:"wait"`
-	Timeout        time.Duration `input:"timeout" default:"10m"`
-	Kubeconfig     string        `input:"kubeconfig"`
-	GitHubToken    string        `input:"github-token" secret:"true"`
-	EnvironmentURL string        `input:"environment-url"`
+	Environment string `input:"environment" required:"true"`
+	Image       string `input:"image"`
+	Manifests   string `input:"manifests"`
+	// A Helm chart instead of manifests (helm v4 SDK): a local directory or
+	// .tgz, oci://host/repo/chart (with :tag or @sha256:…), or a chart name
+	// with ChartRepository. See the README's Helm section.
+	Chart           string        `input:"chart"`
+	ChartVersion    string        `input:"chart-version"`
+	ChartRepository string        `input:"chart-repository"`
+	Values          []string      `input:"values" list:"lines"`
+	Set             []string      `input:"set" list:"lines"`
+	ImageValues     []string      `input:"image-values" list:"lines"`
+	ReleaseName     string        `input:"release-name"`
+	ChartUsername   string        `input:"chart-username"`
+	ChartPassword   string        `input:"chart-password" secret:"true"`
+	ChartPlainHTTP  bool          `input:"chart-plain-http" default:"false"`
+	Strategy        string        `input:"strategy" default:"rolling"`
+	Action          string        `input:"action" default:"deploy"`
+	RollbackTo      string        `input:"rollback-to" default:"previous"`
+	Namespace       string        `input:"namespace"`
+	Deployment      string        `input:"deployment"`
+	AutoRollback    bool          `input:"auto-rollback" default:"true"`
+	Lock            string        `input:"lock" default:"wait"`
+	Timeout         time.Duration `input:"timeout" default:"10m"`
+	Kubeconfig      string        `input:"kubeconfig"`
+	GitHubToken     string        `input:"github-token" secret:"true"`
+	EnvironmentURL  string        `input:"environment-url"`
 	// ProductionEnvironment marks the GitHub Deployment as production:
 	// "true" or "false"; empty means by the environment's name, exactly
 	// production or prod (any case).
@@ -58,6 +71,12 @@ type Inputs struct {
 	// field manager owns with another value; without it such an apply
 	// fails naming the manager and the fields.
 	ForceConflicts bool `input:"force-conflicts" default:"false"`
+	// Prune deletes, once a rolling deploy succeeded, the objects the
+	// environment's deployed release applied that these manifests no
+	// longer have (never Namespaces or CRDs).
+	Prune bool `input:"prune" default:"true"`
+	// ReleaseHistory is how many release records are kept per environment.
+	ReleaseHistory int `input:"release-history" default:"10"`
 
 	// Verify-before-deploy: with a key or a certificate identity set, the
 	// image's signature (and the attestations in VerifyRequire) must verify
@@ -178,6 +197,8 @@ const (
 	AnnotationRevision = "gantry.dev/git-sha"
 	AnnotationRunURL   = "gantry.dev/run-url"
 	AnnotationEnv      = "gantry.dev/environment"
+	// AnnotationRollbackReason says why a rollback put this version back.
+	AnnotationRollbackReason = "gantry.dev/rollback-reason"
 )
 
 // Validate checks the inputs that need no cluster.
@@ -201,12 +222,12 @@ func (in *Inputs) Validate() error {
 		if in.Image == "" {
 			errs = append(errs, fmt.Errorf(`input "image" is required for action %s: the image by digest (repo@sha256:…), e.g. the build stage's image output`, in.Action))
 		}
-		if in.Manifests == "" && !argo {
-			errs = append(errs, fmt.Errorf(`input "manifests" is required for action %s: a kustomize directory (k8s/overlays/staging) or YAML file/directory`, in.Action))
+		if in.Manifests == "" && in.Chart == "" && !argo {
+			errs = append(errs, fmt.Errorf(`input "manifests" (or "chart") is required for action %s: a kustomize directory (k8s/overlays/staging), a YAML file/directory, or a Helm chart`, in.Action))
 		}
 	case "rollback":
-		if in.Manifests == "" && in.Deployment == "" {
-			errs = append(errs, errors.New(`action rollback needs the Deployment: set "deployment" (name) and "namespace", or "manifests"`))
+		if in.Manifests == "" && in.Deployment == "" && in.Namespace == "" {
+			errs = append(errs, errors.New(`action rollback needs to know where the release runs: set "namespace" (the whole release, from its history), "manifests", or "deployment" and "namespace" (one Deployment by its own revisions)`))
 		}
 		if _, err := ParseRollbackTarget(in.RollbackTo); err != nil {
 			errs = append(errs, err)
@@ -225,6 +246,10 @@ func (in *Inputs) Validate() error {
 	}
 	if p := in.ProductionEnvironment; p != "" && p != "true" && p != "false" {
 		errs = append(errs, fmt.Errorf(`input "production-environment" is %q: use true, false, or leave it empty (production when the environment is named production or prod)`, p))
+	}
+	errs = append(errs, in.validateChart()...)
+	if in.ReleaseHistory < 2 {
+		errs = append(errs, fmt.Errorf(`input "release-history" is %d: keep at least 2 releases (the deployed one and the one to roll back to); the default is 10`, in.ReleaseHistory))
 	}
 	if in.Lock != "wait" && in.Lock != "fail" {
 		errs = append(errs, fmt.Errorf(`input "lock" is %q: use wait (queue behind a running deploy) or fail`, in.Lock))
@@ -319,6 +344,9 @@ type deployer struct {
 	// it ran.
 	hookSuffix string
 	hooks      []hookRun
+	// chart is the Helm chart rendered ("name-version", with the OCI
+	// digest pulled), when the source is a chart.
+	chart string
 }
 
 // resolveImage turns the image input into a digest reference: a tag is
@@ -345,9 +373,16 @@ func (d *deployer) resolveImage(ctx context.Context) error {
 	return nil
 }
 
-// render renders the manifests with the image pinned and namespaces set.
-func (d *deployer) render() ([]*unstructured.Unstructured, []manifests.Change, error) {
-	objs, err := manifests.Render(d.in.Manifests)
+// render renders the manifests or the chart with the image pinned and
+// namespaces set.
+func (d *deployer) render(ctx context.Context) ([]*unstructured.Unstructured, []manifests.Change, error) {
+	var objs []*unstructured.Unstructured
+	var err error
+	if d.in.Chart != "" {
+		objs, err = d.renderChart(ctx)
+	} else {
+		objs, err = manifests.Render(d.in.Manifests)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -397,8 +432,8 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	if err := d.admit(ctx, &out, true, true); err != nil {
 		return out, err
 	}
-	end := d.log.Group(fmt.Sprintf("Rendering %s with %s", d.in.Manifests, d.digest))
-	objs, changes, err := d.render()
+	end := d.log.Group(fmt.Sprintf("Rendering %s with %s", d.in.source(), d.digest))
+	objs, changes, err := d.render(ctx)
 	end()
 	if err != nil {
 		return out, err
@@ -410,14 +445,10 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	if err != nil {
 		return out, err
 	}
-	var targets []*target
-	for _, o := range manifests.RollingWorkloads(objs) {
-		targets = append(targets, &target{obj: o})
+	ns, err := releaseNamespace(objs)
+	if err != nil {
+		return out, fmt.Errorf("%s %w", d.in.source(), err)
 	}
-	if len(targets) == 0 {
-		return out, fmt.Errorf(`input "manifests": %s has no workload to roll out (strategy rolling rolls out Deployments, StatefulSets and DaemonSets)`, d.in.Manifests)
-	}
-	ns := targets[0].obj.GetNamespace()
 
 	finish := d.track(ctx)
 
@@ -453,8 +484,66 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 			return out, err
 		}
 	}
+	history, err := d.c.releases(ctx, ns, d.in.Environment)
+	if err != nil {
+		finish("error", err.Error())
+		return out, err
+	}
+	return d.release(ctx, out, finish, &releaseRun{ns: ns, objs: objs, hooks: hooks, history: history})
+}
 
-	autoscalers, err := d.autoscalers(ctx, objs, ns)
+// source names what is deployed: the manifests, or the chart.
+func (in *Inputs) source() string {
+	if in.Chart != "" {
+		return fmt.Sprintf("chart %s as release %s", in.Chart, in.releaseName())
+	}
+	return in.Manifests
+}
+
+// releaseNamespace is the namespace of a release's workloads: where its
+// lease and its history live.
+func releaseNamespace(objs []*unstructured.Unstructured) (string, error) {
+	ws := rollingWorkloads(objs)
+	if len(ws) == 0 {
+		return "", errors.New("has no workload to roll out (strategy rolling rolls out Deployments, StatefulSets, DaemonSets and Argo Rollouts)")
+	}
+	return ws[0].GetNamespace(), nil
+}
+
+// releaseRun is one release being rolled out: a deploy of new manifests,
+// or a rollback to a recorded release (to).
+type releaseRun struct {
+	ns      string
+	objs    []*unstructured.Unstructured
+	hooks   map[string][]*unstructured.Unstructured
+	history []*Release
+	// to is the release a rollback returns to; leaving is the release it
+	// leaves, whose on-rollback hooks run once the workloads are back.
+	to, leaving  *Release
+	leavingHooks []*unstructured.Unstructured
+	pruned       []string
+	// recorded is this run's entry in the history, once written.
+	recorded *Release
+}
+
+// release rolls out a release whose lease is held: every workload at once,
+// waited for together, hooks at their points, the objects the deployed
+// release had and this one has not pruned on success, and on failure
+// every workload it changed returned as one. The outcome is recorded in
+// the release history.
+func (d *deployer) release(ctx context.Context, out Outputs, finish func(state, desc string), r *releaseRun) (Outputs, error) {
+	objs, hooks := r.objs, r.hooks
+	var targets []*target
+	for _, o := range rollingWorkloads(objs) {
+		targets = append(targets, &target{obj: o})
+	}
+	current := deployedRelease(r.history)
+	var prune, keepNS []ObjectRef
+	if d.in.Prune {
+		prune, keepNS = pruneList(current, objs)
+	}
+
+	autoscalers, err := d.autoscalers(ctx, objs, r.ns)
 	if err != nil {
 		finish("error", err.Error())
 		return out, err
@@ -474,7 +563,10 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		}
 		ann[AnnotationDigest] = d.digest.DigestStr()
 		ann[AnnotationEnv] = d.in.Environment
-		if d.in.Git.SHA != "" {
+		if r.to != nil {
+			ann[AnnotationRollbackReason] = truncate(fmt.Sprintf("manual rollback (%s) to release %d", d.in.RollbackTo, r.to.Revision), 250)
+		}
+		if d.in.Git.SHA != "" && r.to == nil {
 			ann[AnnotationRevision] = d.in.Git.CommitSHA()
 		}
 		if d.in.Git.RunURL != "" {
@@ -488,13 +580,41 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 			break
 		}
 	}
+	rec := &Release{Environment: d.in.Environment, Action: "deploy", Image: d.digest.String(), Commit: d.in.Git.CommitSHA(), RunURL: d.in.Git.RunURL, Time: time.Now().UTC()}
+	if r.to != nil {
+		rec.Action, rec.Commit = "rollback", r.to.Commit
+	}
+	var allHooks []*unstructured.Unstructured
+	for _, p := range hookPoints {
+		allHooks = append(allHooks, hooks[p]...)
+	}
+	recordAs := func(status, desc string) {
+		rec.Status, rec.Description = status, truncate(desc, 500)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := d.c.record(rctx, r.ns, rec, objs, allHooks, r.history, d.in.ReleaseHistory); err != nil {
+			d.log.Warningf("release history: %v", err)
+			return
+		}
+		r.recorded = rec
+		d.log.Infof("recorded release %d of %s (%s): ConfigMap %s/%s", rec.Revision, d.in.Environment, status, r.ns, rec.cm.Name)
+	}
 
-	if err := d.runHooks(ctx, HookPreDeploy, hooks[HookPreDeploy]); err != nil {
-		out.Status = StatusFailure
-		err = fmt.Errorf("deploy of %s stopped before any workload changed: %w", d.digest, err)
-		out.Summary = d.summary(out, targets, err)
-		finish("failure", err.Error())
-		return out, err
+	if r.to == nil && len(hooks[HookPreDeploy]) > 0 {
+		if err := d.applyHelmHookObjects(ctx, objs); err != nil {
+			finish("error", err.Error())
+			return out, err
+		}
+	}
+	if r.to == nil {
+		if err := d.runHooks(ctx, HookPreDeploy, hooks[HookPreDeploy]); err != nil {
+			out.Status = StatusFailure
+			err = fmt.Errorf("deploy of %s stopped before any workload changed: %w", d.digest, err)
+			recordAs(ReleaseFailed, err.Error())
+			out.Summary = d.summary(out, targets, r, err)
+			finish("failure", err.Error())
+			return out, err
+		}
 	}
 
 	// CustomResourceDefinitions next, established before the custom
@@ -509,12 +629,12 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	// deploy before anything of the release is written.
 	if err := d.preflight(ctx, objs); err != nil {
 		out.Status = StatusFailure
-		err = fmt.Errorf("deploy of %s stopped before any workload changed: %w", d.digest, err)
+		err = fmt.Errorf("%s of %s stopped before any workload changed: %w", rec.Action, d.digest, err)
 		finish("error", err.Error())
 		return out, err
 	}
 
-	end = d.log.Group(fmt.Sprintf("Applying %d objects (server-side apply, field manager %s)", len(objs), FieldManager))
+	end := d.log.Group(fmt.Sprintf("Applying %d objects (server-side apply, field manager %s)", len(objs), FieldManager))
 	for _, o := range objs {
 		if isNamespace(o) || isCRD(o) {
 			continue
@@ -535,16 +655,40 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 	end = d.log.Group(fmt.Sprintf("Waiting for the rollout of %d workload(s)", len(targets)))
 	failed, failure := d.waitAll(ctx, targets)
 	end()
-	if failure == nil {
+	if failure == nil && r.to == nil {
 		if err := d.runHooks(ctx, HookPostDeploy, hooks[HookPostDeploy]); err != nil {
 			failed, failure = nil, err
 		}
 	}
 	out.Revision = firstRevision(targets)
 	if failure == nil {
+		var perr error
+		if len(prune)+len(keepNS) > 0 {
+			end = d.log.Group(fmt.Sprintf("Pruning %d object(s) %s had and this release has not", len(prune), current))
+			r.pruned, perr = d.prune(ctx, prune, keepNS)
+			end()
+		}
+		if r.to != nil {
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(d.in.Timeout, time.Minute))
+			if herr := d.runHooks(hctx, HookOnRollback, r.leavingHooks); herr != nil {
+				perr = errors.Join(perr, herr)
+			}
+			cancel()
+		}
+		desc := "deployed " + d.digest.String()
 		out.Status = StatusSuccess
-		out.Summary = d.summary(out, targets, nil)
-		finish("success", "deployed "+d.digest.String())
+		if r.to != nil {
+			desc = fmt.Sprintf("rolled back to release %d (%s)", r.to.Revision, d.digest.DigestStr())
+			out.Status = StatusRolledBack
+			out.Digest = d.digest.DigestStr()
+		}
+		recordAs(ReleaseDeployed, desc)
+		out.Summary = d.summary(out, targets, r, perr)
+		if perr != nil {
+			finish("failure", perr.Error())
+			return out, fmt.Errorf("%s, but: %w", desc, perr)
+		}
+		finish("success", desc)
 		return out, nil
 	}
 
@@ -555,33 +699,46 @@ func (d *deployer) deploy(ctx context.Context) (Outputs, error) {
 		failure = fmt.Errorf("%s %s: %w", failed.kind(), key(failed.obj), failure)
 	}
 	cause := failure
+	what := "deploy of " + d.digest.String()
+	if r.to != nil {
+		what = fmt.Sprintf("rollback to release %d (%s)", r.to.Revision, d.digest)
+	}
 	existedBefore := slices.ContainsFunc(targets, func(t *target) bool { return t.existed })
+	status := ReleaseFailed
 	switch {
 	case !d.in.AutoRollback:
-		cause = fmt.Errorf("deploy of %s failed (auto-rollback is off: the workloads are left as they are): %w", d.digest, failure)
+		cause = fmt.Errorf("%s failed (auto-rollback is off: the workloads are left as they are): %w", what, failure)
 	case !existedBefore:
-		cause = fmt.Errorf("deploy of %s failed (first deploy of these workloads: nothing to roll back to; they are left for inspection): %w", d.digest, failure)
+		cause = fmt.Errorf("%s failed (first deploy of these workloads: nothing to roll back to; they are left for inspection): %w", what, failure)
 	default:
 		end = d.log.Group(fmt.Sprintf("Rolling the release back: %v", failure))
 		rctx := context.WithoutCancel(ctx)
 		err := d.rollbackAll(rctx, targets, "automatic rollback: "+failure.Error())
 		end()
-		hctx, cancel := context.WithTimeout(rctx, max(d.in.Timeout, time.Minute))
-		if herr := d.runHooks(hctx, HookOnRollback, hooks[HookOnRollback]); herr != nil {
-			err = errors.Join(err, herr)
+		if r.to == nil {
+			hctx, cancel := context.WithTimeout(rctx, max(d.in.Timeout, time.Minute))
+			if herr := d.runHooks(hctx, HookOnRollback, hooks[HookOnRollback]); herr != nil {
+				err = errors.Join(err, herr)
+			}
+			cancel()
 		}
-		cancel()
 		out.Revision = firstRevision(targets)
 		if err != nil {
 			cause = fmt.Errorf("%w; the automatic rollback failed: %v", failure, err)
 		} else {
+			status = ReleaseRolledBack
 			out.Status = StatusRolledBack
+			if r.to != nil {
+				// The rollback itself failed and was undone.
+				out.Status = StatusFailure
+			}
 			// What runs now is what ran before.
 			out.Digest = out.PreviousDigest
-			cause = fmt.Errorf("deploy of %s failed and the release was rolled back (%s): %w", d.digest, rolledBackList(targets), failure)
+			cause = fmt.Errorf("%s failed and the release was rolled back (%s): %w", what, rolledBackList(targets), failure)
 		}
 	}
-	out.Summary = d.summary(out, targets, failure)
+	recordAs(status, cause.Error())
+	out.Summary = d.summary(out, targets, r, failure)
 	finish("failure", cause.Error())
 	return out, cause
 }
@@ -705,7 +862,7 @@ func (d *deployer) restore(ctx context.Context, ns, name string, to RollbackTarg
 		d.log.Infof("%s/%s already runs %s", ns, name, r)
 		return r, nil
 	}
-	ann := map[string]string{"gantry.dev/rollback-reason": truncate(reason, 250)}
+	ann := map[string]string{AnnotationRollbackReason: truncate(reason, 250)}
 	if r.Digest != "" {
 		ann[AnnotationDigest] = r.Digest
 	}
@@ -721,20 +878,27 @@ func (d *deployer) restore(ctx context.Context, ns, name string, to RollbackTarg
 	return r, nil
 }
 
+// rollback is action rollback. With "deployment", that Deployment alone
+// returns to one of its own revisions. Otherwise the whole release returns
+// to a recorded one: its objects as they were applied, every workload
+// rolled out and waited for together, what the release left has and the
+// target has not pruned, and the left release's on-rollback hooks run
+// once the workloads are back (its down migration).
 func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
 	out := Outputs{DeploymentURL: d.in.EnvironmentURL}
 	to, _ := ParseRollbackTarget(d.in.RollbackTo)
 	ns, depName := d.in.Namespace, d.in.Deployment
-	if depName == "" {
-		objs, _, err := d.render()
-		if err != nil {
+	var objs []*unstructured.Unstructured
+	if d.in.Manifests != "" || d.in.Chart != "" {
+		var err error
+		if objs, _, err = d.render(ctx); err != nil {
 			return out, err
 		}
-		w := manifests.Workloads(objs)
-		if len(w) == 0 {
-			return out, fmt.Errorf(`input "manifests": %s has no Deployment to roll back`, d.in.Manifests)
+		if ns == "" {
+			if ns, err = releaseNamespace(objs); err != nil {
+				return out, fmt.Errorf("%s %w", d.in.source(), err)
+			}
 		}
-		ns, depName = w[0].GetNamespace(), w[0].GetName()
 	}
 	if ns == "" {
 		ns = "default"
@@ -744,6 +908,21 @@ func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	defer lk.release()
+	if depName == "" {
+		history, err := d.c.releases(ctx, ns, d.in.Environment)
+		if err != nil {
+			return out, err
+		}
+		if len(history) > 0 {
+			return d.rollbackRelease(ctx, out, ns, history, to)
+		}
+		w := manifests.Workloads(objs)
+		if len(w) == 0 {
+			return out, fmt.Errorf(`action rollback: environment %s has no release history in namespace %s (no ConfigMap labelled %s=%s): roll back one Deployment with "deployment" and "namespace", or give the "manifests" to find it`, d.in.Environment, ns, LabelReleaseOf, d.in.Environment)
+		}
+		depName = w[0].GetName()
+		d.log.Warningf("environment %s has no release history in %s (deployed before gantry recorded releases): rolling back Deployment %s/%s alone, by its own revisions", d.in.Environment, ns, ns, depName)
+	}
 	before, err := d.c.typed.AppsV1().Deployments(ns).Get(ctx, depName, metav1.GetOptions{})
 	if err != nil {
 		return out, fmt.Errorf("reading deployment %s/%s: %w", ns, depName, err)
@@ -759,6 +938,42 @@ func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
 	out.Summary = d.rollbackSummary(ns, depName, out, r)
 	finish("success", "rolled back to "+r.String())
 	return out, nil
+}
+
+// rollbackRelease returns the environment to a recorded release.
+func (d *deployer) rollbackRelease(ctx context.Context, out Outputs, ns string, history []*Release, to RollbackTarget) (Outputs, error) {
+	target, err := pickRelease(history, to)
+	if err != nil {
+		return out, err
+	}
+	cur := deployedRelease(history)
+	if d.digest, err = name.NewDigest(target.Image); err != nil {
+		return out, fmt.Errorf("%s: its image %q is not a digest reference: %w", target, target.Image, err)
+	}
+	if target == cur {
+		d.log.Infof("environment %s already runs %s: nothing to roll back", d.in.Environment, target)
+		out.Status, out.Digest = StatusSuccess, d.digest.DigestStr()
+		return out, nil
+	}
+	objs, err := target.releaseObjects()
+	if err != nil {
+		return out, fmt.Errorf(`input "rollback-to": %w`, err)
+	}
+	objs, hooks, err := splitHooks(objs)
+	if err != nil {
+		return out, err
+	}
+	run := &releaseRun{ns: ns, objs: objs, hooks: hooks, history: history, to: target, leaving: cur}
+	if cur != nil {
+		if left, err := cur.releaseObjects(); err != nil {
+			d.log.Warningf("the on-rollback hooks of %s are not run: %v", cur, err)
+		} else if _, lh, err := splitHooks(left); err == nil {
+			run.leavingHooks = lh[HookOnRollback]
+		}
+	}
+	d.log.Infof("rolling environment %s back to %s: %d objects, image %s (requested: %s)", d.in.Environment, target, len(objs), d.digest, d.in.RollbackTo)
+	finish := d.track(ctx)
+	return d.release(ctx, out, finish, run)
 }
 
 // track starts the run's GitHub Deployment and returns the function that

@@ -16,7 +16,7 @@ func toDeployment(u *unstructured.Unstructured) *appsv1.Deployment {
 	return &d
 }
 
-func (d *deployer) summary(out Outputs, targets []*target, failure error) string {
+func (d *deployer) summary(out Outputs, targets []*target, r *releaseRun, failure error) string {
 	var b strings.Builder
 	icon := map[string]string{StatusSuccess: "✅", StatusRolledBack: "↩️", StatusFailure: "❌"}[out.Status]
 	fmt.Fprintf(&b, "### gantry-deploy: %s %s to %s\n\n", icon, out.Status, d.in.Environment)
@@ -32,6 +32,13 @@ func (d *deployer) summary(out Outputs, targets []*target, failure error) string
 		fmt.Fprintf(&b, "| digest | `%s` → `%s` |\n", before, d.digest.DigestStr())
 	}
 	fmt.Fprintf(&b, "| revision | %s |\n", out.Revision)
+	if rec := r.recorded; rec != nil {
+		fmt.Fprintf(&b, "| release | %d (%s)", rec.Revision, rec.Status)
+		if r.to != nil {
+			fmt.Fprintf(&b, ", a rollback to release %d", r.to.Revision)
+		}
+		fmt.Fprintf(&b, ": ConfigMap `%s` |\n", rec.cm.Name)
+	}
 	for _, t := range targets {
 		state := t.ready
 		if t.kind() != KindDeployment && t.done {
@@ -60,9 +67,17 @@ func (d *deployer) summary(out Outputs, targets []*target, failure error) string
 			}
 		}
 	}
+	if len(r.pruned) > 0 {
+		b.WriteString("\nObjects the previous release had and this one has not:\n\n")
+		for _, l := range r.pruned {
+			fmt.Fprintf(&b, "- %s\n", l)
+		}
+	}
 	b.WriteString(d.hooksSummary())
 	b.WriteString(d.verifiedSummary())
-	if out.Status == StatusSuccess && out.Revision != "" {
+	if rec := r.recorded; rec != nil && rec.Status == ReleaseDeployed {
+		fmt.Fprintf(&b, "\nTo return to this release later, every workload at once: action `rollback`, rollback-to `revision:%d` (or `digest:%s`), namespace `%s`.\n", rec.Revision, d.digest.DigestStr(), r.ns)
+	} else if out.Status == StatusSuccess && out.Revision != "" {
 		for _, t := range targets {
 			if t.kind() != KindDeployment {
 				continue

@@ -104,7 +104,7 @@ func TestVerifySourceRepositoryInputs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := rollout.Inputs{Environment: "production", Image: "r@sha256:0433f73a751060932c9303b1873e2d703619744b7c4bb8104a4116aa5d671924", Manifests: "k8s",
-				Strategy: "rolling", Action: "deploy", RollbackTo: "previous", Lock: "wait", VerifySourceRepository: "acme/prompt-builder"}
+				Strategy: "rolling", Action: "deploy", RollbackTo: "previous", Lock: "wait", ReleaseHistory: 10, VerifySourceRepository: "acme/prompt-builder"}
 			if tc.name == "not a repository" {
 				in.VerifySourceRepository = "prompt-builder"
 			}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/gantry-ci/gantry/internal/argorollouts"
 	"github.com/gantry-ci/gantry/internal/ghaction"
 )
 
@@ -26,7 +27,26 @@ const (
 	KindDeployment  = "Deployment"
 	KindStatefulSet = "StatefulSet"
 	KindDaemonSet   = "DaemonSet"
+	// KindRollout is an Argo Rollouts Rollout: in a rolling release its own
+	// strategy (canary or blue-green steps by replica count) runs, and the
+	// release waits for it to become Healthy.
+	KindRollout = "Rollout"
 )
+
+// rollingWorkloads returns the workloads a rolling deploy rolls out and
+// waits for, in the manifests' order: Deployments, StatefulSets,
+// DaemonSets and Argo Rollouts.
+func rollingWorkloads(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	var ws []*unstructured.Unstructured
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if gvk.Group == "apps" && (gvk.Kind == KindDeployment || gvk.Kind == KindStatefulSet || gvk.Kind == KindDaemonSet) ||
+			gvk.Group == argorollouts.Group && gvk.Kind == KindRollout {
+			ws = append(ws, o)
+		}
+	}
+	return ws
+}
 
 // statusStep reads a workload once: done when its rollout is complete, a
 // Failure when it cannot complete. Progress is logged when it changed
@@ -38,6 +58,8 @@ func (c *cluster) statusStep(ctx context.Context, log ghaction.Logger, t *target
 		return c.statefulSetStep(ctx, log, ns, name, &t.progress)
 	case KindDaemonSet:
 		return c.daemonSetStep(ctx, log, ns, name, &t.progress)
+	case KindRollout:
+		return c.rolloutStep(ctx, log, t.obj, &t.progress)
 	}
 	dep, done, err := c.deploymentStep(ctx, log, ns, name, &t.deployProgress)
 	if dep != nil {
@@ -132,14 +154,73 @@ func (c *cluster) daemonSetStep(ctx context.Context, log ghaction.Logger, ns, na
 	return false, nil
 }
 
+// rolloutStep reads an Argo Rollouts Rollout of a rolling release once:
+// done when the controller reports it Healthy; Degraded (aborted by its
+// analysis, past its progress deadline, an invalid spec) is a failure, and
+// a new pod that cannot start fails at once, as a Deployment's would. A
+// Rollout paused at a step without a duration waits for a promotion
+// (kubectl argo rollouts promote), within the deploy's timeout.
+func (c *cluster) rolloutStep(ctx context.Context, log ghaction.Logger, obj *unstructured.Unstructured, last *string) (bool, error) {
+	ns, name := obj.GetNamespace(), obj.GetName()
+	st, err := argorollouts.New(c.dynamic, ns, name).Status(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading Rollout %s/%s: %w", ns, name, err)
+	}
+	p := fmt.Sprintf("Rollout %s/%s: %s, %d/%d updated, %d ready", ns, name, st.Phase, st.Updated, st.Desired, st.Ready)
+	if st.Message != "" {
+		p += " (" + st.Message + ")"
+	}
+	if st.Phase == argorollouts.PhasePaused && st.TotalSteps > 0 {
+		p += fmt.Sprintf("; paused at step %d of %d: promote it, or let its pause duration pass", st.Step+1, st.TotalSteps)
+	}
+	if p != *last {
+		log.Infof("%s", p)
+		*last = p
+	}
+	switch st.Phase {
+	case argorollouts.PhaseHealthy:
+		return true, nil
+	case argorollouts.PhaseDegraded:
+		return false, &Failure{Reason: "RolloutDegraded", Message: st.Message}
+	}
+	// Until the controller observed the last write its status (and the
+	// canary's hash) describes the template before it: after a rollback
+	// that is the failed one.
+	if st.Canary.Hash == "" || st.ObservedGeneration < st.Generation {
+		return false, nil
+	}
+	var sel *metav1.LabelSelector
+	if m, found, _ := unstructured.NestedMap(obj.Object, "spec", "selector"); found {
+		sel = &metav1.LabelSelector{}
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(m, sel) != nil {
+			return false, nil
+		}
+	}
+	if pods, err := c.hashPods(ctx, ns, sel, argorollouts.PodTemplateHashLabel, st.Canary.Hash); err == nil {
+		if f := podFailure(pods); f != nil {
+			f.Logs = c.logs(ctx, ns, f.Pod, strings.TrimSuffix(f.Container, " (init)"))
+			return false, f
+		}
+	}
+	return false, nil
+}
+
 // revisionPods lists the pods of a StatefulSet or DaemonSet revision (the
 // controller-revision-hash label).
 func (c *cluster) revisionPods(ctx context.Context, ns string, sel *metav1.LabelSelector, hash string) ([]corev1.Pod, error) {
+	return c.hashPods(ctx, ns, sel, appsv1.ControllerRevisionHashLabelKey, hash)
+}
+
+// hashPods lists the pods of sel whose label is hash.
+func (c *cluster) hashPods(ctx context.Context, ns string, sel *metav1.LabelSelector, label, hash string) ([]corev1.Pod, error) {
+	if sel == nil {
+		sel = &metav1.LabelSelector{}
+	}
 	s, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
 		return nil, err
 	}
-	req, err := labels.NewRequirement(appsv1.ControllerRevisionHashLabelKey, "=", []string{hash})
+	req, err := labels.NewRequirement(label, "=", []string{hash})
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +486,7 @@ func podReady(p corev1.Pod) bool {
 // field. A workload the release creates starts with the manifests'
 // replicas. autoscalers maps "Kind/namespace/name" to the HPA's name.
 func (d *deployer) keepAutoscaledReplicas(t *target, autoscalers map[string]string) error {
-	if !t.existed || (t.kind() != KindDeployment && t.kind() != KindStatefulSet) {
+	if !t.existed || (t.kind() != KindDeployment && t.kind() != KindStatefulSet && t.kind() != KindRollout) {
 		return nil
 	}
 	hpa, ok := autoscalers[t.kind()+"/"+key(t.obj)]

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/gantry-ci/gantry/internal/argorollouts"
+	"github.com/gantry-ci/gantry/internal/argorollouts/argorolloutstest"
 	"github.com/gantry-ci/gantry/internal/k8stest"
 	"github.com/gantry-ci/gantry/internal/rollout"
 )
@@ -517,5 +519,88 @@ spec:
 	}
 	if l := log.String(); strings.Index(l, "applied CustomResourceDefinition") < 0 || strings.Index(l, "applied CustomResourceDefinition") > strings.Index(l, "applied Widget") {
 		t.Errorf("the CRD was not applied before the Widget:\n%s", l)
+	}
+}
+
+// argoFront is an Argo Rollouts Rollout "front" for a rolling release:
+// 2 pods, canary by replica count (setWeight 50, a 1 s pause, 100), with
+// an optional kwok fault on its pods.
+func argoFront(t *testing.T, ns, fault string) string {
+	t.Helper()
+	ann := ""
+	if fault != "" {
+		ann = fmt.Sprintf("\n      annotations:\n        %s: %s", k8stest.FaultAnnotation, fault)
+	}
+	y := fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: front, namespace: %[1]s}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: front}}
+  template:
+    metadata:
+      labels: {app: front}%[2]s
+    spec:
+      containers: [{name: front, image: "%[3]s:latest"}]
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {duration: 1s}}, {setWeight: 100}]
+`, ns, ann, repo)
+	p := filepath.Join(t.TempDir(), "front.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRollingReleaseWithArgoRollout: an Argo Rollouts Rollout in a rolling
+// release (the real controller) is rolled out with the other workloads,
+// waited for until Healthy, fails fast when its new pods crash-loop, and
+// goes back with the rest of the release.
+func TestRollingReleaseWithArgoRollout(t *testing.T) {
+	t.Parallel()
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	argorolloutstest.StartController(t, c, ns)
+	v1, v2 := repo+"@"+digest("argo-rolling-1"), repo+"@"+digest("argo-rolling-2")
+	dyn, err := dynamic.NewForConfig(c.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	frontImage := func() string {
+		u, err := dyn.Resource(argorollouts.RolloutGVR()).Namespace(ns).Get(t.Context(), "front", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+		img, _, _ := unstructured.NestedString(cs[0].(map[string]any), "image")
+		return img
+	}
+
+	in, log := inputs(c, "staging", manifestDir(t, release(t, ns, nil, false, 0), argoFront(t, ns, "")), v1)
+	deploy(t, in)
+	if !strings.Contains(log.String(), "Rollout "+ns+"/front: rolled out") || frontImage() != v1 {
+		t.Fatalf("the Rollout was not rolled out with the release (image %s):\n%s", frontImage(), log)
+	}
+
+	in, log = inputs(c, "staging", manifestDir(t, release(t, ns, nil, false, 0), argoFront(t, ns, "crashloop")), v2)
+	out, err := rollout.Run(t.Context(), in)
+	if err == nil || out.Status != rollout.StatusRolledBack || !strings.Contains(err.Error(), "Rollout "+ns+"/front: CrashLoopBackOff in pod front-") {
+		t.Fatalf("crash-looping Rollout: status %q, %v\n%s", out.Status, err, log)
+	}
+	if img := frontImage(); img != v1 {
+		t.Errorf("after the rollback the Rollout runs %s, want %s", img, v1)
+	}
+	for n, img := range workloadImages(t, c, ns) {
+		if img != v1 {
+			t.Errorf("after the rollback %s runs %s, want %s", n, img, v1)
+		}
+	}
+	st, err := argorollouts.New(dyn, ns, "front").Status(t.Context())
+	if err != nil || st.Phase != argorollouts.PhaseHealthy {
+		t.Errorf("the Rollout after the rollback: %s (%s), %v", st.Phase, st.Message, err)
+	}
+	if !strings.Contains(out.Summary, "Rollout "+ns+"/front: rolled back to its previous pod template") {
+		t.Errorf("summary lacks the Rollout's rollback:\n%s", out.Summary)
 	}
 }

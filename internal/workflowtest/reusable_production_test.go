@@ -89,7 +89,7 @@ func TestReusableDeployProduction(t *testing.T) {
 	out, err := rollout.Run(t.Context(), rollout.Inputs{
 		Environment: "production", Image: v1, Namespace: ns,
 		Manifests: filepath.Join(act.Repo, "testdata", "workflows", "production"),
-		Strategy:  "rolling", Action: "deploy", RollbackTo: "previous", AutoRollback: true, Lock: "wait",
+		Strategy:  "rolling", Action: "deploy", RollbackTo: "previous", AutoRollback: true, Lock: "wait", Prune: true, ReleaseHistory: 10,
 		Timeout: 2 * time.Minute, RESTConfig: c.RESTConfig(), Poll: 200 * time.Millisecond,
 	})
 	if err != nil || out.Status != rollout.StatusSuccess {

@@ -61,6 +61,13 @@ type Rendered struct {
 	Chart   string                       // "name-version" of the chart rendered
 	Digest  string                       // for oci:// charts, the chart manifest digest pulled (sha256:...), else ""
 	Notes   []string                     // things the user should know (hooks dropped or applied as objects)
+
+	// What a Helm release record keeps: the chart loaded, the values the
+	// user gave (files and set lines merged), and the rendered manifests
+	// as helm writes them ("---\n# Source: <template>\n…").
+	Loaded   *chart.Chart
+	Config   map[string]any
+	Manifest string
 }
 
 // The hook annotations rollout reads (rollout.AnnotationHook and its
@@ -104,7 +111,18 @@ func RenderChart(ctx context.Context, c Chart) (*Rendered, error) {
 		return nil, fmt.Errorf("chart %q: %w", c.Ref, err)
 	}
 
-	r := &Rendered{Chart: ch.Name() + "-" + ch.Metadata.Version, Digest: dgst}
+	// The values as given, for the release record: rendering coalesces
+	// the chart's defaults into vals.
+	config, err := userValues(c)
+	if err != nil {
+		return nil, err
+	}
+	r := &Rendered{Chart: ch.Name() + "-" + ch.Metadata.Version, Digest: dgst, Loaded: ch, Config: config}
+	var manifest strings.Builder
+	for _, m := range manifests {
+		fmt.Fprintf(&manifest, "---\n# Source: %s\n%s\n", m.Name, m.Content)
+	}
+	r.Manifest = manifest.String()
 	// helm install creates crds/ before anything else; here they are
 	// objects like the others, which sortForApply puts first.
 	for _, crd := range ch.CRDObjects() {

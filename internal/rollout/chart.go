@@ -7,7 +7,12 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
+	"helm.sh/helm/v4/pkg/release/common"
+	helmrelease "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage"
+	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
 
@@ -21,6 +26,9 @@ var imageValueParts = []string{"ref", "repository", "digest"}
 func (in *Inputs) validateChart() []error {
 	var errs []error
 	if in.Chart == "" {
+		if in.HelmRelease {
+			errs = append(errs, errors.New(`input "helm-release" records a Helm chart's deploys: set "chart" too, or leave "helm-release" false`))
+		}
 		for name, v := range map[string]bool{"chart-version": in.ChartVersion != "", "chart-repository": in.ChartRepository != "", "values": len(in.Values) > 0, "set": len(in.Set) > 0, "image-values": len(in.ImageValues) > 0, "release-name": in.ReleaseName != ""} {
 			if v {
 				errs = append(errs, fmt.Errorf(`input %q is for a Helm chart: set "chart" too, or leave %q empty`, name, name))
@@ -108,11 +116,8 @@ func (d *deployer) renderChart(ctx context.Context) ([]*unstructured.Unstructure
 	if upgrade {
 		what = "upgrade"
 	}
-	d.chart = r.Chart
-	if r.Digest != "" {
-		d.chart += " (" + r.Digest + ")"
-	}
-	d.log.Infof("rendered chart %s as release %s in %s (%s, Kubernetes %s): %d objects, %d hook Job(s)", d.chart, d.in.releaseName(), d.in.Namespace, what, kube, len(r.Objects), len(r.Hooks))
+	d.helm = r
+	d.log.Infof("rendered chart %s as release %s in %s (%s, Kubernetes %s): %d objects, %d hook Job(s)", d.chartName(), d.in.releaseName(), d.in.Namespace, what, kube, len(r.Objects), len(r.Hooks))
 	for _, n := range r.Notes {
 		d.log.Warningf("chart %s: %s", r.Chart, n)
 	}
@@ -158,4 +163,78 @@ func (d *deployer) applyHelmHookObjects(ctx context.Context, objs []*unstructure
 		d.log.Infof("applied %s %s (a helm hook object, before the pre-deploy hooks)", o.GetKind(), key(o))
 	}
 	return nil
+}
+
+// recordHelmRelease writes the deploy as a Helm release (helm's Secret
+// storage, as helm install/upgrade would), so helm list, helm history and
+// helm rollback see it: input helm-release. A deployed release supersedes
+// the one deployed before. A rollback of the whole release to one that
+// had a Helm release copies that one as a new revision ("Rollback to N"),
+// as helm rollback does (whatever the input says: Helm's record must not
+// say a release runs that no longer does). Returns the Helm release name
+// and revision written.
+func (d *deployer) recordHelmRelease(ns string, r *releaseRun, status common.Status, desc string) (string, int, error) {
+	name := d.in.releaseName()
+	if r.to != nil {
+		name = r.to.HelmName
+	}
+	st := storage.Init(driver.NewSecrets(d.c.typed.CoreV1().Secrets(ns)))
+	var rel *helmrelease.Release
+	switch {
+	case r.to != nil && r.to.HelmRevision > 0:
+		prev, err := st.Get(name, r.to.HelmRevision)
+		if err != nil {
+			return "", 0, fmt.Errorf("helm release %s revision %d (release %d's): %w", name, r.to.HelmRevision, r.to.Revision, err)
+		}
+		p, ok := prev.(*helmrelease.Release)
+		if !ok {
+			return "", 0, fmt.Errorf("helm release %s revision %d: not a helm v3/v4 release record", name, r.to.HelmRevision)
+		}
+		rel = &helmrelease.Release{Name: name, Namespace: ns, Chart: p.Chart, Config: p.Config, Manifest: p.Manifest, Hooks: p.Hooks, ApplyMethod: string(helmrelease.ApplyMethodServerSideApply)}
+		desc = fmt.Sprintf("Rollback to %d (gantry: %s)", r.to.HelmRevision, desc)
+	case d.helm != nil:
+		rel = &helmrelease.Release{Name: name, Namespace: ns, Chart: d.helm.Loaded, Config: d.helm.Config, Manifest: d.helm.Manifest, ApplyMethod: string(helmrelease.ApplyMethodServerSideApply)}
+	default:
+		return "", 0, nil
+	}
+	now := time.Now()
+	rel.Version, rel.Info = 1, &helmrelease.Info{FirstDeployed: now, LastDeployed: now, Status: status, Description: truncate(desc, 500)}
+	if last, err := st.Last(name); err == nil {
+		if l, ok := last.(*helmrelease.Release); ok {
+			rel.Version = l.Version + 1
+			if l.Info != nil {
+				rel.Info.FirstDeployed = l.Info.FirstDeployed
+			}
+		}
+	} else if !errors.Is(err, driver.ErrReleaseNotFound) {
+		return "", 0, fmt.Errorf("reading helm release %s: %w", name, err)
+	}
+	if status == common.StatusDeployed {
+		if deployed, err := st.DeployedAll(name); err == nil {
+			for _, dr := range deployed {
+				if old, ok := dr.(*helmrelease.Release); ok {
+					old.Info.Status = common.StatusSuperseded
+					if err := st.Update(old); err != nil {
+						return "", 0, fmt.Errorf("marking helm release %s revision %d superseded: %w", name, old.Version, err)
+					}
+				}
+			}
+		}
+	}
+	if err := st.Create(rel); err != nil {
+		return "", 0, fmt.Errorf("writing helm release %s revision %d: %w", name, rel.Version, err)
+	}
+	return name, rel.Version, nil
+}
+
+// chartName is the chart rendered, "name-version", with the OCI digest
+// pulled; "" when the source is not a chart.
+func (d *deployer) chartName() string {
+	if d.helm == nil {
+		return ""
+	}
+	if d.helm.Digest != "" {
+		return d.helm.Chart + " (" + d.helm.Digest + ")"
+	}
+	return d.helm.Chart
 }

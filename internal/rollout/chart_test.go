@@ -1,11 +1,15 @@
 package rollout_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	helmrelease "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage"
+	"helm.sh/helm/v4/pkg/storage/driver"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gantry-ci/gantry/internal/k8stest"
@@ -32,7 +36,7 @@ func TestHelmChartRelease(t *testing.T) {
 	v1, v2, v3 := repo+"@"+digest("chart-1"), repo+"@"+digest("chart-2"), repo+"@"+digest("chart-3")
 	run := func(img string, set ...string) (rollout.Outputs, *logger, error) {
 		in, log := inputs(c, "staging", "", img)
-		in.Chart, in.Namespace, in.ReleaseName = chart, ns, "shop"
+		in.Chart, in.Namespace, in.ReleaseName, in.HelmRelease = chart, ns, "shop", true
 		in.Values, in.Set = []string{values}, set
 		in.ImageValues = []string{"image.repository=repository", "image.digest=digest"}
 		out, err := rollout.Run(t.Context(), in)
@@ -105,7 +109,7 @@ func TestHelmChartRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, log := inputs(c, "staging", "", v3)
-	in.Chart, in.Namespace, in.ReleaseName = chart, ns, "shop"
+	in.Chart, in.Namespace, in.ReleaseName, in.HelmRelease = chart, ns, "shop", true
 	in.Values = []string{values, crash}
 	in.ImageValues = []string{"image.repository=repository", "image.digest=digest"}
 	out, err = rollout.Run(t.Context(), in)
@@ -118,5 +122,42 @@ func TestHelmChartRelease(t *testing.T) {
 	d, err := apps.Deployments(ns).Get(t.Context(), "shop-api", metav1.GetOptions{})
 	if err != nil || d.Spec.Template.Spec.Containers[0].Image != v2 {
 		t.Errorf("after the rollback shop-api runs %v (%v), want %s", d.Spec.Template.Spec.Containers[0].Image, err, v2)
+	}
+
+	// helm-release: what helm history reads (helm's Secret storage).
+	helmHistory := func() string {
+		t.Helper()
+		rels, err := storage.Init(driver.NewSecrets(c.Clientset().CoreV1().Secrets(ns))).History("shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		byVersion := map[int]string{}
+		for _, r := range rels {
+			rel := r.(*helmrelease.Release)
+			byVersion[rel.Version] = fmt.Sprintf("%d %s %s", rel.Version, rel.Info.Status, rel.Chart.Metadata.Version)
+			if rel.Version == 2 && !strings.Contains(rel.Manifest, "# Source: app/templates/api.yaml") {
+				t.Errorf("helm revision 2's manifest lacks api.yaml:\n%s", rel.Manifest)
+			}
+		}
+		var out []string
+		for v := 1; v <= len(byVersion); v++ {
+			out = append(out, byVersion[v])
+		}
+		return strings.Join(out, "; ")
+	}
+	if h := helmHistory(); h != "1 superseded 0.1.0; 2 deployed 0.1.0; 3 failed 0.1.0" {
+		t.Errorf("helm history %q", h)
+	}
+	if !strings.Contains(out.Summary, "| chart | app-0.1.0 as release shop |") {
+		t.Errorf("summary lacks the chart:\n%s", out.Summary)
+	}
+	// A rollback of the whole release to release 1 is helm's "Rollback to 1".
+	in, log = inputs(c, "staging", "", "")
+	in.Action, in.Namespace, in.RollbackTo = "rollback", ns, "revision:1"
+	if out, err := rollout.Run(t.Context(), in); err != nil || out.Digest != digest("chart-1") {
+		t.Fatalf("rollback to release 1: %+v %v\n%s", out, err, log)
+	}
+	if h := helmHistory(); h != "1 superseded 0.1.0; 2 superseded 0.1.0; 3 failed 0.1.0; 4 deployed 0.1.0" {
+		t.Errorf("helm history after the rollback %q", h)
 	}
 }

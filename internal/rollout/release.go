@@ -69,6 +69,10 @@ type Release struct {
 	// Hooks are the hook Jobs of the release as written in the manifests
 	// (their on-rollback ones run when a release rollback leaves it).
 	Hooks []ObjectRef `json:"hooks,omitempty"`
+	// HelmRevision is the Helm release revision written for it (input
+	// helm-release), 0 when none.
+	HelmRevision int    `json:"helmRevision,omitempty"`
+	HelmName     string `json:"helmName,omitempty"`
 
 	cm      *corev1.ConfigMap
 	objects []byte // gzip JSON of the objects as applied, hooks included

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"helm.sh/helm/v4/pkg/release/common"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,27 +42,30 @@ type Inputs struct {
 	// A Helm chart instead of manifests (helm v4 SDK): a local directory or
 	// .tgz, oci://host/repo/chart (with :tag or @sha256:…), or a chart name
 	// with ChartRepository. See the README's Helm section.
-	Chart           string        `input:"chart"`
-	ChartVersion    string        `input:"chart-version"`
-	ChartRepository string        `input:"chart-repository"`
-	Values          []string      `input:"values" list:"lines"`
-	Set             []string      `input:"set" list:"lines"`
-	ImageValues     []string      `input:"image-values" list:"lines"`
-	ReleaseName     string        `input:"release-name"`
-	ChartUsername   string        `input:"chart-username"`
-	ChartPassword   string        `input:"chart-password" secret:"true"`
-	ChartPlainHTTP  bool          `input:"chart-plain-http" default:"false"`
-	Strategy        string        `input:"strategy" default:"rolling"`
-	Action          string        `input:"action" default:"deploy"`
-	RollbackTo      string        `input:"rollback-to" default:"previous"`
-	Namespace       string        `input:"namespace"`
-	Deployment      string        `input:"deployment"`
-	AutoRollback    bool          `input:"auto-rollback" default:"true"`
-	Lock            string        `input:"lock" default:"wait"`
-	Timeout         time.Duration `input:"timeout" default:"10m"`
-	Kubeconfig      string        `input:"kubeconfig"`
-	GitHubToken     string        `input:"github-token" secret:"true"`
-	EnvironmentURL  string        `input:"environment-url"`
+	Chart           string   `input:"chart"`
+	ChartVersion    string   `input:"chart-version"`
+	ChartRepository string   `input:"chart-repository"`
+	Values          []string `input:"values" list:"lines"`
+	Set             []string `input:"set" list:"lines"`
+	ImageValues     []string `input:"image-values" list:"lines"`
+	ReleaseName     string   `input:"release-name"`
+	ChartUsername   string   `input:"chart-username"`
+	ChartPassword   string   `input:"chart-password" secret:"true"`
+	ChartPlainHTTP  bool     `input:"chart-plain-http" default:"false"`
+	// HelmRelease also records each deploy of a chart as a Helm release
+	// (helm's Secrets), for teams that keep Helm as the source of truth.
+	HelmRelease    bool          `input:"helm-release" default:"false"`
+	Strategy       string        `input:"strategy" default:"rolling"`
+	Action         string        `input:"action" default:"deploy"`
+	RollbackTo     string        `input:"rollback-to" default:"previous"`
+	Namespace      string        `input:"namespace"`
+	Deployment     string        `input:"deployment"`
+	AutoRollback   bool          `input:"auto-rollback" default:"true"`
+	Lock           string        `input:"lock" default:"wait"`
+	Timeout        time.Duration `input:"timeout" default:"10m"`
+	Kubeconfig     string        `input:"kubeconfig"`
+	GitHubToken    string        `input:"github-token" secret:"true"`
+	EnvironmentURL string        `input:"environment-url"`
 	// ProductionEnvironment marks the GitHub Deployment as production:
 	// "true" or "false"; empty means by the environment's name, exactly
 	// production or prod (any case).
@@ -344,9 +348,8 @@ type deployer struct {
 	// it ran.
 	hookSuffix string
 	hooks      []hookRun
-	// chart is the Helm chart rendered ("name-version", with the OCI
-	// digest pulled), when the source is a chart.
-	chart string
+	// helm is the Helm chart rendered, when the source is a chart.
+	helm *manifests.Rendered
 }
 
 // resolveImage turns the image input into a digest reference: a tag is
@@ -592,6 +595,20 @@ func (d *deployer) release(ctx context.Context, out Outputs, finish func(state, 
 		rec.Status, rec.Description = status, truncate(desc, 500)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		if d.in.HelmRelease && d.helm != nil || r.to != nil && r.to.HelmRevision > 0 {
+			hs := common.StatusFailed
+			if status == ReleaseDeployed {
+				hs = common.StatusDeployed
+			}
+			name, n, err := d.recordHelmRelease(r.ns, r, hs, desc)
+			switch {
+			case err != nil:
+				d.log.Warningf("helm release: %v", err)
+			case n > 0:
+				rec.HelmName, rec.HelmRevision = name, n
+				d.log.Infof("recorded helm release %s revision %d (%s)", name, n, hs)
+			}
+		}
 		if err := d.c.record(rctx, r.ns, rec, objs, allHooks, r.history, d.in.ReleaseHistory); err != nil {
 			d.log.Warningf("release history: %v", err)
 			return

@@ -32,8 +32,14 @@ func (d *deployer) summary(out Outputs, targets []*target, r *releaseRun, failur
 		fmt.Fprintf(&b, "| digest | `%s` → `%s` |\n", before, d.digest.DigestStr())
 	}
 	fmt.Fprintf(&b, "| revision | %s |\n", out.Revision)
+	if c := d.chartName(); c != "" {
+		fmt.Fprintf(&b, "| chart | %s as release %s |\n", c, d.in.releaseName())
+	}
 	if rec := r.recorded; rec != nil {
 		fmt.Fprintf(&b, "| release | %d (%s)", rec.Revision, rec.Status)
+		if rec.HelmRevision > 0 {
+			fmt.Fprintf(&b, ", helm release %s revision %d", rec.HelmName, rec.HelmRevision)
+		}
 		if r.to != nil {
 			fmt.Fprintf(&b, ", a rollback to release %d", r.to.Revision)
 		}

@@ -184,6 +184,11 @@ type prog struct {
 	selOld  string
 	querier analysis.Querier
 
+	// hooks are the manifests' hook Jobs by point: pre-deploy before the
+	// canary starts, post-deploy once every step (and the bake) passed,
+	// before promotion, on-rollback after traffic went back to stable.
+	hooks map[string][]*unstructured.Unstructured
+
 	logFile  io.Writer
 	closeLog func() error
 	logBuf   bytes.Buffer
@@ -295,6 +300,9 @@ func (p *prog) start(ctx context.Context, objs []*unstructured.Unstructured) (Ou
 		return p.fail(err)
 	}
 	p.bake = d.in.Bake
+	if err := d.runHooks(ctx, HookPreDeploy, p.hooks[HookPreDeploy]); err != nil {
+		return p.fail(fmt.Errorf("%s rollout of %s stopped before anything changed: %w", d.in.Strategy, d.digest, err))
+	}
 	// A new rollout over the last one's record: derived from the state
 	// loaded, so that Save sees no other run wrote meanwhile. What resume,
 	// promote and abort take from it is settled in fromRecord.
@@ -516,6 +524,11 @@ func (p *prog) runSteps(ctx context.Context, first int) (Outputs, error) {
 			return p.verdictStops(ctx, "bake", res)
 		}
 	}
+	// The new version serves its full share now: the post-deploy hooks
+	// (a smoke test) judge it before it becomes stable.
+	if err := d.runHooks(ctx, HookPostDeploy, p.hooks[HookPostDeploy]); err != nil {
+		return p.fail(p.failBack(ctx, err))
+	}
 	if err := p.promote(ctx); err != nil {
 		return p.fail(err)
 	}
@@ -566,6 +579,9 @@ func (p *prog) renderTarget(ctx context.Context) ([]*unstructured.Unstructured, 
 	d := p.d
 	objs, _, err := d.render(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if objs, p.hooks, err = splitHooks(objs); err != nil {
 		return nil, err
 	}
 	var deps []*unstructured.Unstructured
@@ -1105,6 +1121,11 @@ func (p *prog) failBack(ctx context.Context, cause error) error {
 	}
 	p.out.Status = StatusRolledBack
 	p.decision = "rolled back: " + reason
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(p.d.in.Timeout, time.Minute))
+	defer cancel()
+	if err := p.d.runHooks(hctx, HookOnRollback, p.hooks[HookOnRollback]); err != nil {
+		return fmt.Errorf("%s rollout of %s rolled back, all traffic on stable %s: %w; then %v", p.d.in.Strategy, p.d.digest, p.stable, cause, err)
+	}
 	return fmt.Errorf("%s rollout of %s rolled back, all traffic on stable %s: %w", p.d.in.Strategy, p.d.digest, p.stable, cause)
 }
 

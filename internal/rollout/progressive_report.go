@@ -91,6 +91,7 @@ func (p *prog) summary(out Outputs, failure error) string {
 	if out.DecisionLog != "" {
 		fmt.Fprintf(&b, "\nDecision log (JSON Lines): `%s`\n", out.DecisionLog)
 	}
+	b.WriteString(d.hooksSummary())
 	b.WriteString(d.verifiedSummary())
 	return b.String()
 }

@@ -259,9 +259,19 @@ func TestBlueGreenPromotesHealthyGreen(t *testing.T) {
 	in, log := e.inputs(repo + "@" + digest("v2"))
 	// The preview: what the runner reaches of the canary Service.
 	in.SmokeURL, in.SmokeExpect = e.v2.URL+"/api/version", `200 "version":"v2"`
+	// With the migration hooks: migrate before green starts, smoke once
+	// every step passed, before promotion; no migrate-down.
+	in.Manifests = manifestDir(t, e.man, hookJobs(t, e.ns, ""))
 	out, err := rollout.Run(t.Context(), in)
 	if err != nil {
 		t.Fatalf("blue-green deploy: %v\n%s", err, log)
+	}
+	runs := hookRuns(t, e.c, e.ns)
+	if len(runs["migrate"]) != 1 || runs["migrate"][0] != repo+"@"+digest("v2")+" Complete" || len(runs["smoke"]) != 1 || len(runs["migrate-down"]) != 0 {
+		t.Errorf("hook Jobs after a promoted blue-green rollout: %v", runs)
+	}
+	if l := log.String(); !(strings.Index(l, "hook pre-deploy: Job") < strings.Index(l, "step 1: 10%") && strings.Index(l, "hook post-deploy: Job") > strings.LastIndex(l, "step 3: 100%") && strings.Index(l, "hook post-deploy: Job") < strings.Index(l, "## Promoting")) {
+		t.Errorf("hooks out of order (want migrate before step 1, smoke after step 3 and before the promotion):\n%s", l)
 	}
 	stats := stop()
 	if out.Status != rollout.StatusSuccess || out.Digest != digest("v2") || out.PreviousDigest != e.stable || out.DecisionLog != in.DecisionLog {
@@ -325,6 +335,7 @@ func TestBlueGreenRollsBackFailingGreen(t *testing.T) {
 	defer stop()
 
 	in, log := e.inputs(repo + "@" + digest("v2-bad"))
+	in.Manifests = manifestDir(t, e.man, hookJobs(t, e.ns, ""))
 	ghURL, ghStates := githubFake(t)
 	in.GitHubToken, in.GitHubAPIURL = "ghs_test_token", ghURL
 	start := time.Now()
@@ -357,6 +368,9 @@ func TestBlueGreenRollsBackFailingGreen(t *testing.T) {
 	}
 	if spec, _ := e.replicas(t, "api-canary"); spec != 0 {
 		t.Errorf("canary at %d replicas after rollback", spec)
+	}
+	if runs := hookRuns(t, e.c, e.ns); len(runs["migrate-down"]) != 1 || len(runs["smoke"]) != 0 {
+		t.Errorf("hook Jobs after a rolled-back blue-green rollout: %v, want migrate-down once and no smoke", runs)
 	}
 	if st := e.state(t); st.Phase != progressive.PhaseRolledBack || !strings.Contains(st.Reason, "-rate: ") {
 		t.Errorf("state after rollback: %s", st.Describe())

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
 )
 
 // The release history. Every rolling deploy and every release rollback of
@@ -145,6 +146,16 @@ func (c *cluster) releases(ctx context.Context, ns, environment string) ([]*Rele
 	}
 	slices.SortFunc(out, func(a, b *Release) int { return b.Revision - a.Revision })
 	return out, nil
+}
+
+// History reads an environment's release history in namespace ns, newest
+// first.
+func History(ctx context.Context, cfg *rest.Config, ns, environment string) ([]*Release, error) {
+	c, err := newCluster(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c.releases(ctx, ns, environment)
 }
 
 // deployedRelease is the release the environment runs now, nil when none.

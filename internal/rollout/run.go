@@ -592,6 +592,12 @@ func (d *deployer) release(ctx context.Context, out Outputs, finish func(state, 
 		allHooks = append(allHooks, hooks[p]...)
 	}
 	recordAs := func(status, desc string) {
+		// Blue-green and canary keep their own record (the progressive
+		// state); their first deploy, rolled directly, is not a release
+		// a later rolling deploy or rollback should start from.
+		if d.in.Strategy != "rolling" {
+			return
+		}
 		rec.Status, rec.Description = status, truncate(desc, 500)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -925,7 +931,7 @@ func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
 		return out, err
 	}
 	defer lk.release()
-	if depName == "" {
+	if depName == "" && d.in.Strategy == "rolling" {
 		history, err := d.c.releases(ctx, ns, d.in.Environment)
 		if err != nil {
 			return out, err
@@ -933,12 +939,16 @@ func (d *deployer) rollback(ctx context.Context) (Outputs, error) {
 		if len(history) > 0 {
 			return d.rollbackRelease(ctx, out, ns, history, to)
 		}
+	}
+	if depName == "" {
 		w := manifests.Workloads(objs)
 		if len(w) == 0 {
 			return out, fmt.Errorf(`action rollback: environment %s has no release history in namespace %s (no ConfigMap labelled %s=%s): roll back one Deployment with "deployment" and "namespace", or give the "manifests" to find it`, d.in.Environment, ns, LabelReleaseOf, d.in.Environment)
 		}
 		depName = w[0].GetName()
-		d.log.Warningf("environment %s has no release history in %s (deployed before gantry recorded releases): rolling back Deployment %s/%s alone, by its own revisions", d.in.Environment, ns, ns, depName)
+		if d.in.Strategy == "rolling" {
+			d.log.Warningf("environment %s has no release history in %s (deployed before gantry recorded releases): rolling back Deployment %s/%s alone, by its own revisions", d.in.Environment, ns, ns, depName)
+		}
 	}
 	before, err := d.c.typed.AppsV1().Deployments(ns).Get(ctx, depName, metav1.GetOptions{})
 	if err != nil {

@@ -193,8 +193,18 @@ func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string)
 	if err != nil {
 		return err
 	}
-	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- %s\nimages:\n- name: ghcr.io/acme/prompt-builder\n  newName: %s\n", base, repo)
+	// The release: the API of the overlay, a worker and a migration hook
+	// Job (testdata/demo/release), copied in: kustomize reads resources
+	// from below the kustomization only.
+	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- %s\n- release.yaml\nimages:\n- name: ghcr.io/acme/prompt-builder\n  newName: %s\n", base, repo)
 	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		return err
+	}
+	extra, err := os.ReadFile(filepath.Join(root, "testdata", "demo", "release", "release.yaml"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(overlay, "release.yaml"), extra, 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
@@ -202,7 +212,7 @@ func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string)
 	}
 	kubeconfig := filepath.Join(bin, "k8s", "kubeconfig")
 	if _, err := os.Stat(kubeconfig); err != nil || !clusterUp(ctx, kubeconfig) {
-		step(w, "Deploy: to staging: no local control plane (run `make k8s-up` for a real deploy); the rendered Deployment instead")
+		step(w, "Deploy: to staging: no local control plane (run `make k8s-up` for a real deploy); the rendered release instead")
 		objs, err := manifests.Render(overlay)
 		if err != nil {
 			return err
@@ -213,6 +223,11 @@ func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string)
 		}
 		for _, c := range changes {
 			fmt.Fprintf(w, "  pinned %s\n", c)
+		}
+		for _, o := range objs {
+			if point := o.GetAnnotations()[rollout.AnnotationHook]; point != "" {
+				fmt.Fprintf(w, "  hook %s: %s %s/%s runs as a Job of its own, before any workload changes\n", point, o.GetKind(), o.GetNamespace(), o.GetName())
+			}
 		}
 		y, err := manifests.YAML(manifests.Workloads(objs))
 		if err != nil {
@@ -236,6 +251,24 @@ func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string)
 	}
 	for _, k := range []string{"status", "revision", "digest", "previous-digest"} {
 		fmt.Fprintf(w, "  %s: %s\n", k, out[k])
+	}
+	// The environment's release history, as kubectl get configmaps -l
+	// gantry.dev/release-of=staging shows it: one more each demo run.
+	cfg, err := rollout.RESTConfigFrom(kubeconfig)
+	if err != nil {
+		return err
+	}
+	history, err := rollout.History(ctx, cfg, "prompt-builder-staging", "staging")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  release history of staging (action rollback, rollback-to revision:N returns every workload to release N):\n")
+	for i, r := range history {
+		if i == 5 {
+			fmt.Fprintf(w, "    … %d more\n", len(history)-i)
+			break
+		}
+		fmt.Fprintf(w, "    %-3d %-11s %s  %s\n", r.Revision, r.Status, r.Time.Format(time.RFC3339), r.Description)
 	}
 	return nil
 }

@@ -520,9 +520,10 @@ type releaseRun struct {
 	objs    []*unstructured.Unstructured
 	hooks   map[string][]*unstructured.Unstructured
 	history []*Release
-	// to is the release a rollback returns to; leaving is the release it
-	// leaves, whose on-rollback hooks run once the workloads are back.
-	to, leaving  *Release
+	// to is the release a rollback returns to; leavingHooks are the
+	// on-rollback hooks of the release it leaves, run once the workloads
+	// are back.
+	to           *Release
 	leavingHooks []*unstructured.Unstructured
 	pruned       []string
 	// recorded is this run's entry in the history, once written.
@@ -990,7 +991,7 @@ func (d *deployer) rollbackRelease(ctx context.Context, out Outputs, ns string, 
 	if err != nil {
 		return out, err
 	}
-	run := &releaseRun{ns: ns, objs: objs, hooks: hooks, history: history, to: target, leaving: cur}
+	run := &releaseRun{ns: ns, objs: objs, hooks: hooks, history: history, to: target}
 	if cur != nil {
 		if left, err := cur.releaseObjects(); err != nil {
 			d.log.Warningf("the on-rollback hooks of %s are not run: %v", cur, err)

@@ -37,6 +37,9 @@ fi
 mkdir -p "$out" "$bins"
 # Reproducible archives: fixed mtime (the commit's), owner and order.
 mtime="@$(git log -1 --format=%ct 2>/dev/null || echo 0)"
+# What --version prints: the tag and the commit built.
+commit="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+stamp="-X github.com/gantry-ci/gantry/internal/ghaction.version=$version -X github.com/gantry-ci/gantry/internal/ghaction.commit=$commit"
 
 for platform in "${platforms[@]}"; do
   goos="${platform%/*}" goarch="${platform#*/}"
@@ -53,7 +56,7 @@ for platform in "${platforms[@]}"; do
     echo "dist: $bin $version $goos/$goarch" >&2
     # GOEXPERIMENT=jsonv2: the scan stage links trivy v0.74, which needs it.
     GOOS="$goos" GOARCH="$goarch" GOEXPERIMENT=jsonv2 CGO_ENABLED=0 \
-      go build -trimpath -ldflags="-s -w -buildid=" -o "$dir/$bin" "./cmd/$stage"
+      go build -trimpath -ldflags="-s -w -buildid= $stamp" -o "$dir/$bin" "./cmd/$stage"
     tar --sort=name --mtime="$mtime" --owner=0 --group=0 --numeric-owner \
       -C "$dir" -cf - "$bin" | gzip -n -9 >"$out/${bin}_${version}_${goos}_${goarch}.tar.gz"
   done

@@ -11,8 +11,9 @@
 #
 # Next to each binary, .<binary>.source records what it was built from: the
 # Go version and settings, go.mod, go.sum and the content of every file
-# under cmd/ and internal/. While that is unchanged (the second stage action
-# of a job, say), the binary is kept without running go build at all, which
+# under actions/ (the action.yml files, embedded for --help), cmd/ and
+# internal/. While that is unchanged (the second stage action of a job,
+# say), the binary is kept without running go build at all, which
 # would spend seconds loading and hashing every dependency to reach the
 # same answer. Any difference, or a binary changed since, builds as before.
 set -euo pipefail
@@ -47,7 +48,7 @@ source_key() {
     go version
     go env GOOS GOARCH GOAMD64 GOARM64 GOFLAGS GOEXPERIMENT CGO_ENABLED GOTOOLCHAIN
     printf '%s\n' "${flags[@]}"
-    find go.mod go.sum cmd internal -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    find go.mod go.sum actions cmd internal -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 }
 # binary_id FILE: the file as it is now (size, modification time to the

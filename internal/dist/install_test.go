@@ -22,7 +22,7 @@ func sourceCopy(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
-	for _, top := range []string{"go.mod", "go.sum", "cmd", "internal", "scripts/install.sh"} {
+	for _, top := range []string{"go.mod", "go.sum", "actions", "cmd", "internal", "scripts/install.sh"} {
 		err := filepath.WalkDir(filepath.Join(root, top), func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/gantry-ci/gantry/actions"
 )
 
 // Environment variables that configure a stage binary outside Actions, as
@@ -41,6 +43,7 @@ flags:
                        JSON object of strings; also GANTRY_OUTPUT_FORMAT
   --summary FILE       append the Markdown job summary to FILE instead of stderr;
                        also GANTRY_SUMMARY_FILE
+  --version            the version, commit and Go version this binary was built with
   -h, --help           this text
 
 Exit status: 0 on success, 1 on failure (the error is the last log line).
@@ -51,6 +54,7 @@ type Flags struct {
 	Output  string // FormatText or FormatJSON
 	Summary string // file for the summary outside Actions
 	Help    bool
+	Version bool
 }
 
 // ParseFlags reads a stage binary's arguments, with getenv's
@@ -63,9 +67,12 @@ func ParseFlags(args []string, getenv func(string) string) (Flags, error) {
 		case "-h", "-help", "--help":
 			f.Help = true
 			continue
+		case "--version", "-version":
+			f.Version = true
+			continue
 		case "--output", "-output", "--summary", "-summary":
 		default:
-			return f, fmt.Errorf("unknown argument %q: stages take their inputs as INPUT_<NAME> environment variables; flags are --output text|json and --summary FILE (see --help)", args[i])
+			return f, fmt.Errorf("unknown argument %q: stages take their inputs as INPUT_<NAME> environment variables; flags are --output text|json, --summary FILE, --version and --help", args[i])
 		}
 		if !hasVal {
 			if i+1 == len(args) {
@@ -103,8 +110,19 @@ func Main(run func(ctx context.Context, env *Env) error) {
 func MainWith(args []string, getenv func(string) string, stdout, stderr io.Writer, run func(ctx context.Context, env *Env) error) int {
 	stage := filepath.Base(args[0])
 	flags, ferr := ParseFlags(args[1:], getenv)
+	if flags.Version && ferr == nil {
+		fmt.Fprintf(stdout, "%s %s\n", stage, Version())
+		return 0
+	}
 	if flags.Help {
-		fmt.Fprintf(stdout, "usage: %s [--output text|json] [--summary FILE]\n\n%s", stage, Usage)
+		fmt.Fprintf(stdout, "usage: %s [--output text|json] [--summary FILE] [--version] [--help]\n\n", stage)
+		// The action's own metadata, when this binary is a stage's.
+		if meta, ok := actions.Metadata(strings.TrimPrefix(stage, "gantry-")); ok {
+			if h, err := actionHelp(meta); err == nil {
+				fmt.Fprintf(stdout, "%s\n", h)
+			}
+		}
+		fmt.Fprint(stdout, Usage)
 		return 0
 	}
 	o := Options{Getenv: getenv, Log: stdout, OutputFormat: flags.Output, SummaryFile: flags.Summary}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/gantry-ci/gantry/internal/ghaction"
 )
 
 const usage = `usage: gantry <command> [flags]
@@ -20,6 +22,7 @@ commands:
                   outputs in sync, no expressions in run:, actions pinned by SHA)
   embed-release   write a release's version, download URL and the SHA256 of its
                   binary archives into every action.yml (Gantry's release commit)
+  version         the version, commit and Go version of this binary (also --version)
 `
 
 func main() {
@@ -55,6 +58,9 @@ func run(ctx context.Context, args []string) error {
 		return embedRelease(os.Stdout, *root, *version, *url, *sums)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
+		return nil
+	case "version", "--version":
+		fmt.Println("gantry", ghaction.Version())
 		return nil
 	}
 	fmt.Fprint(os.Stderr, usage)

@@ -228,7 +228,9 @@ func CheckPins(text string) []string {
 		if m == nil {
 			continue
 		}
-		if !versionCommentRE.MatchString(m[2]) {
+		// Gantry's own workflows have no release yet: a pin of one of
+		// main's commits says so, with its date.
+		if !versionCommentRE.MatchString(m[2]) && !(strings.HasPrefix(m[1], "gantry-ci/gantry/") && gantryMainRE.MatchString(m[2])) {
 			problems = append(problems, fmt.Sprintf("line %d: %s is pinned by SHA without the release it stands for: add a comment such as # v1.2.3", i+1, m[1]))
 		}
 	}
@@ -252,6 +254,7 @@ var (
 	// what follows it on the line.
 	usesPinRE        = regexp.MustCompile(`^\s*(?:-\s+)?uses:\s*['"]?([^./\s'"][^\s'"@]*@[0-9a-f]{40})['"]?(.*)$`)
 	versionCommentRE = regexp.MustCompile(`^\s*#\s*v?\d+(\.\d+)*\S*`)
+	gantryMainRE     = regexp.MustCompile(`^\s*# main, \d{4}-\d{2}-\d{2} \(no Gantry release yet\)\s*$`)
 	headCheckoutRE   = regexp.MustCompile(`github\.event\.pull_request\.head\.(sha|ref|repo)|github\.head_ref`)
 )
 

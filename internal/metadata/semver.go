@@ -1,8 +1,10 @@
 package metadata
 
 import (
-	"regexp"
 	"strconv"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
 )
 
 // Semver is a parsed semantic version.
@@ -11,16 +13,15 @@ type Semver struct {
 	Pre, Build          string
 }
 
-var semverRE = regexp.MustCompile(`^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
-
-// ParseSemver parses "1.2.3" or "v1.2.3-rc.1+build.5".
+// ParseSemver parses "1.2.3" or "v1.2.3-rc.1+build.5": a full SemVer 2.0
+// version (Masterminds/semver's strict parser), with an optional leading v
+// as tags have it.
 func ParseSemver(s string) (Semver, bool) {
-	m := semverRE.FindStringSubmatch(s)
-	if m == nil {
+	v, err := semver.StrictNewVersion(strings.TrimPrefix(s, "v"))
+	if err != nil {
 		return Semver{}, false
 	}
-	atoi := func(x string) int { n, _ := strconv.Atoi(x); return n }
-	return Semver{Major: atoi(m[1]), Minor: atoi(m[2]), Patch: atoi(m[3]), Pre: m[4], Build: m[5]}, true
+	return Semver{Major: int(v.Major()), Minor: int(v.Minor()), Patch: int(v.Patch()), Pre: v.Prerelease(), Build: v.Metadata()}, true
 }
 
 // String is the version without a leading v and without build metadata

@@ -7,9 +7,12 @@ package release
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -111,13 +114,68 @@ func Write(path string, r Record) (string, error) {
 	return abs, nil
 }
 
-// ForDigest reads the record at path when it describes digest, so later
-// stages add to the same record; a missing file or a record of another image
-// (left over from an earlier run) gives a fresh record.
+// ForDigest is the build's rule, the start of a record: the record at path
+// when it describes digest (a build run again adds to it), else a fresh
+// one (a missing file, or a record of another image left over from an
+// earlier run, which the build replaces).
 func ForDigest(path, digest string) Record {
 	r, err := Read(path)
 	if err != nil || r.Digest != digest {
 		return Record{}
 	}
 	return r
+}
+
+// Check is what every stage after the build does before its work: a
+// release-file that exists must be a release record (a stage that would
+// only find out at the end would have done its work for nothing). No path,
+// or no file, is fine: the stage runs without a build before it.
+func Check(path string) error {
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if _, err := Read(path); err != nil {
+		return fmt.Errorf(`input "release-file": %w (point it at the build stage's release-file output, or set it to "" to skip the record)`, err)
+	}
+	return nil
+}
+
+// Add is the one rule by which the stages after the build add their
+// section to the record at path, for the image whose index (or one
+// platform's) digest is digest ("" for work on no image, such as a
+// repository scan, which adds to the job's record as it is): no path or
+// no file, nothing (the
+// record is the build's to start); a record of another image (left over
+// from an earlier run, or a release-file meant for another job) is left as
+// it is, with a warning naming both; otherwise the section is stored and
+// the record written atomically. It returns the record's absolute path
+// when it wrote it.
+func Add(path, digest, stage string, section any, warn func(format string, args ...any)) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	r, err := Read(path)
+	if err != nil {
+		return "", fmt.Errorf(`input "release-file": %w (point it at the build stage's release-file output, or set it to "" to skip the record)`, err)
+	}
+	if digest != "" && r.Digest != digest && !slices.ContainsFunc(r.Platforms, func(p Platform) bool { return p.Digest == digest }) {
+		if warn != nil {
+			warn("release record %s describes %s, not %s: its %s section is not added (point release-file at this image's record)", path, r.Image, digest, stage)
+		}
+		return "", nil
+	}
+	if err := r.SetStage(stage, section); err != nil {
+		return "", err
+	}
+	p, err := Write(path, r)
+	if err != nil {
+		return "", fmt.Errorf(`writing the release record (input "release-file" = %q): %w`, path, err)
+	}
+	return p, nil
 }

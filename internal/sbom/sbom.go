@@ -18,6 +18,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/registry"
+	"github.com/gantry-ci/gantry/internal/release"
 )
 
 // Run writes the SBOMs of every requested platform of the image and of
@@ -46,10 +47,8 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	hasImage := strings.TrimSpace(in.Image) != ""
 	// A broken release record fails before any work, not after it. The
 	// record describes an image: a run without one leaves it alone.
-	var rec *recordFile
 	if hasImage {
-		var err error
-		if rec, err = openRecord(in.ReleaseFile); err != nil {
+		if err := release.Check(in.ReleaseFile); err != nil {
 			return Outputs{}, err
 		}
 	}
@@ -161,8 +160,8 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		in.Log.Infof("wrote %s (%d bytes)", f.path, len(f.data))
 	}
 
-	if rec != nil {
-		path, err := rec.update(ref, fmts, out, in.Log)
+	if hasImage {
+		path, err := record(in.ReleaseFile, ref, fmts, out, in.Log)
 		if err != nil {
 			return out, err
 		}

@@ -73,6 +73,10 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	if len(in.Files) > 0 {
 		return runFiles(ctx, in, log)
 	}
+	// A broken release record fails before anything is signed.
+	if err := release.Check(in.recordPath()); err != nil {
+		return out, err
+	}
 	digest, err := conn.Resolve(ctx, "image", in.Image, log)
 	if err != nil {
 		return out, err
@@ -150,17 +154,6 @@ func finish(out *Outputs, in Inputs, digest string) error {
 	if in.ReleaseFile == "" || digest == "" {
 		return nil
 	}
-	path := in.ReleaseFile
-	if !filepath.IsAbs(path) && in.Dir != "" {
-		path = filepath.Join(in.Dir, path)
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil // only add to a record an earlier stage wrote
-	}
-	rec := release.ForDigest(path, digest)
-	if rec.Digest == "" {
-		return nil
-	}
 	section := map[string]any{"mode": out.Report.Mode, "signer": out.Report.Signer, "verified": out.Report.Verified}
 	if out.Report.Mode == "sign" {
 		section["tlog"] = out.Report.Tlog
@@ -175,11 +168,20 @@ func finish(out *Outputs, in Inputs, digest string) error {
 	if out.Report.Mode == "verify" {
 		stage = "verify"
 	}
-	if err := rec.SetStage(stage, section); err != nil {
-		return err
+	warn := func(string, ...any) {}
+	if in.Log != nil {
+		warn = in.Log.Warningf
 	}
-	_, err := release.Write(path, rec)
+	_, err := release.Add(in.recordPath(), digest, stage, section, warn)
 	return err
+}
+
+// recordPath is the release-file input, relative to Dir.
+func (in Inputs) recordPath() string {
+	if in.ReleaseFile == "" || filepath.IsAbs(in.ReleaseFile) || in.Dir == "" {
+		return in.ReleaseFile
+	}
+	return filepath.Join(in.Dir, in.ReleaseFile)
 }
 
 // writeReport writes the report file (input report-file), if one is asked for.

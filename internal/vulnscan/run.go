@@ -45,6 +45,10 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	if err != nil {
 		return Outputs{}, err
 	}
+	// A broken release record fails before the scan, not after it.
+	if err := release.Check(in.ReleaseFile); err != nil {
+		return Outputs{}, err
+	}
 
 	conn := registry.Conn{
 		Username: in.RegistryUsername, Password: in.RegistryPassword, Insecure: in.InsecureRegistries,
@@ -188,8 +192,8 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	if out.AttestationFile, err = writeJSON(in.AttestationFile, predicate(rep, in.Invocation)); err != nil {
 		return out, err
 	}
-	if err := recordRelease(in, rep); err != nil {
-		log.Warningf("updating %s: %v", in.ReleaseFile, err)
+	if err := recordRelease(in, rep, log); err != nil {
+		return out, err
 	}
 	log.Infof("verdict: %s (critical %d, high %d, medium %d, low %d, ignored %d)", rep.Gate.Verdict, rep.Counts.Critical, rep.Counts.High, rep.Counts.Medium, rep.Counts.Low, rep.Counts.Ignored)
 	if rep.Gate.Verdict == "fail" {
@@ -368,22 +372,12 @@ type releaseSection struct {
 	Finished string   `json:"finishedOn"`
 }
 
-// recordRelease adds the scan section to the release record when the file
-// exists (a path-only scan outside a release has no record to add to).
-func recordRelease(in Inputs, rep Report) error {
-	if in.ReleaseFile == "" {
-		return nil
-	}
-	if _, err := os.Stat(in.ReleaseFile); err != nil {
-		return nil
-	}
-	rec, err := release.Read(in.ReleaseFile)
-	if err != nil {
-		return err
-	}
-	if _, digest, ok := strings.Cut(rep.Image, "@"); ok && rec.Digest != "" && rec.Digest != digest {
-		return fmt.Errorf("it records %s, not the scanned image %s: left as it is", rec.Digest, rep.Image)
-	}
+// recordRelease adds the scan section to the release record, by
+// release.Add's rule (checked with release.Check before the scan): of the
+// scanned image, or, for a repository-only scan, of the job's record as
+// it is.
+func recordRelease(in Inputs, rep Report, log ghaction.Logger) error {
+	_, digest, _ := strings.Cut(rep.Image, "@")
 	scanner := rep.Scanner.Name + " " + rep.Scanner.Version
 	if h := rep.HistoryScanner; h != nil && h.Name != rep.Scanner.Name {
 		scanner += ", " + h.Name + " " + h.Version
@@ -400,9 +394,6 @@ func recordRelease(in Inputs, rep Report) error {
 	if rep.DB != nil {
 		sec.DBBuilt = rep.DB.UpdatedAt.UTC().Format("2006-01-02T15:04:05Z")
 	}
-	if err := rec.SetStage("scan", sec); err != nil {
-		return err
-	}
-	_, err = release.Write(in.ReleaseFile, rec)
+	_, err := release.Add(in.ReleaseFile, digest, "scan", sec, log.Warningf)
 	return err
 }

@@ -339,13 +339,14 @@ func Workloads(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 }
 
 // RollingWorkloads returns the workloads a rolling deploy rolls out and
-// waits for, in the manifests' order: Deployments, StatefulSets and
-// DaemonSets.
+// waits for, in the manifests' order: Deployments, StatefulSets,
+// DaemonSets and Argo Rollouts' Rollouts.
 func RollingWorkloads(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	var ws []*unstructured.Unstructured
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
-		if gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet" || gvk.Kind == "DaemonSet") {
+		if gvk.Group == "apps" && (gvk.Kind == "Deployment" || gvk.Kind == "StatefulSet" || gvk.Kind == "DaemonSet") ||
+			gvk.Group == "argoproj.io" && gvk.Kind == "Rollout" {
 			ws = append(ws, o)
 		}
 	}

@@ -506,7 +506,7 @@ func (in *Inputs) source() string {
 // releaseNamespace is the namespace of a release's workloads: where its
 // lease and its history live.
 func releaseNamespace(objs []*unstructured.Unstructured) (string, error) {
-	ws := rollingWorkloads(objs)
+	ws := manifests.RollingWorkloads(objs)
 	if len(ws) == 0 {
 		return "", errors.New("has no workload to roll out (strategy rolling rolls out Deployments, StatefulSets, DaemonSets and Argo Rollouts)")
 	}
@@ -538,7 +538,7 @@ type releaseRun struct {
 func (d *deployer) release(ctx context.Context, out Outputs, finish func(state, desc string), r *releaseRun) (Outputs, error) {
 	objs, hooks := r.objs, r.hooks
 	var targets []*target
-	for _, o := range rollingWorkloads(objs) {
+	for _, o := range manifests.RollingWorkloads(objs) {
 		targets = append(targets, &target{obj: o})
 	}
 	current := deployedRelease(r.history)

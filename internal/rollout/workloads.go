@@ -33,21 +33,6 @@ const (
 	KindRollout = "Rollout"
 )
 
-// rollingWorkloads returns the workloads a rolling deploy rolls out and
-// waits for, in the manifests' order: Deployments, StatefulSets,
-// DaemonSets and Argo Rollouts.
-func rollingWorkloads(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
-	var ws []*unstructured.Unstructured
-	for _, o := range objs {
-		gvk := o.GroupVersionKind()
-		if gvk.Group == "apps" && (gvk.Kind == KindDeployment || gvk.Kind == KindStatefulSet || gvk.Kind == KindDaemonSet) ||
-			gvk.Group == argorollouts.Group && gvk.Kind == KindRollout {
-			ws = append(ws, o)
-		}
-	}
-	return ws
-}
-
 // statusStep reads a workload once: done when its rollout is complete, a
 // Failure when it cannot complete. Progress is logged when it changed
 // since it was last logged.

@@ -22,6 +22,8 @@ commands:
                   outputs in sync, no expressions in run:, actions pinned by SHA)
   embed-release   write a release's version, download URL and the SHA256 of its
                   binary archives into every action.yml (Gantry's release commit)
+  config          check gantry.yaml, show the effective inputs, print its schema
+                  (gantry config check|show [stage]|schema)
   version         the version, commit and Go version of this binary (also --version)
 `
 
@@ -43,6 +45,8 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "demo":
 		return fmt.Errorf("the demo is its own program now: make demo (bin/gantry-demo)")
+	case "config":
+		return configCmd(os.Stdout, args[1:])
 	case "check-actions":
 		fs := flag.NewFlagSet("check-actions", flag.ExitOnError)
 		root := fs.String("root", ".", "the Gantry source tree")

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gantry-ci/gantry/internal/config"
 )
 
 // Struct tags understood by Decode and Encode:
@@ -38,6 +40,11 @@ type Field struct {
 	Default  string
 	Required bool
 	Secret   bool
+	// Kind is the value's type as gantry.yaml's schema names it:
+	// "string", "boolean", "integer", "duration" or "list" (List says
+	// how a list splits: "", "lines" or "argv").
+	Kind string
+	List string
 }
 
 // InputFields lists the inputs declared by the struct type of v.
@@ -64,6 +71,8 @@ func fields(v any, tag string) []Field {
 			Default:  f.Tag.Get("default"),
 			Required: f.Tag.Get("required") == "true",
 			Secret:   f.Tag.Get("secret") == "true",
+			Kind:     kindOf(f.Type),
+			List:     f.Tag.Get("list"),
 		})
 	}
 	return out
@@ -91,33 +100,65 @@ func (e *Env) Decode(dst any) error {
 		}
 	}
 	var errs []error
+	var rows []provenance
 	for i := range rt.NumField() {
 		f := rt.Field(i)
 		name, ok := f.Tag.Lookup("input")
 		if !ok || name == "-" {
 			continue
 		}
-		raw := e.GetInput(name)
-		if raw == "" {
-			raw = f.Tag.Get("default")
+		raw, src := e.Input(name, f.Tag.Get("default"))
+		secret := f.Tag.Get("secret") == "true"
+		if raw != "" {
+			shown := raw
+			if secret {
+				shown = "***"
+			}
+			rows = append(rows, provenance{name, shown, src})
 		}
 		if raw == "" {
 			if f.Tag.Get("required") == "true" {
-				errs = append(errs, fmt.Errorf("input %q is required: set it in the step's with: block (or %s in the environment)", name, InputName(name)))
+				where := ""
+				if sec := config.SectionOf(e.stage); sec != "" {
+					where = fmt.Sprintf(", or under %s: in gantry.yaml", sec)
+				}
+				errs = append(errs, fmt.Errorf("input %q is required: set it in the step's with: block (or %s in the environment%s)", name, InputName(name), where))
 			}
 			continue
 		}
 		if err := set(rv.Field(i), raw, f.Tag.Get("list")); err != nil {
-			if f.Tag.Get("secret") == "true" {
+			if secret {
 				err = errors.New("invalid value")
+			}
+			if src.From == config.FromFile {
+				errs = append(errs, fmt.Errorf("input %q (from %s): %w", name, src, err))
+				continue
 			}
 			errs = append(errs, fmt.Errorf("input %q: %w", name, err))
 		}
+	}
+	if e.cfg != nil {
+		e.Summary(e.provenanceSummary(rows))
 	}
 	return errors.Join(errs...)
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
+
+// kindOf names the kind of value a field of type t takes (see Field.Kind).
+func kindOf(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "duration"
+	case t.Kind() == reflect.Bool:
+		return "boolean"
+	case t.Kind() == reflect.Int:
+		return "integer"
+	case t.Kind() == reflect.Slice:
+		return "list"
+	}
+	return "string"
+}
 
 func set(v reflect.Value, raw, list string) error {
 	switch {

@@ -455,17 +455,17 @@ func TestInputFields(t *testing.T) {
 	t.Run("local struct", func(t *testing.T) {
 		t.Parallel()
 		want := []ghaction.Field{
-			{Name: "name", GoName: "Name", Required: true},
-			{Name: "greeting", GoName: "Greeting", Default: "hello"},
-			{Name: "verbose", GoName: "Verbose"},
-			{Name: "push", GoName: "Push", Default: "true"},
-			{Name: "jobs", GoName: "Jobs", Default: "4"},
-			{Name: "timeout", GoName: "Timeout", Default: "15m"},
-			{Name: "platforms", GoName: "Platforms", Default: "linux/amd64,linux/arm64"},
-			{Name: "layers", GoName: "Layers"},
-			{Name: "cmd", GoName: "Cmd"},
-			{Name: "registry-password", GoName: "Password", Secret: true},
-			{Name: "multi word", GoName: "Multi"},
+			{Name: "name", GoName: "Name", Required: true, Kind: "string"},
+			{Name: "greeting", GoName: "Greeting", Default: "hello", Kind: "string"},
+			{Name: "verbose", GoName: "Verbose", Kind: "boolean"},
+			{Name: "push", GoName: "Push", Default: "true", Kind: "boolean"},
+			{Name: "jobs", GoName: "Jobs", Default: "4", Kind: "integer"},
+			{Name: "timeout", GoName: "Timeout", Default: "15m", Kind: "duration"},
+			{Name: "platforms", GoName: "Platforms", Default: "linux/amd64,linux/arm64", Kind: "list"},
+			{Name: "layers", GoName: "Layers", Kind: "list", List: "lines"},
+			{Name: "cmd", GoName: "Cmd", Kind: "list", List: "argv"},
+			{Name: "registry-password", GoName: "Password", Secret: true, Kind: "string"},
+			{Name: "multi word", GoName: "Multi", Kind: "string"},
 		}
 		for _, v := range []any{testInputs{}, &testInputs{}} {
 			if got := ghaction.InputFields(v); !slices.Equal(got, want) {
@@ -487,20 +487,20 @@ func TestInputFields(t *testing.T) {
 			got[f.Name] = f
 		}
 		want := []ghaction.Field{
-			{Name: "image", GoName: "Image", Required: true},
-			{Name: "base", GoName: "Base"}, // required unless merge: Validate says so
-			{Name: "platforms", GoName: "Platforms", Default: "linux/amd64,linux/arm64"},
-			{Name: "context", GoName: "Context", Default: "."},
-			{Name: "tags", GoName: "Tags"},
-			{Name: "push", GoName: "Push", Default: "true"},
-			{Name: "push-by-digest", GoName: "PushByDigest", Default: "false"},
-			{Name: "merge", GoName: "Merge"},
-			{Name: "oci-layout", GoName: "OCILayout", Default: "oci-layout"},
-			{Name: "registry-username", GoName: "RegistryUsername"},
-			{Name: "registry-password", GoName: "RegistryPassword", Secret: true},
-			{Name: "release-file", GoName: "ReleaseFile", Default: "gantry-release.json"},
-			{Name: "jobs", GoName: "Jobs", Default: "4"},
-			{Name: "timeout", GoName: "Timeout", Default: "15m"},
+			{Name: "image", GoName: "Image", Required: true, Kind: "string"},
+			{Name: "base", GoName: "Base", Kind: "string"}, // required unless merge: Validate says so
+			{Name: "platforms", GoName: "Platforms", Default: "linux/amd64,linux/arm64", Kind: "list"},
+			{Name: "context", GoName: "Context", Default: ".", Kind: "string"},
+			{Name: "tags", GoName: "Tags", Kind: "list", List: "lines"},
+			{Name: "push", GoName: "Push", Default: "true", Kind: "boolean"},
+			{Name: "push-by-digest", GoName: "PushByDigest", Default: "false", Kind: "boolean"},
+			{Name: "merge", GoName: "Merge", Kind: "list", List: "lines"},
+			{Name: "oci-layout", GoName: "OCILayout", Default: "oci-layout", Kind: "string"},
+			{Name: "registry-username", GoName: "RegistryUsername", Kind: "string"},
+			{Name: "registry-password", GoName: "RegistryPassword", Secret: true, Kind: "string"},
+			{Name: "release-file", GoName: "ReleaseFile", Default: "gantry-release.json", Kind: "string"},
+			{Name: "jobs", GoName: "Jobs", Default: "4", Kind: "integer"},
+			{Name: "timeout", GoName: "Timeout", Default: "15m", Kind: "duration"},
 		}
 		for _, w := range want {
 			if g, ok := got[w.Name]; !ok {

@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	"github.com/sethvargo/go-githubactions"
+
+	"github.com/gantry-ci/gantry/internal/config"
 )
 
 // Logger is what stage packages use to talk to the person reading a run log.
@@ -77,6 +79,8 @@ type Env struct {
 	format string
 	sumTo  string
 	red    *redactor
+	stage  string       // the stage whose section of cfg applies
+	cfg    *config.File // gantry.yaml, when the stage reads one
 
 	mu      sync.Mutex
 	err     error    // the first failed write to a runner file

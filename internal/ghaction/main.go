@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/gantry-ci/gantry/actions"
+	"github.com/gantry-ci/gantry/internal/config"
 )
 
 // Environment variables that configure a stage binary outside Actions, as
@@ -33,6 +34,10 @@ const Usage = `Inputs are environment variables, as GitHub hands them to an acti
 INPUT_<NAME> with the input's name upper-cased (INPUT_IMAGE, INPUT_REGISTRY-PASSWORD).
 The action's action.yml and the README list every input and output.
 
+An input left empty is read from gantry.yaml (or .gantry.yaml) in the workspace
+(GITHUB_WORKSPACE, else the working directory): the stage's section, for deploy first
+deploy.environments.<environment>. INPUT_CONFIG names another file; "none" reads none.
+
 Under GitHub Actions (GITHUB_ACTIONS=true or GITHUB_OUTPUT set) outputs go to the
 GITHUB_OUTPUT file and the summary to GITHUB_STEP_SUMMARY. Anywhere else the log is
 plain text on stderr (secrets shown as ***) and the outputs are printed on stdout.
@@ -43,6 +48,8 @@ flags:
                        JSON object of strings; also GANTRY_OUTPUT_FORMAT
   --summary FILE       append the Markdown job summary to FILE instead of stderr;
                        also GANTRY_SUMMARY_FILE
+  --input NAME         print NAME's effective value (the step's INPUT_ variable, else
+                       gantry.yaml, else the default) and exit
   --version            the version, commit and Go version this binary was built with
   -h, --help           this text
 
@@ -55,6 +62,7 @@ type Flags struct {
 	Summary string // file for the summary outside Actions
 	Help    bool
 	Version bool
+	Input   string // --input NAME: print that input's effective value and exit
 }
 
 // ParseFlags reads a stage binary's arguments, with getenv's
@@ -70,9 +78,9 @@ func ParseFlags(args []string, getenv func(string) string) (Flags, error) {
 		case "--version", "-version":
 			f.Version = true
 			continue
-		case "--output", "-output", "--summary", "-summary":
+		case "--output", "-output", "--summary", "-summary", "--input", "-input":
 		default:
-			return f, fmt.Errorf("unknown argument %q: stages take their inputs as INPUT_<NAME> environment variables; flags are --output text|json, --summary FILE, --version and --help", args[i])
+			return f, fmt.Errorf("unknown argument %q: stages take their inputs as INPUT_<NAME> environment variables (or from gantry.yaml); flags are --output text|json, --summary FILE, --input NAME, --version and --help", args[i])
 		}
 		if !hasVal {
 			if i+1 == len(args) {
@@ -81,9 +89,12 @@ func ParseFlags(args []string, getenv func(string) string) (Flags, error) {
 			i++
 			val = args[i]
 		}
-		if strings.TrimLeft(name, "-") == "output" {
+		switch strings.TrimLeft(name, "-") {
+		case "output":
 			f.Output = val
-		} else {
+		case "input":
+			f.Input = val
+		default:
 			f.Summary = val
 		}
 	}
@@ -135,8 +146,33 @@ func MainWith(args []string, getenv func(string) string, stdout, stderr io.Write
 		env.Fail(fmt.Errorf("%s: %w", stage, ferr))
 		return 1
 	}
+	name := strings.TrimPrefix(stage, "gantry-")
+	cfg, err := LoadConfig(getenv, name)
+	if err != nil {
+		env.Fail(fmt.Errorf("%s: %w", stage, err))
+		return 1
+	}
+	if cfg != nil {
+		env.UseConfig(name, cfg)
+		env.Infof("Inputs the step leaves empty come from %s.", cfg.Path)
+	}
+	if flags.Input != "" {
+		schema, err := config.Embedded()
+		if err != nil {
+			env.Fail(err)
+			return 1
+		}
+		in, ok := schema.Input(name, flags.Input)
+		if !ok && flags.Input != "config" {
+			env.Fail(fmt.Errorf("%s: --input %q: no such input (see --help)", stage, flags.Input))
+			return 1
+		}
+		v, _ := env.Input(flags.Input, in.Default)
+		fmt.Fprintln(stdout, v)
+		return 0
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := guard(ctx, stage, env, run)
+	err = guard(ctx, stage, env, run)
 	stop()
 	err = errors.Join(err, env.Flush())
 	if werr := env.Err(); werr != nil && !errors.Is(err, werr) {

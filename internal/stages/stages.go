@@ -10,9 +10,9 @@ import (
 
 	"github.com/gantry-ci/gantry/actions"
 	"github.com/gantry-ci/gantry/internal/actioncheck"
+	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/config"
 	"github.com/gantry-ci/gantry/internal/ghaction"
-	"github.com/gantry-ci/gantry/internal/analysis"
 	"github.com/gantry-ci/gantry/internal/ghrelease"
 	"github.com/gantry-ci/gantry/internal/image"
 	"github.com/gantry-ci/gantry/internal/rollout"

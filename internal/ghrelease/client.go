@@ -16,6 +16,7 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/githubapi"
+	"github.com/gantry-ci/gantry/internal/retry"
 )
 
 // Retry bounds: GitHub answers 5xx and secondary rate limits often enough
@@ -62,24 +63,10 @@ func newClient(in *Inputs, s settings) *client {
 	gh.DisableRateLimitCheck = true
 	gh.UserAgent = "gantry-release " + gh.UserAgent
 	c := &client{gh: gh, owner: s.owner, repo: s.repo, token: token, sleep: in.Sleep, now: in.Now, log: in.Log}
-	if c.sleep == nil {
-		c.sleep = sleepContext
-	}
 	if c.now == nil {
 		c.now = time.Now
 	}
 	return c
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // apiError is a failed call (githubapi.APIError: "<op>: <status>:
@@ -96,56 +83,63 @@ func statusOf(err error) int {
 	return 0
 }
 
-// call runs fn until it succeeds, fails in a way retrying cannot change,
-// or maxAttempts is reached. Before a retry, recheck (when set) may find
-// that the failed attempt did take effect, which ends the loop.
+// call runs fn under githubapi.RetryPolicy until it succeeds, fails in a
+// way retrying cannot change, or maxAttempts is reached. Before a retry,
+// recheck (when set) may find that the failed attempt did take effect,
+// which ends the loop; an error of its own is returned as it is.
 func (c *client) call(ctx context.Context, op string, fn func(ctx context.Context) (*github.Response, error), recheck func(ctx context.Context) (bool, error)) error {
-	for attempt := 1; ; attempt++ {
-		resp, err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		e := c.newError(op, resp, err)
-		if ctx.Err() != nil {
-			return e
-		}
-		wait, retry, why := c.retryWait(resp, err, attempt)
-		if !retry {
-			e.Note = why
-			return e
-		}
-		if attempt == maxAttempts {
-			e.Note = fmt.Sprintf("gave up after %d attempts", attempt)
-			return e
-		}
-		c.log.Infof("%s; retrying in %s (attempt %d of %d)", e, wait.Round(time.Second), attempt+1, maxAttempts)
-		if serr := c.sleep(ctx, wait); serr != nil {
-			e.Note = fmt.Sprintf("stopped waiting to retry: %v", serr)
-			return e
-		}
-		if recheck != nil {
-			done, rerr := recheck(ctx)
-			if rerr != nil {
-				return rerr
+	p := githubapi.RetryPolicy(maxAttempts, maxWait)
+	p.Sleep, p.Log = c.sleep, c.log
+	var resp *github.Response
+	attempt := 0
+	err := p.Do(ctx, func(ctx context.Context) error {
+		if attempt++; attempt > 1 && recheck != nil {
+			done, err := recheck(ctx)
+			if err != nil {
+				return &recheckError{err}
 			}
 			if done {
 				return nil
 			}
 		}
+		var err error
+		if resp, err = fn(ctx); err != nil {
+			return c.newError(op, resp, err)
+		}
+		return nil
+	}, func(err error) retry.Verdict {
+		if _, ok := err.(*recheckError); ok {
+			return retry.Permanent("")
+		}
+		return c.classify(resp, err)
+	})
+	var re *retry.Error
+	if errors.As(err, &re) {
+		if r, ok := re.Err.(*recheckError); ok {
+			return r.err
+		}
 	}
+	return githubapi.FromRetry(err)
 }
 
-// retryWait says whether a failure is worth another attempt and how long to
-// wait first (githubapi.RetryWait: GitHub's rate-limit guidance, backoff on
-// server errors), refusing a host that does not exist outright.
-func (c *client) retryWait(resp *github.Response, err error, attempt int) (time.Duration, bool, string) {
+// recheckError carries a recheck's failure through the retry policy, which
+// ends the retries on it.
+type recheckError struct{ err error }
+
+func (e *recheckError) Error() string { return e.err.Error() }
+func (e *recheckError) Unwrap() error { return e.err }
+
+// classify says whether a failure is worth another attempt
+// (githubapi.Classify: GitHub's rate-limit guidance, backoff on server
+// errors), refusing a host that does not exist outright.
+func (c *client) classify(resp *github.Response, err error) retry.Verdict {
 	if resp == nil || resp.Response == nil {
 		var dns *net.DNSError
 		if errors.As(err, &dns) && dns.IsNotFound {
-			return 0, false, `check input "api-url"`
+			return retry.Permanent(`check input "api-url"`)
 		}
 	}
-	return githubapi.RetryWait(resp, err, attempt, c.now(), maxWait)
+	return githubapi.Classify(resp, err, c.now())
 }
 
 func (c *client) newError(op string, resp *github.Response, err error) *apiError {

@@ -12,55 +12,75 @@ import (
 	"time"
 
 	"github.com/google/go-github/v84/github"
+
+	"github.com/gantry-ci/gantry/internal/retry"
 )
 
-// do runs call until it succeeds, GitHub says something retrying cannot
-// change, or maxAttempts is reached. r supplies owner/repo for hints.
+// do runs call under RetryPolicy until it succeeds, GitHub says something
+// retrying cannot change, or maxAttempts is reached. r supplies owner/repo
+// for hints.
 func (c *Client) do(ctx context.Context, op string, r Request, call func(context.Context) (*github.Response, error)) error {
-	for attempt := 1; ; attempt++ {
-		resp, err := call(ctx)
-		if err == nil {
-			return nil
+	p := RetryPolicy(c.maxAttempts, c.maxWait)
+	p.Sleep = c.sleep
+	var resp *github.Response
+	err := p.Do(ctx, func(ctx context.Context) error {
+		var err error
+		if resp, err = call(ctx); err != nil {
+			return c.newAPIError(op, r, resp, err)
 		}
-		e := c.newAPIError(op, r, resp, err)
-		if ctx.Err() != nil {
-			return e
-		}
-		wait, retry, why := c.retryWait(resp, err, attempt)
-		if !retry {
-			e.Note = why
-			return e
-		}
-		if attempt == c.maxAttempts {
-			e.Note = fmt.Sprintf("gave up after %d attempts", attempt)
-			return e
-		}
-		if serr := c.sleep(ctx, wait); serr != nil {
-			e.Note = fmt.Sprintf("stopped waiting to retry: %v", serr)
-			e.Stop = serr
-			return e
-		}
+		return nil
+	}, func(err error) retry.Verdict {
+		return Classify(resp, err, c.now())
+	})
+	return FromRetry(err)
+}
+
+// RetryPolicy is how GitHub API calls are retried: attempts in all, server
+// errors backing off 1 s, 2 s, 4 s … (one client per job, so no jitter is
+// needed to spread a herd), and no wait longer than maxWait. Callers set
+// Sleep and Log.
+func RetryPolicy(attempts int, maxWait time.Duration) retry.Policy {
+	return retry.Policy{
+		Attempts: attempts,
+		Initial:  time.Second,
+		MaxWait:  maxWait,
+		// Asking again early only earns another refusal, and GitHub may
+		// block integrations that keep trying while limited.
+		TooLong: func(wait, maxWait time.Duration) string {
+			return fmt.Sprintf("GitHub asks to wait %s, longer than the %s this stage waits; re-run the job later", wait.Round(time.Second), maxWait)
+		},
 	}
 }
 
-func (c *Client) retryWait(resp *github.Response, err error, attempt int) (time.Duration, bool, string) {
-	return RetryWait(resp, err, attempt, c.now(), c.maxWait)
+// FromRetry turns what RetryPolicy's Do returned for a call whose attempts
+// fail with an *APIError into that APIError, noting why the retries ended.
+// Other errors are returned as they are.
+func FromRetry(err error) error {
+	var re *retry.Error
+	if !errors.As(err, &re) {
+		return err
+	}
+	e, ok := re.Err.(*APIError)
+	if !ok {
+		return err
+	}
+	e.Note, e.Stop = re.Reason, re.Stop
+	return e
 }
 
-// RetryWait says whether a failed GitHub API call is worth another attempt
-// (the attempt-th, from 1) and how long to wait first, or why not. GitHub's
-// guidance for rate limits
+// Classify says whether a failed GitHub API call is worth another attempt
+// and whether GitHub asked for a wait. GitHub's guidance for rate limits
 // (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#handle-rate-limit-errors-appropriately):
 // honour Retry-After; else, with x-ratelimit-remaining 0, wait until
-// x-ratelimit-reset; else wait at least a minute. Server errors back off
-// 1 s, 2 s, 4 s …; a wait longer than maxWait is refused.
-func RetryWait(resp *github.Response, err error, attempt int, now time.Time, maxWait time.Duration) (wait time.Duration, retry bool, why string) {
-	backoff := time.Second << (attempt - 1) // 1 s, 2 s, 4 s: one client per job, so no jitter is needed to spread a herd
+// x-ratelimit-reset (measured against now); else wait at least a minute.
+// Server errors and calls GitHub never answered back off; anything else is
+// final.
+func Classify(resp *github.Response, err error, now time.Time) retry.Verdict {
 	if resp == nil || resp.Response == nil {
 		// No answer at all: a reset connection or the http.Client's own
-		// timeout, as transient as a 502. (The caller's context ending was
-		// handled before we got here.)
-		return backoff, true, ""
+		// timeout, as transient as a 502. (The caller's context ending
+		// stops the retries before they get here.)
+		return retry.Backoff()
 	}
 	h, code := resp.Header, resp.StatusCode
 	retryAfter, hasRetryAfter := parseRetryAfter(h.Get("Retry-After"), now)
@@ -72,27 +92,19 @@ func RetryWait(resp *github.Response, err error, attempt int, now time.Time, max
 		// remaining count makes it the reason for a 403.
 		switch reset, ok := parseReset(h); {
 		case hasRetryAfter:
-			wait = retryAfter
+			return retry.After(retryAfter)
 		case h.Get(github.HeaderRateRemaining) == "0" && ok:
-			wait = reset.Sub(now) + time.Second // a second for clock skew between runner and GitHub
+			return retry.After(reset.Sub(now) + time.Second) // a second for clock skew between runner and GitHub
 		default:
-			wait = time.Minute
+			return retry.After(time.Minute)
 		}
 	case code >= 500 && code != http.StatusNotImplemented:
-		wait = backoff
 		if hasRetryAfter {
-			wait = retryAfter
+			return retry.After(retryAfter)
 		}
-	default:
-		return 0, false, ""
+		return retry.Backoff()
 	}
-	wait = max(wait, 0)
-	if wait > maxWait {
-		// Asking again early only earns another refusal, and GitHub may
-		// block integrations that keep trying while limited.
-		return 0, false, fmt.Sprintf("GitHub asks to wait %s, longer than the %s this stage waits; re-run the job later", wait.Round(time.Second), maxWait)
-	}
-	return wait, true, ""
+	return retry.Permanent("")
 }
 
 // parseRetryAfter reads Retry-After as seconds (what GitHub sends) or as an
@@ -127,7 +139,7 @@ type APIError struct {
 	Hint   string // what the user can change
 	Note   string // why the retries stopped
 	Err    error  // the go-github error, for errors.As
-	Stop   error  // why the wait for a retry ended, for errors.Is(err, context.Canceled)
+	Stop   error  // the context's error when it ended the retries, for errors.Is(err, context.Canceled)
 }
 
 func (e *APIError) Error() string {

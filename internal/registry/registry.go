@@ -6,6 +6,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/retry"
 )
 
 // Conn is a stage's connection settings. The zero value uses the Docker
@@ -177,31 +179,65 @@ type retryAfterTransport struct {
 	max  int
 }
 
+// errTooManyRequests marks a 429 for the retry policy; RoundTrip hands the
+// response itself back when the retries end without a wait cut short.
+var errTooManyRequests = errors.New("the registry answered 429 Too Many Requests")
+
 func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	for attempt := 0; ; attempt++ {
-		resp, err := t.next.RoundTrip(req)
-		if err != nil || resp.StatusCode != http.StatusTooManyRequests || attempt >= t.max {
-			return resp, err
+	var resp *http.Response
+	p := retry.Policy{
+		Attempts: t.max + 1,
+		// ParseRetryAfter caps every wait at a minute, so none is refused.
+		MaxWait: time.Minute,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			// Done with the 429: its connection can serve others meanwhile.
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			resp = nil
+			return retry.Sleep(ctx, d)
+		},
+	}
+	first := true
+	err := p.Do(req.Context(), func(ctx context.Context) error {
+		if !first && req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return err
+			}
+			req = req.Clone(ctx)
+			req.Body = body
+		}
+		first = false
+		var err error
+		if resp, err = t.next.RoundTrip(req); err != nil {
+			return err
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
+			return errTooManyRequests
+		}
+		return nil
+	}, func(err error) retry.Verdict {
+		if !errors.Is(err, errTooManyRequests) {
+			return retry.Permanent("") // the transport's own failure: go-containerregistry's backoff retries those
 		}
 		wait, ok := ParseRetryAfter(resp.Header.Get("Retry-After"))
 		if !ok || (req.Body != nil && req.GetBody == nil) {
-			return resp, nil
+			return retry.Permanent("") // no wait to honour, or no body to send again
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		select {
-		case <-req.Context().Done():
-			return nil, req.Context().Err()
-		case <-time.After(wait):
-		}
-		if req.GetBody != nil {
-			body, err := req.GetBody()
-			if err != nil {
-				return nil, err
-			}
-			req = req.Clone(req.Context())
-			req.Body = body
-		}
+		return retry.After(wait)
+	})
+	var re *retry.Error
+	switch {
+	case err == nil:
+		return resp, nil
+	case !errors.As(err, &re):
+		return nil, err
+	case !errors.Is(re.Err, errTooManyRequests):
+		return resp, re.Err
+	case resp != nil:
+		return resp, nil // the 429 itself, for go-containerregistry to report or retry
+	default:
+		return nil, err // the request's context ended the wait
 	}
 }
 

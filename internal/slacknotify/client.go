@@ -17,10 +17,11 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/retry"
 )
 
-// retrier runs a Slack call until it succeeds, Slack says something retrying
-// cannot change, or the attempts run out.
+// retrier runs a Slack call under the retry policy until it succeeds, Slack
+// says something retrying cannot change, or the attempts run out.
 type retrier struct {
 	attempts int
 	maxWait  time.Duration // a Retry-After longer than this gives up at once
@@ -30,42 +31,62 @@ type retrier struct {
 }
 
 // Retry policy: 4 attempts, 1 s, 2 s, 4 s apart for 5xx and dropped
-// connections; a 429 waits what Retry-After says, up to a minute (Slack's
-// per-channel limit is about one message a second, so it rarely asks for
-// more unless the app is misbehaving).
+// connections (doubling up to 30 s, were there more); a 429 waits what
+// Retry-After says, up to a minute (Slack's per-channel limit is about one
+// message a second, so it rarely asks for more unless the app is
+// misbehaving).
 const (
 	defaultAttempts = 4
 	defaultMaxWait  = time.Minute
+	maxBackoff      = 30 * time.Second
 )
 
 func (r retrier) do(ctx context.Context, op string, call func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
-		err := call(ctx)
-		if err == nil {
-			return nil
-		}
-		e := newCallError(op, err)
-		if ctx.Err() != nil {
-			e.note = "stopped: " + ctx.Err().Error()
-			return e
-		}
-		wait, retry := retryWait(err, attempt)
-		switch {
-		case !retry:
-			return e
-		case attempt >= r.attempts:
-			e.note = fmt.Sprintf("gave up after %d attempts", attempt)
-			return e
-		case wait > r.maxWait:
-			e.note = fmt.Sprintf("Slack asks to wait %s, longer than the %s this step waits", wait, r.maxWait)
-			return e
-		}
-		r.log.Infof("%s: %s; retrying in %s (attempt %d of %d)", op, r.redact(e.detail), wait, attempt+1, r.attempts)
-		if serr := r.sleep(ctx, wait); serr != nil {
-			e.note = "stopped waiting to retry: " + serr.Error()
-			return e
-		}
+	p := retry.Policy{
+		Attempts:   r.attempts,
+		Initial:    time.Second,
+		MaxBackoff: maxBackoff,
+		MaxWait:    r.maxWait,
+		TooLong: func(wait, maxWait time.Duration) string {
+			return fmt.Sprintf("Slack asks to wait %s, longer than the %s this step waits", wait, maxWait)
+		},
+		Sleep: r.sleep,
 	}
+	if r.log != nil {
+		p.Log = redactedLog{r.log, r.redact}
+	}
+	err := p.Do(ctx, func(ctx context.Context) error {
+		if err := call(ctx); err != nil {
+			return newCallError(op, err)
+		}
+		return nil
+	}, classify)
+	var re *retry.Error
+	if !errors.As(err, &re) {
+		return err
+	}
+	e := re.Err.(*callError)
+	e.note = re.Reason
+	if e.note == "" && re.Stop != nil {
+		// The context ended during the call.
+		e.note = "stopped: " + re.Stop.Error()
+	}
+	return e
+}
+
+// redactedLog is the retry policy's logger: what Slack (or a proxy) said
+// may echo the token or the webhook URL.
+type redactedLog struct {
+	log    ghaction.Logger
+	redact func(string) string
+}
+
+func (l redactedLog) Infof(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	if l.redact != nil {
+		s = l.redact(s)
+	}
+	l.log.Infof("%s", s)
 }
 
 // slackErrorsWorthRetrying are the ok:false answers Slack documents as
@@ -75,29 +96,36 @@ var slackErrorsWorthRetrying = map[string]bool{
 	"service_unavailable": true, "request_timeout": true,
 }
 
-// retryWait says whether err is worth another attempt and how long to wait.
-func retryWait(err error, attempt int) (time.Duration, bool) {
-	backoff := min(time.Second<<(attempt-1), 30*time.Second)
+// classify says whether err is worth another attempt, and how long Slack
+// asked to wait.
+func classify(err error) retry.Verdict {
 	var (
 		rate   *slack.RateLimitedError
 		status interface{ HTTPStatusCode() int }
 		api    slack.SlackErrorResponse
 		netErr net.Error
+		urlErr *url.Error
 	)
 	switch {
 	case errors.As(err, &rate):
 		// Retry-After: 0 still means "not now".
-		return max(rate.RetryAfter, time.Second), true
+		return retry.After(max(rate.RetryAfter, time.Second))
 	case errors.As(err, &status):
 		code := status.HTTPStatusCode()
-		return backoff, code == http.StatusTooManyRequests || code >= 500
+		return backoffIf(code == http.StatusTooManyRequests || code >= 500)
 	case errors.As(err, &api):
-		return backoff, slackErrorsWorthRetrying[api.Err]
+		return backoffIf(slackErrorsWorthRetrying[api.Err])
 	case errors.As(err, &netErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return backoff, true
+		return retry.Backoff()
 	}
-	var urlErr *url.Error
-	return backoff, errors.As(err, &urlErr)
+	return backoffIf(errors.As(err, &urlErr))
+}
+
+func backoffIf(transient bool) retry.Verdict {
+	if transient {
+		return retry.Backoff()
+	}
+	return retry.Permanent("")
 }
 
 // callError reports a failed call as "<op>: <what Slack said> (<hint>;
@@ -275,7 +303,7 @@ func (e *webhookError) Error() string {
 	return s
 }
 
-// HTTPStatusCode lets retryWait treat it like slack-go's StatusCodeError.
+// HTTPStatusCode lets classify treat it like slack-go's StatusCodeError.
 func (e *webhookError) HTTPStatusCode() int { return e.code }
 
 // postWebhook posts m to an incoming webhook. slack-go's PostWebhook would
@@ -304,7 +332,7 @@ func postWebhook(ctx context.Context, hc *http.Client, hook string, m Message) e
 	if err != nil {
 		var urlErr *url.Error
 		if errors.As(err, &urlErr) {
-			// Keep the cause (and its net.Error for retryWait), drop the URL.
+			// Keep the cause (and its net.Error for classify), drop the URL.
 			return urlErr.Err
 		}
 		return err
@@ -323,13 +351,4 @@ func postWebhook(ctx context.Context, hc *http.Client, hook string, m Message) e
 }
 
 // sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+var sleep = retry.Sleep

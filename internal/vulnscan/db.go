@@ -1,31 +1,36 @@
 package vulnscan
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/aquasecurity/trivy-db/pkg/metadata"
+	trivydb "github.com/aquasecurity/trivy/pkg/db"
+	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
+	"github.com/aquasecurity/trivy/pkg/oci"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/registry"
 )
 
-// dbLayerMediaType is the media type of the layer holding trivy.db and
-// metadata.json in the trivy-db OCI artifact.
+// dbLayerMediaType is the media type of the one layer of the trivy-db OCI
+// artifact, holding trivy.db and metadata.json.
 const dbLayerMediaType = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
 
-// dbSchemaVersion is the trivy DB schema trivy v0.74 reads.
-const dbSchemaVersion = 2
+// dbSchemaVersion is the trivy DB schema the linked trivy reads.
+const dbSchemaVersion = trivydb.SchemaVersion
 
 // DBInfo describes the vulnerability DB a scan used.
 type DBInfo struct {
@@ -76,24 +81,14 @@ func (d DBInfo) URI() string {
 	return "file://" + filepath.ToSlash(filepath.Join(d.Dir, "trivy.db"))
 }
 
-// dbMetadata is trivy-db's metadata.json.
-type dbMetadata struct {
-	Version      int       `json:"Version,omitempty"`
-	NextUpdate   time.Time `json:"NextUpdate"`
-	UpdatedAt    time.Time `json:"UpdatedAt"`
-	DownloadedAt time.Time `json:"DownloadedAt"`
-}
-
-func readDBMetadata(dir string) (dbMetadata, error) {
-	var m dbMetadata
-	b, err := os.ReadFile(filepath.Join(dir, "metadata.json"))
+// readDBMetadata reads a DB directory's metadata.json with trivy-db's own
+// reader and checks trivy.db is beside it.
+func readDBMetadata(dir string) (metadata.Metadata, error) {
+	m, err := metadata.NewClient(dir).Get()
 	if err != nil {
-		return m, err
+		return m, fmt.Errorf("%s: %w", metadata.Path(dir), err)
 	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("%s: %w", filepath.Join(dir, "metadata.json"), err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "trivy.db")); err != nil {
+	if _, err := os.Stat(trivydb.Path(dir)); err != nil {
 		return m, err
 	}
 	return m, nil
@@ -102,13 +97,20 @@ func readDBMetadata(dir string) (dbMetadata, error) {
 // ensureDB makes cacheDir/db hold a usable DB: the cached one when it is
 // fresh (or offline and younger than db-max-age), else a download from the
 // first mirror that serves it.
+//
+// These rules, and the mirror loop, are the stage's own rather than trivy's
+// (db.Client.NeedsUpdate, oci.Artifacts.Download): trivy has no db-max-age,
+// no falling back to the cache when every mirror fails, moves to the next
+// mirror only on a registry's temporary error (not on a refused connection
+// or a missing repository), logs to its own logger, and connects without
+// the stage's keychain, insecure-registries list, backoff or context.
 func ensureDB(ctx context.Context, in *Inputs, conn registry.Conn, log ghaction.Logger) (DBInfo, error) {
 	dir := filepath.Join(in.CacheDir, "db")
 	now := in.now()
 	meta, err := readDBMetadata(dir)
 	cached := err == nil
 	if cached && meta.Version != dbSchemaVersion {
-		log.Warningf("the vulnerability DB in %s has schema %d, trivy %s reads schema %d: not using it", dir, meta.Version, "v0.74", dbSchemaVersion)
+		log.Warningf("the vulnerability DB in %s has schema %d, trivy %s reads schema %d: not using it", dir, meta.Version, trivyVersion(), dbSchemaVersion)
 		cached = false
 	}
 	info := DBInfo{UpdatedAt: meta.UpdatedAt, NextUpdate: meta.NextUpdate, Source: "cache", Dir: dir}
@@ -156,7 +158,7 @@ func downloadDB(ctx context.Context, repos []string, dir string, conn registry.C
 			return DBInfo{}, ctx.Err()
 		}
 		msg := err.Error()
-		if strings.Contains(msg, "TOOMANYREQUESTS") || strings.Contains(msg, "429") {
+		if rateLimited(err) {
 			msg = "rate limited (TOOMANYREQUESTS) after retries: " + msg
 		}
 		if i+1 < len(repos) {
@@ -169,119 +171,109 @@ func downloadDB(ctx context.Context, repos []string, dir string, conn registry.C
 	return DBInfo{}, fmt.Errorf("downloading the vulnerability DB failed on every mirror of input \"db-repositories\" (add a mirror, or restore a cached DB into cache-dir and set offline: true):\n%w", errors.Join(errs...))
 }
 
+// rateLimited tells a registry's 429 apart from other failures (whose
+// messages may hold 429 in a temporary file's name).
+func rateLimited(err error) bool {
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusTooManyRequests {
+		return true
+	}
+	return strings.Contains(err.Error(), "TOOMANYREQUESTS")
+}
+
+// downloadFrom fetches repo's manifest with the stage's registry
+// connection (credentials, insecure-registries, retries with backoff and
+// Retry-After, the timeout) and hands the artifact to trivy's DB client,
+// which checks it is trivy's single-layer DB artifact, downloads the layer,
+// unpacks trivy.db and metadata.json and stamps DownloadedAt, as trivy
+// itself does. It unpacks into a directory next to dir; only a DB that
+// reads back is renamed into place, so a failed download never costs the
+// cached DB.
 func downloadFrom(ctx context.Context, repo, dir string, conn registry.Conn, log ghaction.Logger) (DBInfo, error) {
 	ref, err := name.ParseReference(repo, conn.NameOptions(repo)...)
 	if err != nil {
 		return DBInfo{}, fmt.Errorf(`input "db-repositories": %q is not an OCI reference, e.g. ghcr.io/aquasecurity/trivy-db:2`, repo)
 	}
-	opts := conn.Options(ctx, repo)
-	img, err := remote.Image(ref, opts...)
+	img, err := remote.Image(ref, conn.Options(ctx, repo)...)
 	if err != nil {
 		return DBInfo{}, err
 	}
-	layers, err := img.Layers()
+	digest, err := img.Digest()
 	if err != nil {
 		return DBInfo{}, err
 	}
-	digest, _ := img.Digest()
-	for _, l := range layers {
-		mt, err := l.MediaType()
-		if err != nil {
-			return DBInfo{}, err
-		}
-		if string(mt) != dbLayerMediaType {
-			continue
-		}
-		size, _ := l.Size()
-		rc, err := l.Compressed()
-		if err != nil {
-			return DBInfo{}, err
-		}
-		defer rc.Close()
-		pr := &progressReader{r: rc, total: size, log: log, label: repo, next: 0}
-		if err := extractDB(pr, dir); err != nil {
-			return DBInfo{}, err
-		}
-		meta, err := readDBMetadata(dir)
-		if err != nil {
-			return DBInfo{}, fmt.Errorf("the artifact from %s has no usable metadata.json: %w", repo, err)
-		}
-		info := DBInfo{Repository: ref.String(), Digest: digest.String(), UpdatedAt: meta.UpdatedAt, NextUpdate: meta.NextUpdate, Source: "download", Dir: dir}
-		if b, err := json.Marshal(dbOrigin{Repository: info.Repository, Digest: info.Digest}); err == nil {
-			os.WriteFile(filepath.Join(dir, originFile), b, 0o644)
-		}
-		return info, nil
+	// trivy checks this too, in words that do not say what is wrong.
+	if m, err := img.Manifest(); err != nil {
+		return DBInfo{}, err
+	} else if len(m.Layers) != 1 || m.Layers[0].MediaType != dbLayerMediaType {
+		return DBInfo{}, fmt.Errorf("%s is not a trivy-db artifact (one layer of media type %s): is it the DB repository?", repo, dbLayerMediaType)
 	}
-	return DBInfo{}, fmt.Errorf("%s has no layer of media type %s: is it a trivy-db artifact?", repo, dbLayerMediaType)
-}
-
-// extractDB unpacks trivy.db and metadata.json next to dir and renames them
-// into place, so an interrupted download never leaves half a DB.
-func extractDB(r io.Reader, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return DBInfo{}, err
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".db-download-")
 	if err != nil {
-		return err
+		return DBInfo{}, err
 	}
 	defer os.RemoveAll(tmp)
-	zr, err := gzip.NewReader(r)
+	// The image is already fetched, so the registry options trivy would
+	// connect with are unused.
+	art := oci.NewArtifact(ref.String(), ftypes.RegistryOptions{}, oci.WithImage(progressImage{Image: img, log: log, label: repo}))
+	if err := trivydb.NewClient(tmp, true, trivydb.WithOCIArtifact(art)).Download(ctx, tmp, ftypes.RegistryOptions{}); err != nil {
+		return DBInfo{}, err
+	}
+	meta, err := readDBMetadata(tmp)
 	if err != nil {
-		return fmt.Errorf("reading the DB layer: %w", err)
-	}
-	tr := tar.NewReader(zr)
-	got := map[string]bool{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("reading the DB layer: %w", err)
-		}
-		base := filepath.Base(h.Name)
-		if h.Typeflag != tar.TypeReg || (base != "trivy.db" && base != "metadata.json") {
-			continue
-		}
-		f, err := os.Create(filepath.Join(tmp, base))
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(f, tr)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", base, err)
-		}
-		got[base] = true
-	}
-	if !got["trivy.db"] || !got["metadata.json"] {
-		return errors.New("the DB layer lacks trivy.db or metadata.json")
-	}
-	// Record when it was downloaded, as trivy does.
-	var m map[string]any
-	b, err := os.ReadFile(filepath.Join(tmp, "metadata.json"))
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("the DB's metadata.json: %w", err)
-	}
-	m["DownloadedAt"] = time.Now().UTC()
-	if b, err = json.Marshal(m); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "metadata.json"), b, 0o644); err != nil {
-		return err
+		return DBInfo{}, fmt.Errorf("the artifact from %s is not a usable trivy DB: %w", repo, err)
 	}
 	for _, n := range []string{"trivy.db", "metadata.json"} {
 		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(dir, n)); err != nil {
-			return err
+			return DBInfo{}, err
 		}
 	}
-	return nil
+	info := DBInfo{Repository: ref.String(), Digest: digest.String(), UpdatedAt: meta.UpdatedAt, NextUpdate: meta.NextUpdate, Source: "download", Dir: dir}
+	if b, err := json.Marshal(dbOrigin{Repository: info.Repository, Digest: info.Digest}); err == nil {
+		os.WriteFile(filepath.Join(dir, originFile), b, 0o644)
+	}
+	return info, nil
+}
+
+// progressImage is the fetched DB artifact whose layers log progress
+// lines as trivy reads them.
+type progressImage struct {
+	v1.Image
+	log   ghaction.Logger
+	label string
+}
+
+func (i progressImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for j, l := range ls {
+		out[j] = progressLayer{Layer: l, log: i.log, label: i.label}
+	}
+	return out, nil
+}
+
+type progressLayer struct {
+	v1.Layer
+	log   ghaction.Logger
+	label string
+}
+
+func (l progressLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	size, _ := l.Size()
+	return struct {
+		io.Reader
+		io.Closer
+	}{&progressReader{r: rc, total: size, log: l.log, label: l.label}, rc}, nil
 }
 
 // progressReader logs a line at every quarter of the download.

@@ -1,6 +1,7 @@
 package vulnscan_test
 
 import (
+	"bytes"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,7 +11,11 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 
 	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/vulnscan"
@@ -190,5 +195,72 @@ func TestOffline(t *testing.T) {
 				t.Errorf("scanned before failing on the DB")
 			}
 		})
+	}
+}
+
+// TestDBBadArtifactKeepsCache: a mirror serving something other than the
+// DB artifact is named as such, and one serving a broken DB layer fails
+// without touching the cached DB, which then carries on within db-max-age.
+func TestDBBadArtifactKeepsCache(t *testing.T) {
+	reg := startRegistry(t)
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notDB, _ := name.ParseReference(reg.Host + "/acme/app:1")
+	if err := remote.Write(notDB, img); err != nil {
+		t.Fatal(err)
+	}
+	broken, err := mutate.Append(empty.Image, mutate.Addendum{
+		Layer: static.NewLayer([]byte("not gzip"), scantest.LayerMediaType), MediaType: scantest.LayerMediaType,
+		Annotations: map[string]string{"org.opencontainers.image.title": "db.tar.gz"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokenRef, _ := name.ParseReference(reg.Host + "/broken/trivy-db:2")
+	if err := remote.Write(brokenRef, broken); err != nil {
+		t.Fatal(err)
+	}
+
+	cache := fixtureCache(t)
+	before, err := os.ReadFile(filepath.Join(cache, "db", "trivy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := baseInputs(t, cache)
+	in.Offline = false
+	in.Path = copyRepo(t)
+	in.Now = func() time.Time { return dbBuilt.Add(30 * time.Hour) } // past NextUpdate
+	in.DBRepositories = []string{notDB.String(), brokenRef.String()}
+	log := &recorder{}
+	in.Log = log
+	fake := &vulnscan.FakeScanner{}
+	in.NewScanner = func(vulnscan.ScannerConfig) (vulnscan.Scanner, error) { return fake, nil }
+	out, err := vulnscan.Run(t.Context(), in)
+	if err != nil || len(fake.Scanned) != 1 {
+		t.Fatalf("Run = %v (scanned %d)\n%s", err, len(fake.Scanned), log)
+	}
+	for _, want := range []string{
+		notDB.String() + " is not a trivy-db artifact",
+		"mirror " + brokenRef.String() + " failed",
+		"using the cached DB built 2026-11-20T06:00:00Z",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log.String(), "rate limited") {
+		t.Errorf("a broken artifact reported as rate limiting:\n%s", log)
+	}
+	if db := out.Report.DB; db == nil || db.Source != "cache" {
+		t.Errorf("DB info = %+v, want the cache", db)
+	}
+	after, err := os.ReadFile(filepath.Join(cache, "db", "trivy.db"))
+	if err != nil || !bytes.Equal(before, after) {
+		t.Errorf("the failed download changed the cached trivy.db (%v)", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, ".db-download-*")); len(left) > 0 {
+		t.Errorf("left behind %v", left)
 	}
 }

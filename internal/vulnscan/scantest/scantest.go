@@ -150,8 +150,8 @@ func Build(cacheDir, fixtures string, updated time.Time) error {
 }
 
 // Artifact packs cacheDir/db (as Build wrote it) into an OCI image shaped
-// like the published trivy-db artifact: one tar+gzip layer holding trivy.db
-// and metadata.json.
+// like the published trivy-db artifact: one tar+gzip layer, titled
+// db.tar.gz, holding trivy.db and metadata.json.
 func Artifact(cacheDir string) (v1.Image, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -177,7 +177,11 @@ func Artifact(cacheDir string) (v1.Image, error) {
 	layer := static.NewLayer(buf.Bytes(), LayerMediaType)
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, ConfigMediaType)
-	return mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: LayerMediaType})
+	return mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: LayerMediaType, Annotations: map[string]string{
+		// The file name trivy unpacks the layer as, set by oras on the
+		// published artifact; trivy's DB client requires it.
+		"org.opencontainers.image.title": "db.tar.gz",
+	}})
 }
 
 // Copy copies a DB directory (cacheDir/db) to another cache dir, so tests

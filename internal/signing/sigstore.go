@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/sigstore/cosign/v3/pkg/cosign"
 	"github.com/sigstore/cosign/v3/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v3/pkg/oci/remote"
@@ -615,7 +616,6 @@ type verified struct {
 	Subjects      []string // sha256:… of the statement's subjects
 	Signer        string   // key fingerprint or certificate SAN
 	Issuer        string
-	Predicate     json.RawMessage
 }
 
 // verifyBundle checks one bundle's signature and its certificate or key
@@ -629,7 +629,7 @@ func (t *trust) verifyBundle(sb storedBundle, digest string) (verified, error) {
 	if err != nil {
 		return v, err
 	}
-	v.PredicateType, v.Subjects, v.Predicate = st.PredicateType, st.subjectDigests(), st.Predicate
+	v.PredicateType, v.Subjects = st.GetPredicateType(), subjectDigests(st)
 	if !containsString(v.Subjects, digest) {
 		return v, fmt.Errorf("the signed statement is about %s, not %s: a signature moved from another image", strings.Join(v.Subjects, ", "), digest)
 	}
@@ -748,14 +748,17 @@ func explain(err error) error {
 
 // statementOf reads the in-toto statement in a bundle's DSSE envelope
 // (before verification: only for the subject check and messages).
-func statementOf(b *sgbundle.Bundle) (statement, error) {
+func statementOf(b *sgbundle.Bundle) (*intoto.Statement, error) {
 	env := b.GetDsseEnvelope()
 	if env == nil {
-		return statement{}, errors.New("the bundle holds a plain signature, not a DSSE in-toto statement (not written by cosign v3 or gantry)")
+		return nil, errors.New("the bundle holds a plain signature, not a DSSE in-toto statement (not written by cosign v3 or gantry)")
 	}
-	var st statement
-	if err := json.Unmarshal(env.GetPayload(), &st); err != nil {
-		return st, fmt.Errorf("the bundle's payload is not an in-toto statement: %w", err)
+	st, err := parseStatement(env.GetPayload())
+	if err == nil {
+		err = st.Validate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the bundle's payload is not an in-toto statement: %w", err)
 	}
 	return st, nil
 }
@@ -861,9 +864,12 @@ func legacyPredicateType(sig oci.Signature) string {
 	var env struct {
 		Payload []byte `json:"payload"`
 	}
-	var st statement
-	if json.Unmarshal(payload, &env) != nil || json.Unmarshal(env.Payload, &st) != nil {
+	if json.Unmarshal(payload, &env) != nil {
 		return ""
 	}
-	return st.PredicateType
+	st, err := parseStatement(env.Payload)
+	if err != nil {
+		return ""
+	}
+	return st.GetPredicateType()
 }

@@ -1,7 +1,6 @@
 package signing
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	slsa "github.com/in-toto/attestation/go/predicates/provenance/v1"
+	intoto "github.com/in-toto/attestation/go/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Predicate types, as cosign names them (`cosign attest --type …`).
@@ -24,29 +29,27 @@ const (
 	PredicateSLSA1     = "https://slsa.dev/provenance/v1" // --type slsaprovenance1
 	PredicateVuln      = "https://cosign.sigstore.dev/attestation/vuln/v1"
 
-	statementType = "https://in-toto.io/Statement/v1"
 	// BuildType is the SLSA build type of provenance gantry writes: a
 	// GitHub Actions workflow run.
 	BuildType = "https://actions.github.io/buildtypes/workflow/v1"
 )
 
-// statement is an in-toto v1 statement.
-type statement struct {
-	Type          string          `json:"_type"`
-	Subject       []subject       `json:"subject"`
-	PredicateType string          `json:"predicateType"`
-	Predicate     json.RawMessage `json:"predicate"`
+// parseStatement reads an in-toto statement (JSON). Fields it does not
+// know, such as ones a later version of the spec adds, are ignored; it is
+// not validated.
+func parseStatement(b []byte) (*intoto.Statement, error) {
+	st := &intoto.Statement{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, st); err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
-type subject struct {
-	Name   string            `json:"name,omitempty"`
-	Digest map[string]string `json:"digest"`
-}
-
-func (s statement) subjectDigests() []string {
+// subjectDigests lists the digests (alg:hex) of a statement's subjects.
+func subjectDigests(st *intoto.Statement) []string {
 	var out []string
-	for _, sub := range s.Subject {
-		for alg, hex := range sub.Digest {
+	for _, sub := range st.GetSubject() {
+		for alg, hex := range sub.GetDigest() {
 			out = append(out, alg+":"+hex)
 		}
 	}
@@ -54,24 +57,28 @@ func (s statement) subjectDigests() []string {
 }
 
 // newStatement makes the statement that a signature or attestation signs.
+// The predicate is a JSON object; none is an empty one.
 func newStatement(repo, digest, predicateType string, predicate []byte) ([]byte, error) {
 	alg, hex, ok := strings.Cut(digest, ":")
 	if !ok {
 		return nil, fmt.Errorf("%q is not a digest", digest)
 	}
-	if len(predicate) == 0 {
-		predicate = []byte("{}")
+	pred := &structpb.Struct{}
+	if len(predicate) > 0 {
+		if err := protojson.Unmarshal(predicate, pred); err != nil {
+			return nil, fmt.Errorf("the %s predicate is not a JSON object: %w", predicateType, err)
+		}
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, predicate); err != nil {
-		return nil, fmt.Errorf("the %s predicate is not JSON: %w", predicateType, err)
-	}
-	return json.Marshal(statement{
-		Type:          statementType,
-		Subject:       []subject{{Name: repo, Digest: map[string]string{alg: hex}}},
+	st := &intoto.Statement{
+		Type:          intoto.StatementTypeUri,
+		Subject:       []*intoto.ResourceDescriptor{{Name: repo, Digest: map[string]string{alg: hex}}},
 		PredicateType: predicateType,
-		Predicate:     compact.Bytes(),
-	})
+		Predicate:     pred,
+	}
+	if err := st.Validate(); err != nil {
+		return nil, fmt.Errorf("the %s statement about %s is not a valid in-toto statement: %w", predicateType, digest, err)
+	}
+	return protojson.Marshal(st)
 }
 
 // SBOM is one SBOM file for one platform.
@@ -199,18 +206,24 @@ func readScan(path, dir string) ([]byte, error) {
 		Scanner *struct {
 			URI string `json:"uri"`
 		} `json:"scanner"`
-		// An in-toto statement around the predicate is unwrapped.
-		PredicateType string          `json:"predicateType"`
-		Predicate     json.RawMessage `json:"predicate"`
+		PredicateType string `json:"predicateType"`
 	}
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return nil, fmt.Errorf(`input "scan-result": %s is not JSON: %w`, path, err)
 	}
 	if probe.PredicateType != "" {
-		if probe.PredicateType != PredicateVuln {
-			return nil, fmt.Errorf(`input "scan-result": %s is a %s statement, want a cosign vulnerability predicate (%s)`, path, probe.PredicateType, PredicateVuln)
+		// An in-toto statement around the predicate is unwrapped (its
+		// subject is not ours: the predicate is signed about the image).
+		st, err := parseStatement(b)
+		if err != nil {
+			return nil, fmt.Errorf(`input "scan-result": %s is not an in-toto statement: %w`, path, err)
 		}
-		b = probe.Predicate
+		if st.GetPredicateType() != PredicateVuln {
+			return nil, fmt.Errorf(`input "scan-result": %s is a %s statement, want a cosign vulnerability predicate (%s)`, path, st.GetPredicateType(), PredicateVuln)
+		}
+		if b, err = protojson.Marshal(st.GetPredicate()); err != nil {
+			return nil, fmt.Errorf(`input "scan-result": %s: %w`, path, err)
+		}
 		probe.Scanner = nil
 		if err := json.Unmarshal(b, &probe); err != nil {
 			return nil, fmt.Errorf(`input "scan-result": %s: %w`, path, err)
@@ -240,10 +253,14 @@ type BuildContext struct {
 	StartedOn         time.Time
 }
 
-// provenance builds a SLSA v1 provenance predicate for a workflow run.
+// provenance builds a SLSA v1 provenance predicate (JSON) for a workflow
+// run.
 func provenance(bc BuildContext) ([]byte, error) {
 	if bc.Repository == "" || bc.SHA == "" {
 		return nil, errors.New(`attestation "provenance" needs the GitHub context (GITHUB_REPOSITORY and GITHUB_SHA): run in GitHub Actions or set them`)
+	}
+	if _, err := strconv.Atoi(bc.RunID); err != nil {
+		return nil, fmt.Errorf(`attestation "provenance" needs the run id (GITHUB_RUN_ID), got %q`, bc.RunID)
 	}
 	server := strings.TrimSuffix(bc.ServerURL, "/")
 	if server == "" {
@@ -263,41 +280,48 @@ func provenance(bc BuildContext) ([]byte, error) {
 		attempt = "1"
 	}
 	external := map[string]any{
-		"workflow": map[string]string{"ref": workflowRef, "repository": server + "/" + bc.Repository, "path": workflowPath},
+		"workflow": map[string]any{"ref": workflowRef, "repository": server + "/" + bc.Repository, "path": workflowPath},
 	}
 	if len(bc.Inputs) > 0 {
 		external["inputs"] = bc.Inputs
 	}
-	internal := map[string]any{"github": map[string]string{
+	externalParams, err := structpb.NewStruct(external)
+	if err != nil {
+		return nil, fmt.Errorf(`attestation "provenance": the workflow inputs: %w`, err)
+	}
+	internalParams, err := structpb.NewStruct(map[string]any{"github": map[string]any{
 		"event_name":          bc.EventName,
 		"repository_id":       bc.RepositoryID,
 		"repository_owner_id": bc.OwnerID,
 		"runner_environment":  bc.RunnerEnvironment,
-	}}
+	}})
+	if err != nil {
+		return nil, fmt.Errorf(`attestation "provenance": %w`, err)
+	}
 	uri := "git+" + server + "/" + bc.Repository
 	if bc.Ref != "" {
 		uri += "@" + bc.Ref
 	}
-	pred := map[string]any{
-		"buildDefinition": map[string]any{
-			"buildType":          BuildType,
-			"externalParameters": external,
-			"internalParameters": internal,
-			"resolvedDependencies": []any{map[string]any{
-				"uri":    uri,
-				"digest": map[string]string{"gitCommit": bc.SHA},
+	pred := &slsa.Provenance{
+		BuildDefinition: &slsa.BuildDefinition{
+			BuildType:          BuildType,
+			ExternalParameters: externalParams,
+			InternalParameters: internalParams,
+			ResolvedDependencies: []*intoto.ResourceDescriptor{{
+				Uri:    uri,
+				Digest: map[string]string{intoto.AlgorithmGitCommit.String(): bc.SHA},
 			}},
 		},
-		"runDetails": map[string]any{
-			"builder": map[string]string{"id": builderID},
-			"metadata": map[string]any{
-				"invocationId": fmt.Sprintf("%s/%s/actions/runs/%s/attempts/%s", server, bc.Repository, bc.RunID, attempt),
-				"startedOn":    bc.StartedOn.UTC().Format(time.RFC3339),
+		RunDetails: &slsa.RunDetails{
+			Builder: &slsa.Builder{Id: builderID},
+			Metadata: &slsa.BuildMetadata{
+				InvocationId: fmt.Sprintf("%s/%s/actions/runs/%s/attempts/%s", server, bc.Repository, bc.RunID, attempt),
+				StartedOn:    timestamppb.New(bc.StartedOn),
 			},
 		},
 	}
-	if _, err := strconv.Atoi(bc.RunID); err != nil {
-		return nil, fmt.Errorf(`attestation "provenance" needs the run id (GITHUB_RUN_ID), got %q`, bc.RunID)
+	if err := pred.Validate(); err != nil {
+		return nil, fmt.Errorf(`attestation "provenance" is not valid SLSA provenance (is GITHUB_SHA a commit?): %w`, err)
 	}
-	return json.Marshal(pred)
+	return protojson.Marshal(pred)
 }

@@ -312,6 +312,13 @@ func stepLabel(i int, st Step) string {
 	return fmt.Sprintf("step %d", i+1)
 }
 
+// ConfigInput is the input every stage action has beside its Go Inputs:
+// the gantry.yaml it reads (ghaction handles it).
+const ConfigInput = "config"
+
+// requiredNote starts the description of an input the stage requires.
+const requiredNote = "Required (here or in gantry.yaml)."
+
 // CheckStage checks a stage action against its Go Inputs and Outputs: the
 // same inputs with the same defaults and required flags, every input passed
 // to the binary's step as INPUT_<NAME>: ${{ inputs.<name> }}, and the same
@@ -339,18 +346,41 @@ func CheckStage(a Action, s Stage) []string {
 	}
 	st := a.Runs.Steps[runStep]
 
+	if _, ok := a.Inputs[ConfigInput]; !ok {
+		problems = append(problems, fmt.Sprintf("input %q is not declared: every stage action takes it (the gantry.yaml to read)", ConfigInput))
+	}
 	for _, name := range slices.Sorted(maps.Keys(a.Inputs)) {
 		in := a.Inputs[name]
+		// An input set in the step wins over gantry.yaml, and the file
+		// over the default, so GitHub must hand an unset input over
+		// empty: the default and required flag live in Go, and the
+		// description says them.
+		if got := scalar(in.Default); got != "" {
+			problems = append(problems, fmt.Sprintf("input %q: default %q in action.yml: write default: \"\" and end the description with \"Default: `%s`.\" (the Go default applies after gantry.yaml)", name, got, got))
+		}
+		if scalar(in.Required) == "true" {
+			problems = append(problems, fmt.Sprintf("input %q: required: true in action.yml: write required: false and start the description with %q (gantry.yaml may set it)", name, requiredNote))
+		}
+		if name == ConfigInput {
+			if want := "${{ inputs.config }}"; strings.TrimSpace(st.Env["INPUT_CONFIG"]) != want {
+				problems = append(problems, fmt.Sprintf("input %q is not passed to %s: add INPUT_CONFIG: %s to the step's env:", name, s.Binary, want))
+			}
+			continue
+		}
 		f, ok := goIn[name]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("input %q is not a field of the Go Inputs (add an input:%q tag or remove the input)", name, name))
 			continue
 		}
-		if got := scalar(in.Default); got != f.Default {
-			problems = append(problems, fmt.Sprintf("input %q: default %q in action.yml but %q in Go (%s)", name, got, f.Default, f.GoName))
+		desc := strings.Join(strings.Fields(in.Description), " ")
+		if want := "Default: `" + f.Default + "`."; f.Default != "" && !strings.HasSuffix(desc, want) {
+			problems = append(problems, fmt.Sprintf("input %q: the description must end with %q (the default in Go, %s)", name, want, f.GoName))
 		}
-		if req := scalar(in.Required) == "true"; req != f.Required {
-			problems = append(problems, fmt.Sprintf("input %q: required is %v in action.yml but %v in Go (%s)", name, req, f.Required, f.GoName))
+		if f.Default == "" && strings.Contains(desc, "Default: `") {
+			problems = append(problems, fmt.Sprintf("input %q: the description names a default but Go has none (%s)", name, f.GoName))
+		}
+		if req := strings.HasPrefix(desc, requiredNote); req != f.Required {
+			problems = append(problems, fmt.Sprintf("input %q: the description starts with %q: %v, but required in Go: %v (%s)", name, requiredNote, req, f.Required, f.GoName))
 		}
 		key := ghaction.InputName(name)
 		want := fmt.Sprintf("${{ inputs.%s }}", name)
@@ -367,7 +397,7 @@ func CheckStage(a Action, s Stage) []string {
 	}
 	for _, key := range slices.Sorted(maps.Keys(st.Env)) {
 		if strings.HasPrefix(key, "INPUT_") {
-			found := false
+			found := key == "INPUT_CONFIG"
 			for name := range a.Inputs {
 				found = found || ghaction.InputName(name) == key
 			}

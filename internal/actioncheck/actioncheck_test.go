@@ -1,6 +1,7 @@
 package actioncheck_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,7 @@ func TestCheckTreeRepo(t *testing.T) {
 		if s.Name != "build" {
 			continue
 		}
-		if got, want := len(a.Inputs), len(ghaction.InputFields(s.Inputs)); got != want || got == 0 {
+		if got, want := len(a.Inputs), len(ghaction.InputFields(s.Inputs))+1; got != want || got == 1 { // + config
 			t.Errorf("actions/build/action.yml has %d inputs, Go %d", got, want)
 		}
 		if got, want := len(a.Outputs), len(ghaction.OutputFields(s.Outputs)); got != want || got == 0 {
@@ -145,45 +146,49 @@ type numInputs struct {
 
 type noOutputs struct{}
 
-// GitHub hands every input to the action as the text written in action.yml,
-// so an unquoted default equals the same text in Go.
-func TestCheckStageUnquotedDefaults(t *testing.T) {
+// The defaults live in Go and in the descriptions; action.yml's default is
+// empty so that gantry.yaml can apply. An action written so has no problem;
+// a default left in action.yml is reported as the text GitHub would hand
+// over, also when YAML reads it as a number (1000000, not 1e+06).
+func TestCheckStageDefaultsInDescriptions(t *testing.T) {
 	t.Parallel()
 	stage := stages.Stage{Name: "num", Binary: "gantry-num", Inputs: numInputs{}, Outputs: noOutputs{}}
-	tests := []struct {
-		name, input, literal string
-	}{
-		{"small integer", "jobs", "4"},
-		{"boolean", "push", "true"},
-		{"decimal", "ratio", "0.25"},
-		// YAML gives a float64: it must not come out as "1e+06".
-		{"large integer", "max-bytes", "1000000"},
+	write := func(t *testing.T, literal map[string]string) actioncheck.Action {
+		var inputs, env strings.Builder
+		for _, f := range ghaction.InputFields(numInputs{}) {
+			def := `""`
+			if l, ok := literal[f.Name]; ok {
+				def = l
+			}
+			inputs.WriteString("  " + f.Name + ":\n    description: 'd. Default: `" + f.Default + "`.'\n    required: false\n    default: " + def + "\n")
+			env.WriteString("        " + ghaction.InputName(f.Name) + ": ${{ inputs." + f.Name + " }}\n")
+		}
+		inputs.WriteString("  config:\n    description: the file\n    required: false\n    default: \"\"\n")
+		env.WriteString("        INPUT_CONFIG: ${{ inputs.config }}\n")
+		path := filepath.Join(t.TempDir(), "action.yml")
+		writeFile(t, path, "name: num\ndescription: d\ninputs:\n"+inputs.String()+
+			"runs:\n  using: composite\n  steps:\n    - name: Run\n      id: run\n      shell: bash\n      env:\n"+
+			env.String()+"      run: gantry-num\n")
+		a, err := actioncheck.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := actioncheck.CheckSafety(a); len(p) != 0 {
+			t.Fatalf("test action is not safe: %q", p)
+		}
+		return a
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			defaults := map[string]string{"max-bytes": `"1000000"`, "jobs": `"4"`, "push": `"true"`, "ratio": `"0.25"`}
-			defaults[tt.input] = tt.literal // unquoted
-			var inputs, env strings.Builder
-			for _, f := range ghaction.InputFields(numInputs{}) {
-				inputs.WriteString("  " + f.Name + ":\n    description: d\n    required: false\n    default: " + defaults[f.Name] + "\n")
-				env.WriteString("        " + ghaction.InputName(f.Name) + ": ${{ inputs." + f.Name + " }}\n")
-			}
-			path := filepath.Join(t.TempDir(), "action.yml")
-			writeFile(t, path, "name: num\ndescription: d\ninputs:\n"+inputs.String()+
-				"runs:\n  using: composite\n  steps:\n    - name: Run\n      id: run\n      shell: bash\n      env:\n"+
-				env.String()+"      run: gantry-num\n")
-			a, err := actioncheck.Load(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p := actioncheck.CheckSafety(a); len(p) != 0 {
-				t.Fatalf("test action is not safe: %q", p)
-			}
-			if p := actioncheck.CheckStage(a, stage); len(p) != 0 {
-				t.Errorf("default: %s (unquoted) against Go default:%q: problems %q, want none", tt.literal, tt.literal, p)
-			}
-		})
+	if p := actioncheck.CheckStage(write(t, nil), stage); len(p) != 0 {
+		t.Errorf("defaults in the descriptions: problems %q, want none", p)
+	}
+	for _, tt := range []struct{ input, literal string }{
+		{"jobs", "4"}, {"push", "true"}, {"ratio", "0.25"}, {"max-bytes", "1000000"},
+	} {
+		p := actioncheck.CheckStage(write(t, map[string]string{tt.input: tt.literal}), stage)
+		want := fmt.Sprintf("input %q: default %q in action.yml: write default: \"\" and end the description with \"Default: `%s`.\" (the Go default applies after gantry.yaml)", tt.input, tt.literal, tt.literal)
+		if len(p) != 1 || p[0] != want {
+			t.Errorf("default: %s (unquoted): problems %q, want [%q]", tt.literal, p, want)
+		}
 	}
 }
 

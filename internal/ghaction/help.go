@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gantry-ci/gantry/internal/config"
 )
 
 // Set at link time by scripts/dist.sh (-X): the release tag and commit a
@@ -39,7 +41,11 @@ func Version() string {
 // actionHelp renders an action.yml as a stage binary's help: what it
 // does, every input with its environment variable, default and
 // description, and every output, in the file's order.
-func actionHelp(actionYAML []byte) (string, error) {
+func actionHelp(stage string, actionYAML []byte) (string, error) {
+	schema, err := config.Embedded()
+	if err != nil {
+		return "", err
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(actionYAML, &doc); err != nil {
 		return "", err
@@ -57,10 +63,12 @@ func actionHelp(actionYAML []byte) (string, error) {
 		for i := 0; i+1 < len(in.Content); i += 2 {
 			name, spec := in.Content[i].Value, in.Content[i+1]
 			line := "  INPUT_" + strings.ToUpper(name)
-			if r := field(spec, "required"); r != nil && r.Value == "true" {
+			// Required and default are Go's (via the embedded schema):
+			// action.yml leaves them empty for gantry.yaml.
+			if in, ok := schema.Input(stage, name); ok && in.Required {
 				line += "  (required)"
-			} else if d := field(spec, "default"); d != nil && d.Value != "" {
-				line += "  default: " + strings.ReplaceAll(d.Value, "\n", `\n`)
+			} else if ok && in.Default != "" {
+				line += "  default: " + strings.ReplaceAll(in.Default, "\n", `\n`)
 			}
 			b.WriteString(line + "\n")
 			if d := field(spec, "description"); d != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -51,12 +52,17 @@ func TestStageHelp(t *testing.T) {
 			}
 			flat := strings.Join(strings.Fields(help), " ")
 			for name, in := range meta.Inputs {
+				// The description says required and the default
+				// (actioncheck holds them to Go's).
 				line := "INPUT_" + strings.ToUpper(name)
+				desc := strings.Join(strings.Fields(in.Description), " ")
 				switch {
-				case in.Required:
+				case in.Required || in.Default != "":
+					t.Errorf("input %s: action.yml sets required/default; they belong in the description", name)
+				case strings.HasPrefix(desc, "Required (here or in gantry.yaml)."):
 					line += "  (required)"
-				case in.Default != "" && !strings.Contains(in.Default, "\n"):
-					line += "  default: " + in.Default
+				case defaultRE.MatchString(desc):
+					line += "  default: " + defaultRE.FindStringSubmatch(desc)[1]
 				}
 				if !strings.Contains(help, "  "+line+"\n") {
 					t.Errorf("help lacks the line %q", line)
@@ -73,6 +79,8 @@ func TestStageHelp(t *testing.T) {
 		})
 	}
 }
+
+var defaultRE = regexp.MustCompile("Default: `([^`]*)`\\.$")
 
 func TestVersionAndUnknownFlags(t *testing.T) {
 	t.Parallel()

@@ -126,10 +126,10 @@ func MainWith(args []string, getenv func(string) string, stdout, stderr io.Write
 		return 0
 	}
 	if flags.Help {
-		fmt.Fprintf(stdout, "usage: %s [--output text|json] [--summary FILE] [--version] [--help]\n\n", stage)
+		fmt.Fprintf(stdout, "usage: %s [--output text|json] [--summary FILE] [--input NAME] [--version] [--help]\n\n", stage)
 		// The action's own metadata, when this binary is a stage's.
 		if meta, ok := actions.Metadata(strings.TrimPrefix(stage, "gantry-")); ok {
-			if h, err := actionHelp(meta); err == nil {
+			if h, err := actionHelp(strings.TrimPrefix(stage, "gantry-"), meta); err == nil {
 				fmt.Fprintf(stdout, "%s\n", h)
 			}
 		}
@@ -154,7 +154,6 @@ func MainWith(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	if cfg != nil {
 		env.UseConfig(name, cfg)
-		env.Infof("Inputs the step leaves empty come from %s.", cfg.Path)
 	}
 	if flags.Input != "" {
 		schema, err := config.Embedded()
@@ -170,6 +169,9 @@ func MainWith(args []string, getenv func(string) string, stdout, stderr io.Write
 		v, _ := env.Input(flags.Input, in.Default)
 		fmt.Fprintln(stdout, v)
 		return 0
+	}
+	if cfg != nil {
+		env.Infof("Inputs the step leaves empty come from %s.", cfg.Path)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = guard(ctx, stage, env, run)

@@ -1,5 +1,13 @@
-# Gantry's developer entry points. Every target works on a fresh machine with
-# only Go, git and the Go module proxy.
+# Gantry's developer entry points, for a fresh Debian machine (no Docker).
+# build, lint, fuzz, k8s, k8s-up and demo need only Go, git and the Go module
+# proxy (lint also runs shellcheck when it is installed). tools, and so test
+# and bench, also fetch Prometheus, runc and busybox-static from Debian's
+# packages (scripts/install-deb.sh: apt-get download and dpkg -x into bin/,
+# nothing installed) and the Node sample app's packages from the npm registry
+# (npm ci: Node.js 18 or later and npm on PATH); test also needs root and
+# iproute2's `ip` (the traffic tests make network namespaces and veth pairs;
+# the Dockerfile tests start a rootful buildkitd). Nothing here installs
+# Node.js, npm or iproute2 (.ci/run installs only shellcheck, with apt).
 
 # trivy v0.74 (linked by the scan stage) needs the jsonv2 experiment for
 # every build and test; set it once for the whole tree.
@@ -94,6 +102,8 @@ lint: build FORCE
 	$(BIN)/actionlint
 	$(BIN)/gantry check-actions
 	@# What ships links no test code: no cmd/ binary imports a test server (internal/*test, internal/test*).
+	@# (internal/dist's TestShippedBinariesLinkNoTestCode checks the same, slack-go's slacktest and
+	@# internal/golden too, for every release platform, in make test.)
 	@deps=$$($(GO) list -deps ./cmd/...) || exit 1; \
 	  linked=$$(echo "$$deps" | grep -E '^github.com/gantry-ci/gantry/internal/(.*/)?([a-z]*test|test[a-z]*)$$' || true); \
 	  if [ -n "$$linked" ]; then echo "cmd/ links test packages: $$linked"; exit 1; fi

@@ -215,90 +215,136 @@ var (
 	simSlowTail = simTraffic{errRate: 0.005, over1: 0.05, over2: 0.033, over25: 0.031}
 )
 
-// TestSimulatedRollouts holds the engine to the goals on simulated
-// traffic: no false rollback in 1000 healthy rollouts, and 20% errors caught
-// within the first step.
-func TestSimulatedRollouts(t *testing.T) {
-	t.Parallel()
-	g, p := simulate(1000, 1, 20, simHealthy, simHealthy)
-	falseG, _ := summarize(g)
-	falseP, _ := summarize(p)
-	if falseG != 0 {
-		t.Errorf("Gantry rolled back %d of 1000 healthy canaries, want 0", falseG)
+// The bounds the simulation holds the judge to, asserted by the suite
+// (TestSimulatedRollouts*, fixed seeds) and by make bench
+// (BenchmarkCanaryJudgement, other seeds). What they were set against,
+// measured with 1000 healthy rollouts per seed: Gantry rolled back 0 or 1
+// per 1000 (5 of 30000 over seeds 10–39 on the default buckets, 6 of 30000
+// on prom-client's), the point estimate 915–954 per 1000; with 200 bad
+// rollouts per seed (seeds 1–8), a canary with 20% errors was caught after
+// 60.6–61.4 s on average (the first look after min-samples, 100 requests,
+// ~50 s at 2 requests/s), never after 1 min 30 s, by the point estimate
+// after 30–30.2 s; a P99-only regression on prom-client's buckets after
+// 2 min 30 s–2 min 48 s on average. Regressions they catch: without the
+// Bonferroni split of the FAIL error budget between a step's looks Gantry
+// rolled back 3–9 healthy canaries per 1000; with min-samples doubled it
+// caught 20% errors after 1 min 57 s on average.
+const (
+	maxFalseRollbackRate      = 0.002 // Gantry: at most 2 of 1000 healthy canaries rolled back
+	minPointFalseRollbackRate = 0.8   // the point estimate: at least 800 of 1000
+	maxDetectMean             = 75 * time.Second
+	maxDetect                 = 2 * time.Minute // every canary with 20% errors, in the first step
+	maxPointDetectMean        = 45 * time.Second
+	maxSlowTailDetectMean     = 3*time.Minute + 30*time.Second
+)
+
+// checkHealthy fails tb unless Gantry rolled back at most
+// maxFalseRollbackRate of the healthy canaries g and, when point is given
+// (the point estimate on the same traffic), fewer than it, which rolled
+// back at least minPointFalseRollbackRate of them.
+func checkHealthy(tb testing.TB, what string, g, point []simRun) (falseG, falseP int) {
+	tb.Helper()
+	falseG, _ = summarize(g)
+	if float64(falseG) > maxFalseRollbackRate*float64(len(g)) {
+		tb.Errorf("%s: Gantry rolled back %d of %d healthy canaries, want at most %.1f%%", what, falseG, len(g), 100*maxFalseRollbackRate)
 		for _, r := range g {
 			if r.rolledBack {
-				t.Logf("false rollback after %v: %s", r.detectedAt, r.reason)
+				tb.Logf("false rollback after %v: %s", r.detectedAt, r.reason)
 			}
 		}
 	}
-	t.Logf("healthy: Gantry rolled back %d/1000, the point estimate %d/1000", falseG, falseP)
-
-	g, p = simulate(200, 2, 20, simBad, simHealthy)
-	caughtG, delayG := summarize(g)
-	caughtP, delayP := summarize(p)
-	if caughtG != 200 {
-		t.Errorf("Gantry caught %d of 200 canaries with 20%% errors, want all", caughtG)
+	if point == nil {
+		return falseG, 0
 	}
-	for _, r := range g {
-		if r.detectedAt > 5*time.Minute {
-			t.Errorf("a canary with 20%% errors was caught after %v, later than the first step", r.detectedAt)
+	falseP, _ = summarize(point)
+	if falseG >= falseP {
+		tb.Errorf("%s: Gantry rolled back %d of %d healthy canaries, the point estimate %d: want fewer than the point estimate", what, falseG, len(g), falseP)
+	}
+	if float64(falseP) < minPointFalseRollbackRate*float64(len(point)) {
+		tb.Errorf("%s: the point estimate rolled back %d of %d healthy canaries, want at least %.0f%% (is the simulated traffic still realistic?)", what, falseP, len(point), 100*minPointFalseRollbackRate)
+	}
+	return falseG, falseP
+}
+
+// checkCaught fails tb unless every bad canary in runs was rolled back,
+// after at most maxMean on average and, when maxEach > 0, each after at
+// most maxEach.
+func checkCaught(tb testing.TB, what string, runs []simRun, maxMean, maxEach time.Duration) (mean time.Duration) {
+	tb.Helper()
+	caught, mean := summarize(runs)
+	if caught != len(runs) {
+		tb.Errorf("%s: caught %d of %d bad canaries, want all", what, caught, len(runs))
+	}
+	if mean > maxMean {
+		tb.Errorf("%s: caught after %v on average, want at most %v", what, mean, maxMean)
+	}
+	for _, r := range runs {
+		if maxEach > 0 && r.rolledBack && r.detectedAt > maxEach {
+			tb.Errorf("%s: a canary was caught after %v, want at most %v (%s)", what, r.detectedAt, maxEach, r.reason)
 			break
 		}
 	}
-	t.Logf("20%% errors: Gantry caught %d/200 after %v on average, the point estimate %d/200 after %v", caughtG, delayG, caughtP, delayP)
+	return mean
 }
 
-// TestSimulatedRolloutsPromClientBuckets holds the engine to the same goals
-// on prom-client's default buckets, where the P99 ≤ 2 s limit sits between
-// the 1 s and 2.5 s buckets: no false rollback in 500 healthy rollouts, 20%
-// errors caught in the first step, and a P99-only regression (3% of
-// requests at ~3 s) caught in every run.
+// TestSimulatedRollouts holds the engine to the bounds above on simulated
+// traffic: at most 0.2% of 1000 healthy rollouts rolled back, fewer than
+// the point estimate, and 20% errors caught within the first step.
+func TestSimulatedRollouts(t *testing.T) {
+	t.Parallel()
+	g, p := simulate(1000, 1, 20, simHealthy, simHealthy)
+	falseG, falseP := checkHealthy(t, "healthy", g, p)
+	t.Logf("healthy: Gantry rolled back %d/1000, the point estimate %d/1000", falseG, falseP)
+
+	g, p = simulate(200, 2, 20, simBad, simHealthy)
+	delayG := checkCaught(t, "20% errors, Gantry", g, maxDetectMean, maxDetect)
+	delayP := checkCaught(t, "20% errors, the point estimate", p, maxPointDetectMean, 0)
+	t.Logf("20%% errors: Gantry caught them after %v on average, the point estimate after %v", delayG, delayP)
+}
+
+// TestSimulatedRolloutsPromClientBuckets holds the engine to the same
+// bounds on prom-client's default buckets, where the P99 ≤ 2 s limit sits
+// between the 1 s and 2.5 s buckets: at most 0.2% of 1000 healthy
+// rollouts rolled back, 20% errors caught in the first step, and a
+// P99-only regression (3% of requests at ~3 s) caught in every run.
 func TestSimulatedRolloutsPromClientBuckets(t *testing.T) {
 	t.Parallel()
-	g, _ := simulateBuckets(500, 3, 20, simHealthy, simHealthy, promClientBuckets)
-	if falseG, _ := summarize(g); falseG != 0 {
-		t.Errorf("Gantry rolled back %d of 500 healthy canaries on prom-client's buckets, want 0", falseG)
-		for _, r := range g {
-			if r.rolledBack {
-				t.Logf("false rollback after %v: %s", r.detectedAt, r.reason)
-				break
-			}
-		}
-	}
+	g, _ := simulateBuckets(1000, 3, 20, simHealthy, simHealthy, promClientBuckets)
+	falseG, _ := checkHealthy(t, "healthy, prom-client's buckets", g, nil)
 	g, _ = simulateBuckets(100, 4, 20, simBad, simHealthy, promClientBuckets)
-	caught, delay := summarize(g)
-	if caught != 100 || delay > 5*time.Minute {
-		t.Errorf("20%% errors on prom-client's buckets: caught %d/100 after %v on average, want all within the first step", caught, delay)
-	}
+	delay := checkCaught(t, "20% errors, prom-client's buckets", g, maxDetectMean, maxDetect)
 	g, _ = simulateBuckets(100, 5, 20, simSlowTail, simHealthy, promClientBuckets)
-	caught, delay = summarize(g)
-	if caught != 100 {
-		t.Errorf("P99 regression on prom-client's buckets: caught %d/100, want all", caught)
-	}
-	t.Logf("prom-client buckets: P99 regression caught %d/100 after %v on average", caught, delay)
+	delayTail := checkCaught(t, "P99 regression, prom-client's buckets", g, maxSlowTailDetectMean, 0)
+	t.Logf("prom-client buckets: rolled back %d/1000 healthy, caught 20%% errors after %v and the P99 regression after %v on average", falseG, delay, delayTail)
 }
 
 // BenchmarkCanaryJudgement reports, on the same simulated traffic, the
 // false-rollback rate for healthy canaries and the detection delay for a
 // canary with 20% errors, for Gantry and for a fixed-threshold point
-// estimate (Flagger/Argo Rollouts style).
+// estimate (Flagger/Argo Rollouts style), and on prom-client's buckets
+// the false-rollback rate and the delays for 20% errors and for a
+// P99-only regression. Each
+// iteration uses other seeds than the suite and holds them to the same
+// bounds, so make bench fails when the judge regresses.
 func BenchmarkCanaryJudgement(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		g, p := simulate(1000, uint64(i+10), 20, simHealthy, simHealthy)
-		fg, _ := summarize(g)
-		fp, _ := summarize(p)
+		fg, fp := checkHealthy(b, "healthy", g, p)
 		g, p = simulate(200, uint64(i+1000), 20, simBad, simHealthy)
-		_, dg := summarize(g)
-		_, dp := summarize(p)
+		dg := checkCaught(b, "20% errors, Gantry", g, maxDetectMean, maxDetect)
+		dp := checkCaught(b, "20% errors, the point estimate", p, maxPointDetectMean, 0)
 		b.ReportMetric(float64(fg), "gantry-false-rollbacks/1000")
 		b.ReportMetric(float64(fp), "point-false-rollbacks/1000")
 		b.ReportMetric(dg.Seconds(), "gantry-detect-s")
 		b.ReportMetric(dp.Seconds(), "point-detect-s")
 		g, _ = simulateBuckets(1000, uint64(i+2000), 20, simHealthy, simHealthy, promClientBuckets)
-		fc, _ := summarize(g)
+		fc, _ := checkHealthy(b, "healthy, prom-client's buckets", g, nil)
 		g, _ = simulateBuckets(200, uint64(i+3000), 20, simSlowTail, simHealthy, promClientBuckets)
-		_, dt := summarize(g)
+		dt := checkCaught(b, "P99 regression, prom-client's buckets", g, maxSlowTailDetectMean, 0)
+		g, _ = simulateBuckets(200, uint64(i+4000), 20, simBad, simHealthy, promClientBuckets)
+		dc := checkCaught(b, "20% errors, prom-client's buckets", g, maxDetectMean, maxDetect)
 		b.ReportMetric(float64(fc), "gantry-promclient-false-rollbacks/1000")
 		b.ReportMetric(dt.Seconds(), "gantry-promclient-p99-detect-s")
+		b.ReportMetric(dc.Seconds(), "gantry-promclient-detect-s")
 	}
 }

@@ -114,7 +114,7 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 	out := Outputs{
 		Digest:          digest.String(),
 		PlatformDigests: map[string]string{},
-		Base:            base.ref.Context().Digest(base.digest.String()).String(),
+		Base:            base.name(),
 		Pushed:          in.Push,
 		ByDigest:        in.PushByDigest,
 	}
@@ -174,7 +174,7 @@ type basePlatform struct {
 }
 
 type resolvedBase struct {
-	ref       name.Reference
+	ref       name.Reference // nil for scratch
 	digest    v1.Hash
 	mediaType types.MediaType // of the index we build
 	platforms []basePlatform
@@ -183,6 +183,9 @@ type resolvedBase struct {
 // resolveBase resolves the base once (a tag becomes a digest here and only
 // the digest is used after) and picks a manifest for each platform.
 func resolveBase(ctx context.Context, reg *registries, in Inputs) (*resolvedBase, error) {
+	if in.Base == Scratch {
+		return scratchBase(in)
+	}
 	ref, err := reg.reference(in.Base)
 	if err != nil {
 		return nil, fmt.Errorf(`input "base": %w`, err)
@@ -491,9 +494,19 @@ func baseAnnotations(oci map[string]string, base *resolvedBase, baseDigest strin
 	for k, v := range oci {
 		ann[k] = v
 	}
-	ann["org.opencontainers.image.base.name"] = base.ref.String()
-	ann["org.opencontainers.image.base.digest"] = baseDigest
+	if base.ref != nil { // scratch has none
+		ann["org.opencontainers.image.base.name"] = base.ref.String()
+		ann["org.opencontainers.image.base.digest"] = baseDigest
+	}
 	return ann
+}
+
+// name is the base as the outputs name it: repo@digest, or scratch.
+func (b *resolvedBase) name() string {
+	if b.ref == nil {
+		return Scratch
+	}
+	return b.ref.Context().Digest(b.digest.String()).String()
 }
 
 func addUserAnnotations(ann map[string]string, lines []string, level string) {

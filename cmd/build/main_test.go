@@ -12,10 +12,11 @@ import (
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/ghaction/actiontest"
+	"github.com/gantry-ci/gantry/internal/image"
 	"github.com/gantry-ci/gantry/internal/ocitest"
 )
 
-// TestBinaryRunsFromActionEnvironment runs the binary's run() exactly as the
+// TestBinaryRunsFromActionEnvironment runs the binary's stage exactly as the
 // composite action does: inputs as INPUT_* (hyphens kept), the GitHub
 // context from a real event payload, outputs and summary to runner files.
 func TestBinaryRunsFromActionEnvironment(t *testing.T) {
@@ -71,7 +72,7 @@ func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 		"SOURCE_DATE_EPOCH":       "1795179791",
 	}
 	var log bytes.Buffer
-	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
+	if err := image.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
 		t.Fatalf("run: %v\nlog:\n%s", err, log.String())
 	}
 
@@ -109,7 +110,7 @@ func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 func TestBinaryReportsMissingInputs(t *testing.T) {
 	env := map[string]string{"INPUT_PLATFORMS": "linux/amd64", "INPUT_TIMEOUT": "soon"}
 	var log bytes.Buffer
-	err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
+	err := image.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
 	if err == nil {
 		t.Fatal("run succeeded without image and base")
 	}
@@ -121,7 +122,7 @@ func TestBinaryReportsMissingInputs(t *testing.T) {
 	// base is required unless merge is set: with the image given, its
 	// absence is the error.
 	env["INPUT_IMAGE"], env["INPUT_TIMEOUT"] = "127.0.0.1:1/acme/app", "1m"
-	err = run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
+	err = image.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
 	if err == nil || !strings.Contains(err.Error(), `input "base" is required`) || !strings.Contains(err.Error(), `"merge"`) {
 		t.Errorf("no base, no merge: error %v, want it to ask for base (or merge)", err)
 	}

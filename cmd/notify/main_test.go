@@ -45,7 +45,7 @@ func actionEnv(t *testing.T, ws *notifytest.Workspace, inputs map[string]string)
 	return env, out
 }
 
-// TestRunFromActionEnvironment runs run() as the action does: a first step
+// TestRunFromActionEnvironment runs the stage as the action does: a first step
 // posts, a second updates the same message from the first one's outputs.
 func TestRunFromActionEnvironment(t *testing.T) {
 	t.Parallel()
@@ -54,7 +54,7 @@ func TestRunFromActionEnvironment(t *testing.T) {
 
 	env, outFile := actionEnv(t, ws, map[string]string{"INPUT_STATUS": "success", "INPUT_IMAGE": "ghcr.io/acme/prompt-builder@sha256:ab10"})
 	var log bytes.Buffer
-	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
+	if err := slacknotify.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
 	first := actiontest.Outputs(t, outFile)
@@ -69,7 +69,7 @@ func TestRunFromActionEnvironment(t *testing.T) {
 		"INPUT_TEXT": "Canary at 50% failed: p95 1.4 s", "INPUT_FIELDS": "revision=7\nprevious=sha256:77aa",
 	})
 	log.Reset()
-	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
+	if err := slacknotify.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
 	second := actiontest.Outputs(t, outFile)
@@ -101,7 +101,7 @@ func TestSlackDown(t *testing.T) {
 			env, outFile := actionEnv(t, ws, map[string]string{"INPUT_STATUS": "failure", "INPUT_FAIL-ON-ERROR": failOnError})
 			var log bytes.Buffer
 			gh := ghaction.New(func(k string) string { return env[k] }, &log)
-			err := run(t.Context(), gh)
+			err := slacknotify.Stage(t.Context(), gh)
 			if failOnError == "true" {
 				if err == nil || !strings.Contains(err.Error(), "account_inactive") {
 					t.Fatalf("run = %v, want the Slack failure", err)
@@ -129,7 +129,7 @@ func TestBadInputsFail(t *testing.T) {
 	t.Cleanup(ws.Close)
 	env, _ := actionEnv(t, ws, map[string]string{"INPUT_THREAD": "maybe", "INPUT_TIMEOUT": "soon"})
 	var log bytes.Buffer
-	err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
+	err := slacknotify.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
 	if err == nil || !strings.Contains(err.Error(), `input "thread"`) || !strings.Contains(err.Error(), `input "timeout"`) {
 		t.Errorf("run = %v, want errors for thread and timeout", err)
 	}

@@ -21,11 +21,12 @@ import (
 	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/ghaction/actiontest"
 	"github.com/gantry-ci/gantry/internal/ocitest"
+	"github.com/gantry-ci/gantry/internal/sbom"
 )
 
 const apkDB = "P:zlib\nV:1.3.1-r2\nA:x86_64\nL:Zlib\no:zlib\nT:A compression/decompression Library\n\n"
 
-// TestBinaryRunsFromActionEnvironment runs run() as the composite action
+// TestBinaryRunsFromActionEnvironment runs the stage as the composite action
 // does: inputs as INPUT_* (hyphens kept), a registry that demands the
 // credentials, a tag as the image, outputs and summary to runner files.
 func TestBinaryRunsFromActionEnvironment(t *testing.T) {
@@ -63,7 +64,7 @@ func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 		"GITHUB_STEP_SUMMARY":     summaryFile,
 	}
 	var log bytes.Buffer
-	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
+	if err := sbom.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
 		t.Fatalf("run: %v\nlog:\n%s", err, log.String())
 	}
 	logText := log.String()
@@ -104,7 +105,7 @@ func TestBinaryRunsFromActionEnvironment(t *testing.T) {
 	}
 }
 
-// TestBinaryCatalogsPaths runs run() with the paths input only: a
+// TestBinaryCatalogsPaths runs the stage with the paths input only: a
 // directory holding a go.mod, named by the entry. No image means no digest
 // and no release record, and the summary shows the path.
 func TestBinaryCatalogsPaths(t *testing.T) {
@@ -127,7 +128,7 @@ func TestBinaryCatalogsPaths(t *testing.T) {
 		"GITHUB_STEP_SUMMARY": summaryFile,
 	}
 	var log bytes.Buffer
-	if err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
+	if err := sbom.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log)); err != nil {
 		t.Fatalf("run: %v\nlog:\n%s", err, log.String())
 	}
 	outs := actiontest.Outputs(t, outFile)
@@ -147,7 +148,7 @@ func TestBinaryCatalogsPaths(t *testing.T) {
 func TestBinaryReportsBadInputs(t *testing.T) {
 	env := map[string]string{"INPUT_FORMATS": "spdx-json,syft-table", "INPUT_TIMEOUT": "soon"}
 	var log bytes.Buffer
-	err := run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
+	err := sbom.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
 	if err == nil {
 		t.Fatal("run succeeded without an image or paths")
 	}
@@ -160,13 +161,13 @@ func TestBinaryReportsBadInputs(t *testing.T) {
 
 	missing := filepath.Join(t.TempDir(), "dist", "gantry-linux-arm64")
 	env = map[string]string{"INPUT_PATHS": missing, "INPUT_OUTPUT-DIR": filepath.Join(t.TempDir(), "sbom")}
-	err = run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
+	err = sbom.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
 	if err == nil || !strings.Contains(err.Error(), `input "paths": `+missing+" does not exist") {
 		t.Errorf("error = %v, want the paths input and the missing path named", err)
 	}
 
 	env = map[string]string{"INPUT_IMAGE": "127.0.0.1:1/acme/app@sha256:" + strings.Repeat("a", 64), "INPUT_FORMATS": "spdx-json,syft-table"}
-	err = run(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
+	err = sbom.Stage(t.Context(), ghaction.New(func(k string) string { return env[k] }, &log))
 	if err == nil || !strings.Contains(err.Error(), `input "formats": "syft-table" is not a supported format: use one or more of spdx-json, cyclonedx-json`) {
 		t.Errorf("error = %v, want the formats input named with the valid formats", err)
 	}

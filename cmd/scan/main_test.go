@@ -55,7 +55,7 @@ func TestRunAsTheActionDoes(t *testing.T) {
 	}
 	var log bytes.Buffer
 	env := ghaction.New(func(k string) string { return vars[k] }, &log)
-	err = run(t.Context(), env)
+	err = vulnscan.Stage(t.Context(), env)
 	if !errors.Is(err, vulnscan.ErrGate) {
 		t.Fatalf("run = %v, want the gate to fail\n%s", err, log.String())
 	}

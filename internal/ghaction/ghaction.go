@@ -1,7 +1,8 @@
 // Package ghaction is the one place where a Gantry stage meets its runner:
 // it decodes INPUT_* variables into a stage's typed Inputs, writes outputs,
-// the job summary, annotations and log groups, and masks secrets. Stage
-// packages never read the environment themselves.
+// the job summary, annotations and log groups, and masks secrets; Env.Run
+// gives the run context. Stage packages read the environment only through
+// an Env, in their Stage function.
 //
 // Under GitHub Actions (or a runner that speaks its protocol: act, Gitea,
 // Forgejo) the log carries workflow commands and outputs go to the file
@@ -16,10 +17,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/gantry-ci/gantry/internal/config"
+	"github.com/gantry-ci/gantry/internal/runctx"
 )
 
 // Logger is what stage packages use to talk to the person reading a run log.
@@ -64,6 +67,13 @@ type Options struct {
 	// SummaryFile receives the job summary when the runner gives no
 	// GITHUB_STEP_SUMMARY; empty means the log.
 	SummaryFile string
+	// OnOutput, when set, receives every output instead of GITHUB_OUTPUT
+	// or stdout: gantry run hands one stage's outputs to the next.
+	OnOutput func(name, value string)
+	// Run is the CI run the stage works for; nil reads it from Getenv
+	// (runctx.FromEnv) when the stage first asks. gantry run builds one
+	// for all its stages.
+	Run *runctx.Run
 }
 
 // Env wraps a go-githubactions Action with Gantry's conventions. Unlike
@@ -78,6 +88,7 @@ type Env struct {
 	plain  bool
 	format string
 	sumTo  string
+	onOut  func(name, value string)
 	red    *redactor
 	stage  string       // the stage whose section of cfg applies
 	cfg    *config.File // gantry.yaml, when the stage reads one
@@ -85,6 +96,10 @@ type Env struct {
 	mu      sync.Mutex
 	err     error    // the first failed write to a runner file
 	pending []output // outputs for the JSON object on stdout
+
+	runOnce sync.Once
+	run     *runctx.Run // Options.Run, else read by Run
+	runErr  error
 }
 
 type output struct{ name, value string }
@@ -110,7 +125,7 @@ func NewWith(o Options) *Env {
 	if o.OutputFormat == "" {
 		o.OutputFormat = FormatText
 	}
-	e := &Env{getenv: o.Getenv, stdout: o.Stdout, plain: o.Plain, format: o.OutputFormat, sumTo: o.SummaryFile}
+	e := &Env{getenv: o.Getenv, stdout: o.Stdout, plain: o.Plain, format: o.OutputFormat, sumTo: o.SummaryFile, onOut: o.OnOutput, run: o.Run}
 	e.log = o.Log
 	if o.Plain {
 		e.red = &redactor{w: o.Log}
@@ -128,15 +143,26 @@ func InActions(getenv func(string) string) bool {
 	return getenv("GITHUB_ACTIONS") == "true" || getenv("GITHUB_OUTPUT") != ""
 }
 
-// Lookup returns a variable of the runner environment (GITHUB_*, RUNNER_*,
-// SOURCE_DATE_EPOCH ...). Only cmd/ code should need it.
+// Lookup returns a variable of the runner environment (RUNNER_DEBUG,
+// SOURCE_DATE_EPOCH, the variables a secrets input names ...). Only a
+// stage's Stage function should need it; the run itself comes from Run.
 func (e *Env) Lookup(key string) string { return e.getenv(key) }
 
 // GetInput returns the action input name, trimmed ("" when unset).
 func (e *Env) GetInput(name string) string { return e.a.GetInput(name) }
 
-// Context returns the GitHub context of the run (empty fields outside Actions).
-func (e *Env) Context() (*githubactions.GitHubContext, error) { return e.a.Context() }
+// Run returns the CI run the stage works for: Options.Run when given, else
+// the run the environment describes (runctx.FromEnv, started at the first
+// call), read once and kept. The Run is never nil; with an error it holds
+// what could be read, for a stage that can do with less.
+func (e *Env) Run() (*runctx.Run, error) {
+	e.runOnce.Do(func() {
+		if e.run == nil {
+			e.run, e.runErr = runctx.FromEnv(e.getenv, time.Now())
+		}
+	})
+	return e.run, e.runErr
+}
 
 // AddMask hides value in every later log line: a mask command for the
 // runner, or replacement by *** in plain mode.
@@ -207,6 +233,10 @@ func (e *Env) fail(err error) error {
 // SetOutput writes one step output: to the GITHUB_OUTPUT file when the
 // runner names one, else to stdout in the Env's output format.
 func (e *Env) SetOutput(name, value string) error {
+	if e.onOut != nil {
+		e.onOut(name, value)
+		return nil
+	}
 	if path := e.getenv("GITHUB_OUTPUT"); path != "" {
 		if err := appendFile(path, fileCommand(name, value)); err != nil {
 			return e.fail(fmt.Errorf("writing the output %q to GITHUB_OUTPUT (%s): %w; the runner's output file must be writable", name, path, err))

@@ -3,9 +3,13 @@ package ghaction_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/runctx"
 )
 
 func TestEnvLogger(t *testing.T) {
@@ -68,6 +72,41 @@ func TestLookup(t *testing.T) {
 	}
 	if got := e.Lookup("RUNNER_DEBUG"); got != "" {
 		t.Errorf("Lookup of an unset variable = %q, want empty", got)
+	}
+}
+
+// Run reads the run once, however often a stage asks; a run given in the
+// options is used as it is, without reading the environment.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	var reads atomic.Int32
+	getenv := func(k string) string {
+		switch k {
+		case "GITHUB_SHA":
+			reads.Add(1)
+			return "3f1c5a7e9b2d4c6a8e0f1b3d5c7e9a1b3d5f7a9c"
+		case "GITHUB_RUN_ID":
+			return "not-a-number"
+		}
+		return ""
+	}
+	e := ghaction.NewWith(ghaction.Options{Getenv: getenv, Log: io.Discard})
+	first, err := e.Run()
+	if err == nil || !strings.Contains(err.Error(), "GITHUB_RUN_ID") {
+		t.Errorf("Run error = %v, want one naming GITHUB_RUN_ID", err)
+	}
+	again, err2 := e.Run()
+	if first == nil || again != first || err2 != err || reads.Load() != 1 {
+		t.Errorf("second Run = %p, %v after %p, %v; GITHUB_SHA read %d times, want once", again, err2, first, err, reads.Load())
+	}
+	if first.SHA != "3f1c5a7e9b2d4c6a8e0f1b3d5c7e9a1b3d5f7a9c" {
+		t.Errorf("SHA = %q", first.SHA)
+	}
+
+	given := &runctx.Run{CI: runctx.LocalCI, Local: true, SHA: "abc"}
+	e = ghaction.NewWith(ghaction.Options{Getenv: getenv, Log: io.Discard, Run: given})
+	if r, err := e.Run(); r != given || err != nil || reads.Load() != 1 {
+		t.Errorf("Run with Options.Run = %p, %v; want the given run %p and the environment unread", r, err, given)
 	}
 }
 

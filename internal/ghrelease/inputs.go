@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
+	"github.com/gantry-ci/gantry/internal/runctx"
 )
 
 // DefaultChangelog is the changelog read when the input is not set; unlike
@@ -81,7 +82,7 @@ type Inputs struct {
 	Now func() time.Time `input:"-"`
 }
 
-// RunContext is the part of the runner's environment the stage uses.
+// RunContext is the part of the run's context the stage uses.
 type RunContext struct {
 	Ref        string // GITHUB_REF, e.g. refs/tags/v1.2.3
 	RefName    string // GITHUB_REF_NAME, e.g. v1.2.3
@@ -89,6 +90,19 @@ type RunContext struct {
 	APIURL     string // GITHUB_API_URL
 	ServerURL  string // GITHUB_SERVER_URL, e.g. https://github.com
 	SHA        string // GITHUB_SHA
+}
+
+// RunContextFromRun takes the stage's part of the run's context, as the
+// CI gave it: the stage applies github.com's defaults itself.
+func RunContextFromRun(r *runctx.Run) RunContext {
+	return RunContext{
+		Ref:        r.Ref,
+		RefName:    r.RefName,
+		Repository: r.Repository,
+		APIURL:     r.APIURL,
+		ServerURL:  r.ServerURL,
+		SHA:        r.SHA,
+	}
 }
 
 // Outputs are gantry-release's results.

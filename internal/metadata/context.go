@@ -1,6 +1,6 @@
-// Package metadata turns the GitHub context of a run (event name, ref, SHA,
-// event payload) into image tags and OCI labels, with the semantics users know
-// from docker/metadata-action.
+// Package metadata turns the context of a run (event name, ref, SHA, event
+// payload; see runctx) into image tags and OCI labels, with the semantics
+// users know from docker/metadata-action.
 package metadata
 
 import (
@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sethvargo/go-githubactions"
+	"github.com/gantry-ci/gantry/internal/runctx"
 )
 
 // Context is what tag and label rules are evaluated against. Build it with
-// FromGitHub in a runner, or fill it directly in tests and local runs.
+// FromRun from the run's context, or fill it directly in tests.
 type Context struct {
 	EventName     string // push, pull_request, workflow_dispatch, schedule ...
 	Ref           string // refs/heads/main, refs/tags/v1.2.3, refs/pull/42/merge
@@ -38,51 +38,36 @@ type Context struct {
 	Now time.Time
 }
 
-// FromGitHub reads the runner's context and event payload.
-func FromGitHub(gc *githubactions.GitHubContext, now time.Time) Context {
+// FromRun reads the run's context: its ref and commits, and from the
+// event payload the repository's default branch, description and licence
+// and the pull request's number, head and base.
+func FromRun(r *runctx.Run) Context {
 	c := Context{
-		EventName:  gc.EventName,
-		Ref:        gc.Ref,
-		SHA:        gc.SHA,
-		Repository: gc.Repository,
-		ServerURL:  gc.ServerURL,
-		PRHeadRef:  gc.HeadRef,
-		PRBaseRef:  gc.BaseRef,
-		Now:        now,
+		EventName:     r.EventName,
+		Ref:           r.Ref,
+		SHA:           r.SHA,
+		Repository:    r.Repository,
+		ServerURL:     r.ServerURL,
+		DefaultBranch: r.DefaultBranch,
+		Description:   r.EventString("repository", "description"),
+		PRNumber:      r.PRNumber(),
+		PRHeadSHA:     r.EventString("pull_request", "head", "sha"),
+		PRHeadRef:     r.HeadRef,
+		PRBaseRef:     r.BaseRef,
+		RunURL:        r.RunURL(),
+		Now:           r.StartedOn,
 	}
-	if gc.Repository != "" && gc.RunID != 0 {
-		c.RunURL = fmt.Sprintf("%s/actions/runs/%d", c.SourceURL(), gc.RunID)
+	if id := r.EventString("repository", "license", "spdx_id"); id != "NOASSERTION" {
+		c.License = id
 	}
-	ev := gc.Event
-	if repo, ok := ev["repository"].(map[string]any); ok {
-		c.DefaultBranch, _ = repo["default_branch"].(string)
-		c.Description, _ = repo["description"].(string)
-		if lic, ok := repo["license"].(map[string]any); ok {
-			if id, _ := lic["spdx_id"].(string); id != "NOASSERTION" {
-				c.License = id
-			}
-		}
-		if c.Repository == "" {
-			c.Repository, _ = repo["full_name"].(string)
-		}
+	if c.Repository == "" {
+		c.Repository = r.EventString("repository", "full_name")
 	}
-	if pr, ok := ev["pull_request"].(map[string]any); ok {
-		if n, ok := pr["number"].(float64); ok {
-			c.PRNumber = int(n)
-		}
-		if head, ok := pr["head"].(map[string]any); ok {
-			c.PRHeadSHA, _ = head["sha"].(string)
-			if c.PRHeadRef == "" {
-				c.PRHeadRef, _ = head["ref"].(string)
-			}
-		}
-		if base, ok := pr["base"].(map[string]any); ok && c.PRBaseRef == "" {
-			c.PRBaseRef, _ = base["ref"].(string)
-		}
+	if c.PRHeadRef == "" {
+		c.PRHeadRef = r.EventString("pull_request", "head", "ref")
 	}
-	if c.PRNumber == 0 && strings.HasPrefix(c.Ref, "refs/pull/") {
-		n, _ := strconv.Atoi(strings.Split(strings.TrimPrefix(c.Ref, "refs/pull/"), "/")[0])
-		c.PRNumber = n
+	if c.PRBaseRef == "" {
+		c.PRBaseRef = r.EventString("pull_request", "base", "ref")
 	}
 	return c
 }

@@ -1,7 +1,6 @@
 package metadata_test
 
 import (
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -12,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gantry-ci/gantry/internal/ghaction"
 	"github.com/gantry-ci/gantry/internal/metadata"
+	"github.com/gantry-ci/gantry/internal/runctx"
 )
 
 // fixedTime is the Now of every fixture run: 03:00:07 UTC, as a nightly
@@ -38,8 +37,9 @@ var fixtures = map[string]runnerEnv{
 	"schedule-legacy.json":     {"schedule", "refs/heads/main", "main", "branch", "3f1c5a7e9b2d4c6a8e0f1b3d5c7e9a1b3d5f7a9c", "", "", "mara-okafor"},
 }
 
-// contextFor builds the metadata context of a fixture the way cmd/build does:
-// the runner's environment through ghaction.Env.Context, then FromGitHub.
+// contextFor builds the metadata context of a fixture the way the build
+// stage does: the runner's environment through runctx.FromEnv (what
+// ghaction.Env.Run reads), then FromRun.
 func contextFor(t *testing.T, file string) metadata.Context {
 	t.Helper()
 	r, ok := fixtures[file]
@@ -65,14 +65,14 @@ func contextFor(t *testing.T, file string) metadata.Context {
 	if _, err := os.Stat(env["GITHUB_EVENT_PATH"]); err != nil {
 		t.Fatalf("fixture: %v", err)
 	}
-	gc, err := ghaction.New(func(k string) string { return env[k] }, io.Discard).Context()
+	run, err := runctx.FromEnv(func(k string) string { return env[k] }, fixedTime)
 	if err != nil {
-		t.Fatalf("Context() for %s: %v", file, err)
+		t.Fatalf("FromEnv for %s: %v", file, err)
 	}
-	return metadata.FromGitHub(gc, fixedTime)
+	return metadata.FromRun(run)
 }
 
-func TestFromGitHub(t *testing.T) {
+func TestFromRun(t *testing.T) {
 	t.Parallel()
 	const main3f = "3f1c5a7e9b2d4c6a8e0f1b3d5c7e9a1b3d5f7a9c"
 	type want struct {

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/gantry-ci/gantry/internal/runctx"
 )
 
 // Predicate types, as cosign names them (`cosign attest --type …`).
@@ -235,8 +237,8 @@ func readScan(path, dir string) ([]byte, error) {
 	return b, nil
 }
 
-// BuildContext is the GitHub context SLSA provenance is built from. The
-// caller fills it from the runner's GITHUB_* variables.
+// BuildContext is the GitHub context SLSA provenance is built from. Build
+// it with BuildContextFromRun from the run's context.
 type BuildContext struct {
 	ServerURL         string // https://github.com
 	Repository        string // owner/name
@@ -251,6 +253,38 @@ type BuildContext struct {
 	RunnerEnvironment string         // github-hosted or self-hosted
 	Inputs            map[string]any // workflow_dispatch / workflow_call inputs
 	StartedOn         time.Time
+}
+
+// BuildContextFromRun takes what provenance records from the run's
+// context: the values as the CI gave them (run numbers as decimals, "" when
+// unknown), and the workflow's inputs from the event payload.
+func BuildContextFromRun(r *runctx.Run) BuildContext {
+	bc := BuildContext{
+		ServerURL:         r.ServerURL,
+		Repository:        r.Repository,
+		RepositoryID:      r.RepositoryID,
+		OwnerID:           r.RepositoryOwnerID,
+		Ref:               r.Ref,
+		SHA:               r.SHA,
+		WorkflowRef:       r.WorkflowRef,
+		EventName:         r.EventName,
+		RunID:             decimal(r.RunID),
+		RunAttempt:        decimal(r.RunAttempt),
+		RunnerEnvironment: r.RunnerEnvironment,
+		StartedOn:         r.StartedOn,
+	}
+	if inputs, ok := r.EventValue("inputs").(map[string]any); ok {
+		bc.Inputs = inputs
+	}
+	return bc
+}
+
+// decimal is n in decimal, "" for 0 (not given).
+func decimal(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // provenance builds a SLSA v1 provenance predicate (JSON) for a workflow

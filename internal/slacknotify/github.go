@@ -3,17 +3,15 @@ package slacknotify
 import (
 	"fmt"
 	"strings"
-	"time"
-
-	"github.com/sethvargo/go-githubactions"
 
 	"github.com/gantry-ci/gantry/internal/metadata"
+	"github.com/gantry-ci/gantry/internal/runctx"
 )
 
 // RunContext is the workflow run a message is about: the commit and ref
 // that metadata.Context already reads, plus what a notification shows
 // (workflow, job, actor, the commit's message and author). Build it with
-// RunContextFrom in a runner, or fill it directly in tests and local runs.
+// RunContextFromRun from the run's context, or fill it directly in tests.
 type RunContext struct {
 	metadata.Context
 
@@ -34,34 +32,30 @@ type RunContext struct {
 	PRURL string
 }
 
-// RunContextFrom reads the runner's context and event payload.
-func RunContextFrom(gc *githubactions.GitHubContext, now time.Time) RunContext {
+// RunContextFromRun reads the run's context: what metadata.FromRun reads,
+// the workflow, job and actor, and from the event payload the head
+// commit's message and author, or the pull request's title, author and
+// page.
+func RunContextFromRun(r *runctx.Run) RunContext {
 	rc := RunContext{
-		Context:    metadata.FromGitHub(gc, now),
-		Workflow:   gc.Workflow,
-		Job:        gc.Job,
-		Actor:      gc.Actor,
-		RunNumber:  gc.RunNumber,
-		RunAttempt: gc.RunAttempt,
+		Context:       metadata.FromRun(r),
+		Workflow:      r.Workflow,
+		Job:           r.Job,
+		Actor:         r.Actor,
+		RunNumber:     r.RunNumber,
+		RunAttempt:    r.RunAttempt,
+		CommitMessage: r.EventString("head_commit", "message"),
+		CommitAuthor:  r.EventString("head_commit", "author", "name"),
+		PRURL:         r.EventString("pull_request", "html_url"),
 	}
-	ev := gc.Event
-	if hc, ok := ev["head_commit"].(map[string]any); ok {
-		rc.CommitMessage, _ = hc["message"].(string)
-		if a, ok := hc["author"].(map[string]any); ok {
-			rc.CommitAuthor, _ = a["name"].(string)
-			if rc.CommitAuthor == "" {
-				rc.CommitAuthor, _ = a["username"].(string)
-			}
-		}
+	if rc.CommitAuthor == "" {
+		rc.CommitAuthor = r.EventString("head_commit", "author", "username")
 	}
-	if pr, ok := ev["pull_request"].(map[string]any); ok {
-		if rc.CommitMessage == "" {
-			rc.CommitMessage, _ = pr["title"].(string)
-		}
-		rc.PRURL, _ = pr["html_url"].(string)
-		if u, ok := pr["user"].(map[string]any); ok && rc.CommitAuthor == "" {
-			rc.CommitAuthor, _ = u["login"].(string)
-		}
+	if rc.CommitMessage == "" {
+		rc.CommitMessage = r.EventString("pull_request", "title")
+	}
+	if rc.CommitAuthor == "" {
+		rc.CommitAuthor = r.EventString("pull_request", "user", "login")
 	}
 	if rc.CommitAuthor == "" {
 		rc.CommitAuthor = rc.Actor

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sethvargo/go-githubactions"
-
+	"github.com/gantry-ci/gantry/internal/runctx"
 	"github.com/gantry-ci/gantry/internal/slacknotify/notifytest"
 )
 
@@ -72,11 +71,11 @@ func runContext(t *testing.T, event string, vars map[string]string) RunContext {
 	for k, v := range vars {
 		env[k] = v
 	}
-	gc, err := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] })).Context()
+	run, err := runctx.FromEnv(func(k string) string { return env[k] }, time.Unix(1795600000, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return RunContextFrom(gc, time.Unix(1795600000, 0))
+	return RunContextFromRun(run)
 }
 
 // tagPush is the context of the v1.2.3 tag push the demo uses.

@@ -192,7 +192,7 @@ func TestParseFields(t *testing.T) {
 	}
 }
 
-func TestRunContextFrom(t *testing.T) {
+func TestRunContextFromRun(t *testing.T) {
 	t.Parallel()
 	tag := tagPush(t)
 	if tag.CommitMessage != "Release v1.2.3" || tag.CommitAuthor != "Mara Okafor" || tag.Workflow != "Release" ||

@@ -49,7 +49,7 @@ type Inputs struct {
 	ReleaseFile        string        `input:"release-file" default:"gantry-release.json"`
 
 	// Invocation describes the run for the attestation (workflow run URL,
-	// run ID, workflow ref); cmd/scan fills it from the GitHub context.
+	// run ID, workflow ref); Stage fills it from the run's context.
 	Invocation Invocation `input:"-"`
 	// Now is the clock (ignore-entry expiry, DB age); nil means time.Now.
 	Now func() time.Time `input:"-"`

@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gantry-ci/gantry/internal/runctx"
 )
 
 // ReportSchema identifies Gantry's JSON scan report.
@@ -407,6 +410,28 @@ type Invocation struct {
 	URI        string   `json:"uri"`
 	EventID    string   `json:"event_id"`
 	BuilderID  string   `json:"builder.id"`
+}
+
+// InvocationFromRun describes the run for the attestation: the run's page
+// (with its attempt) as URI, its ID, and the workflow that ran it; no
+// parameters yet. The URI and builder name the server only when the CI
+// said which: a guessed github.com would be a wrong link on GitHub
+// Enterprise.
+func InvocationFromRun(r *runctx.Run) Invocation {
+	inv := Invocation{Parameters: []string{}}
+	if r.RunID != 0 {
+		inv.EventID = strconv.FormatInt(r.RunID, 10)
+	}
+	if u := r.RunURL(); u != "" && r.ServerURL != "" {
+		inv.URI = u
+		if r.RunAttempt != 0 {
+			inv.URI += "/attempts/" + strconv.FormatInt(r.RunAttempt, 10)
+		}
+	}
+	if r.WorkflowRef != "" && r.ServerURL != "" {
+		inv.BuilderID = r.ServerURL + "/" + r.WorkflowRef
+	}
+	return inv
 }
 
 // Predicate is cosign's vuln/v1 predicate.

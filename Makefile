@@ -121,9 +121,12 @@ bench: build tools
 fuzz:
 	scripts/fuzz.sh
 
-## demo: the main job on embedded defaults (sample app -> multi-arch image -> embedded registry)
+## demo: gantry run on the sample app with its gantry.yaml (testdata/demo/app): multi-arch image in the
+## local registry, SBOMs, scan gate, local-key signatures, staging deploy (on the local control plane when
+## make k8s built it, else a plan); then a release, a blue-green rollout and Slack. DEMO_FLAGS=-keep keeps its files.
+DEMO_FLAGS ?=
 demo: build
-	$(BIN)/gantry-demo
+	$(BIN)/gantry-demo $(DEMO_FLAGS)
 
 clean:
 	rm -rf $(BIN) oci-layout gantry-release.json

@@ -1,6 +1,8 @@
-// Command gantry is Gantry's own command line: it checks the project's
-// action.yml files (gantry check-actions) and embeds a release into them
-// (gantry embed-release). The demo is a separate developer's program
+// Command gantry is Gantry's command line: gantry run runs the pipeline
+// anywhere from gantry.yaml, gantry config checks and shows that file; for
+// Gantry's own development it checks the project's action.yml files
+// (gantry check-actions) and embeds a release into them (gantry
+// embed-release). The demo is a separate developer's program
 // (internal/cmd/gantry-demo, make demo) that ships in no release.
 package main
 
@@ -18,6 +20,8 @@ import (
 const usage = `usage: gantry <command> [flags]
 
 commands:
+  run             the pipeline here (build, sbom, scan gate, sign, deploy, analyze,
+                  notify) from gantry.yaml, on any machine or CI (gantry run -h)
   check-actions   check every action.yml (inputs mapped to INPUT_*, Go inputs and
                   outputs in sync, no expressions in run:, actions pinned by SHA)
   embed-release   write a release's version, download URL and the SHA256 of its
@@ -45,6 +49,8 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "demo":
 		return fmt.Errorf("the demo is its own program now: make demo (bin/gantry-demo)")
+	case "run":
+		return runCmd(ctx, os.Stdout, os.Stderr, args[1:])
 	case "config":
 		return configCmd(os.Stdout, args[1:])
 	case "check-actions":

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,22 +11,23 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gantry-ci/gantry/internal/ghaction"
-	"github.com/gantry-ci/gantry/internal/manifests"
-	"github.com/gantry-ci/gantry/internal/ocitest"
+	"github.com/gantry-ci/gantry/internal/localregistry"
 	"github.com/gantry-ci/gantry/internal/rollout"
+	"github.com/gantry-ci/gantry/internal/vulnscan/scantest"
 )
 
 // demoPlatforms are the platforms the demo builds.
 var demoPlatforms = []string{"linux/amd64", "linux/arm64"}
 
-// demo runs the pipeline's stages on embedded defaults: nothing but Go is
-// needed (no Docker, no network beyond the module proxy).
+// demo runs `gantry run` on the sample app with its gantry.yaml
+// (testdata/demo/app): nothing but Go is needed (no Docker, no network
+// beyond the module proxy). The control plane is started when its binaries
+// are built (make k8s); then the showcases gantry run does not cover: the
+// GitHub Release of the tag, a blue-green rollout with real analysis, and
+// one Slack message updated in place.
 func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 	root, err := filepath.Abs(root)
 	if err != nil {
@@ -47,10 +47,122 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 		defer os.RemoveAll(work)
 	}
 
-	step(w, "Build: cross-compile the sample app (testdata/app) for %s", strings.Join(demoPlatforms, ", "))
+	// The control plane: started here when built and not up.
+	kubeconfig := filepath.Join(bin, "k8s", "kubeconfig")
+	cluster := clusterUp(ctx, kubeconfig)
+	switch {
+	case cluster:
+		fmt.Fprintf(w, "local control plane: up (%s)\n", kubeconfig)
+	case k8sBuilt(bin):
+		if keep {
+			fmt.Fprintf(w, "local control plane: starting it (scripts/k8s-up.sh; -keep leaves it running: make k8s-down stops it)\n")
+		} else {
+			fmt.Fprintf(w, "local control plane: starting it for the demo (scripts/k8s-up.sh; stopped at the end: make k8s-up keeps one running)\n")
+		}
+		cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "k8s-up.sh"), filepath.Join(bin, "k8s"))
+		cmd.Stdout, cmd.Stderr = w, w
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("starting the local control plane: %w", err)
+		}
+		if !keep {
+			defer func() {
+				down := exec.Command(filepath.Join(root, "scripts", "k8s-down.sh"), filepath.Join(bin, "k8s"))
+				down.Stdout, down.Stderr = w, w
+				if err := down.Run(); err != nil {
+					fmt.Fprintf(w, "stopping the local control plane: %v (make k8s-down)\n", err)
+				}
+			}()
+		}
+		cluster = clusterUp(ctx, kubeconfig)
+	default:
+		fmt.Fprintf(w, "local control plane: not built, so the staging deploy is a plan and the blue-green rollout a schedule; `make k8s` builds it (then make demo starts it)\n")
+	}
+
+	app := filepath.Join(work, "prompt-builder")
+	step(w, "The sample app as a repository: testdata/app built for %s (the team's build command), testdata/demo/app's gantry.yaml, one commit tagged v1.2.3", strings.Join(demoPlatforms, ", "))
+	if err := prepareApp(ctx, w, root, app); err != nil {
+		return err
+	}
+	if err := scantest.Build(filepath.Join(app, ".gantry", "scan-cache"), filepath.Join(root, scantest.FixturesPath), time.Now().Add(-time.Hour)); err != nil {
+		return fmt.Errorf("building the demo vulnerability DB: %w", err)
+	}
+	fmt.Fprintf(w, "  %s (the scan DB, built offline from testdata/vulndb into the cache gantry.yaml names)\n", filepath.Join(app, ".gantry", "scan-cache"))
+
+	step(w, "gantry run --local --environment staging (in %s)", app)
+	args := []string{"run", "--dir", app, "--local", "--environment", "staging"}
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "gantry"), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG=", "HOME="+work)
+	if cluster {
+		cmd.Env = append(cmd.Env, "GANTRY_DEPLOY_KUBECONFIG="+kubeconfig)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("gantry run: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(app, ".gantry", "run", "report.json"))
+	if err != nil {
+		return err
+	}
+	var rep struct {
+		Image, Registry string
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return err
+	}
+	if cluster {
+		if err := printHistory(ctx, w, kubeconfig); err != nil {
+			return err
+		}
+	}
+
+	// The showcases use the image in the local registry, served again on
+	// the address gantry run gave it.
+	reg, err := localregistry.Start(filepath.Join(app, ".gantry", "registry"), rep.Registry)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	buildEnv := map[string]string{
+		"INPUT_IMAGE":               reg.Host + "/acme/prompt-builder",
+		"INPUT_BASE":                "scratch",
+		"INPUT_PLATFORMS":           strings.Join(demoPlatforms, ","),
+		"INPUT_CONTEXT":             app,
+		"INPUT_LAYERS":              "dist/prompt-builder-{arch}:/app/server\nstatic:/app/static",
+		"INPUT_ENTRYPOINT":          "/app/server",
+		"INPUT_WORKDIR":             "/app",
+		"INPUT_USER":                "65532:65532",
+		"INPUT_PORTS":               "8080",
+		"INPUT_INSECURE-REGISTRIES": reg.Host,
+		"INPUT_CONFIG":              "none",
+		"GITHUB_REPOSITORY":         "acme/Prompt-Builder",
+		"GITHUB_SERVER_URL":         "https://github.com",
+		"SOURCE_DATE_EPOCH":         "1795534082",
+	}
+	if err := demoRelease(ctx, w, root, bin, app); err != nil {
+		return err
+	}
+	if err := demoBlueGreen(ctx, w, root, bin, work, buildEnv, rep.Image); err != nil {
+		return err
+	}
+	if err := demoNotify(ctx, w, root, bin, work, rep.Image); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\ndemo finished (the app's registry, keys and report are in %s/.gantry", app)
+	if !keep {
+		fmt.Fprintf(w, ", removed now; make demo DEMO_FLAGS=-keep keeps them")
+	}
+	fmt.Fprintln(w, ")")
+	return nil
+}
+
+// prepareApp writes the sample app's repository: the server built per
+// platform in dist/, its static files, testdata/demo/app (gantry.yaml,
+// the deploy overlay), the Kubernetes manifests and the scan ignore file,
+// committed and tagged v1.2.3 (the run context gantry run reads).
+func prepareApp(ctx context.Context, w io.Writer, root, app string) error {
 	for _, p := range demoPlatforms {
 		osName, arch, _ := strings.Cut(p, "/")
-		out := filepath.Join(work, "dist", "prompt-builder-"+arch)
+		out := filepath.Join(app, "dist", "prompt-builder-"+arch)
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, ".")
 		cmd.Dir = filepath.Join(root, "testdata", "app")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+osName, "GOARCH="+arch)
@@ -60,200 +172,61 @@ func demo(ctx context.Context, w io.Writer, root, bin string, keep bool) error {
 		}
 		fmt.Fprintf(w, "  built %s\n", out)
 	}
-	if err := os.CopyFS(filepath.Join(work, "static"), os.DirFS(filepath.Join(root, "testdata", "demo", "static"))); err != nil {
+	for src, dst := range map[string]string{
+		"testdata/demo/static": "static", "testdata/demo/app": ".", "testdata/k8s": "k8s",
+	} {
+		if err := os.CopyFS(filepath.Join(app, dst), os.DirFS(filepath.Join(root, src))); err != nil {
+			return err
+		}
+	}
+	for src, dst := range map[string]string{
+		"testdata/demo/release/release.yaml": "deploy/release.yaml",
+		"testdata/demo/scan-ignore.yaml":     "scan-ignore.yaml",
+		"testdata/release/CHANGELOG.md":      "CHANGELOG.md",
+	} {
+		b, err := os.ReadFile(filepath.Join(root, src))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(app, dst), b, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(app, ".gitignore"), []byte("dist/\n.gantry/\n"), 0o644); err != nil {
 		return err
 	}
-
-	step(w, "Build: start an embedded OCI registry and push a multi-arch base image")
-	reg, err := ocitest.StartRegistry(nil)
-	if err != nil {
-		return err
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main"},
+		{"remote", "add", "origin", "https://github.com/acme/Prompt-Builder.git"},
+		{"add", "."},
+		{"commit", "-q", "-m", "Prompt-Builder 1.2.3"},
+		{"tag", "v1.2.3"},
+	} {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = app
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Mara Okafor", "GIT_AUTHOR_EMAIL=mara@example.com",
+			"GIT_COMMITTER_NAME=Mara Okafor", "GIT_COMMITTER_EMAIL=mara@example.com",
+			"GIT_AUTHOR_DATE=2026-11-20T13:03:11Z", "GIT_COMMITTER_DATE=2026-11-20T13:03:11Z")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
 	}
-	defer reg.Close()
-	base, _, err := ocitest.PushBase(ctx, reg.Host, "gantry/base:bookworm", demoPlatforms, ocitest.BaseOptions{Attestation: true})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "  registry http://%s, base %s\n", reg.Host, base)
-
-	env := map[string]string{
-		"INPUT_IMAGE":               reg.Host + "/acme/Prompt-Builder",
-		"INPUT_BASE":                base,
-		"INPUT_PLATFORMS":           strings.Join(demoPlatforms, ","),
-		"INPUT_CONTEXT":             work,
-		"INPUT_LAYERS":              "dist/prompt-builder-{arch}:/app/server\nstatic:/app/static",
-		"INPUT_ENTRYPOINT":          "/app/server",
-		"INPUT_ENV":                 "LISTEN_ADDR=:8080\nAPP_VERSION=1.2.3",
-		"INPUT_WORKDIR":             "/app",
-		"INPUT_USER":                "65532:65532",
-		"INPUT_PORTS":               "8080",
-		"INPUT_LABELS":              "org.opencontainers.image.vendor=Acme",
-		"INPUT_RELEASE-FILE":        filepath.Join(work, "gantry-release.json"),
-		"INPUT_INSECURE-REGISTRIES": reg.Host,
-		// The GitHub context of a tag push, from a real payload shape.
-		"GITHUB_EVENT_NAME": "push",
-		"GITHUB_EVENT_PATH": filepath.Join(root, "testdata", "events", "push-tag.json"),
-		"GITHUB_REF":        "refs/tags/v1.2.3",
-		"GITHUB_REF_NAME":   "v1.2.3",
-		"GITHUB_SHA":        "9a8b7c6d5e4f30211a2b3c4d5e6f708192a3b4c5",
-		"GITHUB_REPOSITORY": "acme/Prompt-Builder",
-		"GITHUB_SERVER_URL": "https://github.com",
-		"GITHUB_RUN_ID":     "4242",
-		"SOURCE_DATE_EPOCH": "1795534082", // the tag's commit time
-	}
-	step(w, "Build: run gantry-build as the action does (inputs as INPUT_* variables)")
-	outputs, err := runStage(ctx, w, filepath.Join(bin, "gantry-build"), work, env)
-	if err != nil {
-		return err
-	}
-	step(w, "Build: outputs")
-	for _, k := range []string{"digest", "image", "tags", "platform-digests", "release-file"} {
-		fmt.Fprintf(w, "  %s: %s\n", k, strings.ReplaceAll(outputs[k], "\n", "\n    "))
-	}
-
-	ref, err := name.ParseReference(outputs["image"])
-	if err != nil {
-		return err
-	}
-	desc, err := remote.Get(ref, remote.WithContext(ctx))
-	if err != nil {
-		return err
-	}
-	var pretty bytes.Buffer
-	json.Indent(&pretty, desc.Manifest, "  ", "  ")
-	step(w, "Build: the index in the registry")
-	fmt.Fprintf(w, "  %s\n", pretty.String())
-	tags, err := remote.List(ref.Context(), remote.WithContext(ctx))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "  tags in %s: %s\n", ref.Context(), strings.Join(tags, ", "))
-
-	step(w, "Build: run it again: same digest (reproducible), nothing uploaded")
-	again, err := runStage(ctx, io.Discard, filepath.Join(bin, "gantry-build"), work, env)
-	if err != nil {
-		return err
-	}
-	if again["digest"] != outputs["digest"] {
-		return fmt.Errorf("the second build gave %s, the first %s: the build is not reproducible", again["digest"], outputs["digest"])
-	}
-	rec, err := os.ReadFile(again["release-file"])
-	if err != nil {
-		return err
-	}
-	var r struct {
-		Stages struct {
-			Build struct {
-				UploadedBytes int64 `json:"uploadedBytes"`
-			} `json:"build"`
-		} `json:"stages"`
-	}
-	if err := json.Unmarshal(rec, &r); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "  second run: digest %s, %d blob bytes uploaded\n", again["digest"], r.Stages.Build.UploadedBytes)
-
-	sbomOut, err := demoSBOM(ctx, w, root, bin, work, outputs["image"])
-	if err != nil {
-		return err
-	}
-	scanOut, err := demoScan(ctx, w, root, bin, work, outputs["image"])
-	if err != nil {
-		return err
-	}
-	if err := demoSign(ctx, w, root, bin, work, outputs["image"], sbomOut["sbom-files"], scanOut["attestation-file"]); err != nil {
-		return err
-	}
-	if err := demoRelease(ctx, w, root, bin, work); err != nil {
-		return err
-	}
-	if err := demoDeploy(ctx, w, root, bin, work, outputs["image"]); err != nil {
-		return err
-	}
-	if err := demoBlueGreen(ctx, w, root, bin, work, env, outputs["image"]); err != nil {
-		return err
-	}
-	if err := demoNotify(ctx, w, root, bin, work, outputs["image"]); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\ndemo finished (the embedded registry at %s is stopped now)\n", reg.Host)
 	return nil
 }
 
-// demoDeploy deploys the image to staging on the local control plane when
-// `make k8s-up` runs one; otherwise it shows what would be deployed: the
-// staging overlay rendered with the image pinned by digest.
-func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string) error {
-	// The demo registry is not ghcr.io: a kustomization on top of the
-	// staging overlay points the image there, as a user's overlay would.
-	overlay := filepath.Join(work, "overlay")
-	repo, _, _ := strings.Cut(image, "@")
-	// kustomize takes bases by relative path only.
-	base, err := filepath.Rel(overlay, filepath.Join(root, "testdata", "k8s", "overlays", "staging"))
-	if err != nil {
-		return err
-	}
-	// The release: the API of the overlay, a worker and a migration hook
-	// Job (testdata/demo/release), copied in: kustomize reads resources
-	// from below the kustomization only.
-	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- %s\n- release.yaml\nimages:\n- name: ghcr.io/acme/prompt-builder\n  newName: %s\n", base, repo)
-	if err := os.MkdirAll(overlay, 0o755); err != nil {
-		return err
-	}
-	extra, err := os.ReadFile(filepath.Join(root, "testdata", "demo", "release", "release.yaml"))
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(overlay, "release.yaml"), extra, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
-		return err
-	}
-	kubeconfig := filepath.Join(bin, "k8s", "kubeconfig")
-	if _, err := os.Stat(kubeconfig); err != nil || !clusterUp(ctx, kubeconfig) {
-		step(w, "Deploy: to staging: no local control plane (run `make k8s-up` for a real deploy); the rendered release instead")
-		objs, err := manifests.Render(overlay)
-		if err != nil {
-			return err
+// k8sBuilt says whether make k8s built the control plane's binaries.
+func k8sBuilt(bin string) bool {
+	for _, b := range []string{"etcd", "kube-apiserver", "kwok"} {
+		if _, err := os.Stat(filepath.Join(bin, "k8s", b)); err != nil {
+			return false
 		}
-		changes, err := manifests.PinImage(objs, image)
-		if err != nil {
-			return err
-		}
-		for _, c := range changes {
-			fmt.Fprintf(w, "  pinned %s\n", c)
-		}
-		for _, o := range objs {
-			if point := o.GetAnnotations()[rollout.AnnotationHook]; point != "" {
-				fmt.Fprintf(w, "  hook %s: %s %s/%s runs as a Job of its own, before any workload changes\n", point, o.GetKind(), o.GetNamespace(), o.GetName())
-			}
-		}
-		y, err := manifests.YAML(manifests.Workloads(objs))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "%s", indent(string(y), "  "))
-		return nil
 	}
-	step(w, "Deploy: to staging on the local control plane (gantry-deploy, rolling)")
-	out, err := runStage(ctx, w, filepath.Join(bin, "gantry-deploy"), work, map[string]string{
-		"INPUT_ENVIRONMENT": "staging",
-		"INPUT_IMAGE":       image,
-		"INPUT_MANIFESTS":   overlay,
-		"INPUT_KUBECONFIG":  kubeconfig,
-		"INPUT_TIMEOUT":     "3m",
-		"GITHUB_REPOSITORY": "acme/Prompt-Builder",
-		"GITHUB_SHA":        "9a8b7c6d5e4f30211a2b3c4d5e6f708192a3b4c5",
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range []string{"status", "revision", "digest", "previous-digest"} {
-		fmt.Fprintf(w, "  %s: %s\n", k, out[k])
-	}
-	// The environment's release history, as kubectl get configmaps -l
-	// gantry.dev/release-of=staging shows it: one more each demo run.
+	return true
+}
+
+// printHistory prints the staging release history, as kubectl get
+// configmaps -l gantry.dev/release-of=staging shows it.
+func printHistory(ctx context.Context, w io.Writer, kubeconfig string) error {
 	cfg, err := rollout.RESTConfigFrom(kubeconfig)
 	if err != nil {
 		return err
@@ -262,7 +235,7 @@ func demoDeploy(ctx context.Context, w io.Writer, root, bin, work, image string)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "  release history of staging (action rollback, rollback-to revision:N returns every workload to release N):\n")
+	step(w, "Deploy: the release history of staging (action rollback, rollback-to revision:N returns every workload to release N)")
 	for i, r := range history {
 		if i == 5 {
 			fmt.Fprintf(w, "    … %d more\n", len(history)-i)

@@ -21,14 +21,16 @@ func demoRelease(ctx context.Context, w io.Writer, root, bin, work string) error
 	gh := ghreleasetest.New(func(format string, args ...any) { leaks = append(leaks, fmt.Sprintf(format, args...)) })
 	defer gh.Close()
 	env := map[string]string{
-		"INPUT_TOKEN":        gh.Token,
-		"INPUT_API-URL":      gh.URL,
-		"INPUT_CHANGELOG":    filepath.Join(root, "testdata", "release", "CHANGELOG.md"),
-		"INPUT_RELEASE-FILE": filepath.Join(work, "gantry-release.json"),
-		"INPUT_ASSETS":       filepath.Join(work, "sbom", "*.json"),
-		// The demo signed with a key pair; a project publishes cosign.pub
-		// in its repository.
-		"INPUT_VERIFY-KEY":  "cosign.pub",
+		"INPUT_TOKEN":     gh.Token,
+		"INPUT_API-URL":   gh.URL,
+		"INPUT_CHANGELOG": filepath.Join(root, "testdata", "release", "CHANGELOG.md"),
+		// What gantry run wrote (work is the app's repository).
+		"INPUT_RELEASE-FILE": filepath.Join(work, ".gantry", "run", "gantry-release.json"),
+		"INPUT_ASSETS":       filepath.Join(work, ".gantry", "run", "sbom", "*.json"),
+		"INPUT_CONFIG":       "none",
+		// gantry run signed with its local key pair; a project publishes
+		// its cosign.pub in its repository.
+		"INPUT_VERIFY-KEY":  ".gantry/local-signing.pub",
 		"GITHUB_EVENT_NAME": "push",
 		"GITHUB_EVENT_PATH": filepath.Join(root, "testdata", "events", "push-tag.json"),
 		"GITHUB_REF":        "refs/tags/v1.2.3",

@@ -90,6 +90,7 @@ func checkStarter(t *testing.T, root, file string) {
 	if err := yaml.Unmarshal(raw, &wf); err != nil {
 		t.Fatalf("parsing: %v", err)
 	}
+	checkActionSteps(t, root, wf)
 	if p, ok := wf["permissions"].(map[string]any); !ok || len(p) != 0 {
 		t.Errorf("top-level permissions is %v, want {}", wf["permissions"])
 	}
@@ -259,4 +260,53 @@ func values(m map[string]any) []string {
 		}
 	}
 	return out
+}
+
+var gantryAction = regexp.MustCompile(`^gantry-ci/gantry/actions/([a-z]+)@([0-9a-f]{40})$`)
+
+// checkActionSteps checks every step that uses a Gantry action against
+// that action.yml at the pinned commit: each with: key is one of its
+// inputs, and the action takes the config input, so the inputs a starter
+// leaves to gantry.yaml are read from it at that commit.
+func checkActionSteps(t *testing.T, root string, wf map[string]any) {
+	t.Helper()
+	for id, j := range asMap(wf["jobs"]) {
+		steps, _ := asMap(j)["steps"].([]any)
+		for i, st := range steps {
+			step := asMap(st)
+			uses, _ := step["uses"].(string)
+			m := gantryAction.FindStringSubmatch(uses)
+			if m == nil {
+				continue
+			}
+			path := m[2] + ":actions/" + m[1] + "/action.yml"
+			cmd := exec.CommandContext(t.Context(), "git", "show", path)
+			cmd.Dir = root
+			raw, err := cmd.Output()
+			if err != nil {
+				if out, serr := exec.Command("git", "-C", root, "rev-parse", "--is-shallow-repository").Output(); serr == nil && strings.TrimSpace(string(out)) == "true" {
+					t.Logf("shallow clone: %s is not here; checking against the working tree", path)
+					if raw, err = os.ReadFile(filepath.Join(root, "actions", m[1], "action.yml")); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					t.Fatalf("job %s step %d pins %s, and git show failed (%v): pin a commit of main's history", id, i+1, path, err)
+				}
+			}
+			var action struct {
+				Inputs map[string]any `json:"inputs"`
+			}
+			if err := yaml.Unmarshal(raw, &action); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if _, ok := action.Inputs["config"]; !ok {
+				t.Errorf("job %s step %d: %s has no config input at %s: that commit's actions do not read gantry.yaml", id, i+1, m[1], m[2])
+			}
+			for key := range asMap(step["with"]) {
+				if _, ok := action.Inputs[key]; !ok {
+					t.Errorf("job %s step %d: with: %s is no input of actions/%s at %s", id, i+1, key, m[1], m[2])
+				}
+			}
+		}
+	}
 }

@@ -208,7 +208,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	var firstErr error
 	for i, stage := range plan {
-		if firstErr != nil {
+		// After a failure only notify runs: the message says the run failed.
+		if firstErr != nil && stage != "notify" {
 			r.skip(stage, fmt.Sprintf("not run: %s failed", failedStage(r.report)))
 			continue
 		}

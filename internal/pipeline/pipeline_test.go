@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/gantry-ci/gantry/internal/analysis"
@@ -30,6 +31,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/sbom"
 	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/slacknotify"
+	"github.com/gantry-ci/gantry/internal/slacknotify/notifytest"
 	"github.com/gantry-ci/gantry/internal/testproc"
 	"github.com/gantry-ci/gantry/internal/vulnscan"
 	"github.com/gantry-ci/gantry/internal/vulnscan/scantest"
@@ -243,8 +245,41 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("--only sign: %v, %v, registry %s (was %s)", err, status(rep2), rep2.Registry, rep.Registry)
 	}
 
-	// A gate that fails stops the run: nothing is signed or deployed.
-	rep3, _, err := run(t, dir, runOpts{env: map[string]string{"GANTRY_SCAN_SEVERITY": "CRITICAL,HIGH"}, Options: pipeline.Options{Local: true}})
+	// --dry-run with the cluster at hand: the image to the local registry
+	// only, deploy as the stage's plan (nothing applied), nobody notified
+	// though a Slack token is set.
+	ws := notifytest.Start()
+	defer ws.Close()
+	slack := map[string]string{"GANTRY_NOTIFY_TOKEN": notifytest.Token, "GANTRY_NOTIFY_API_URL": ws.APIURL(), "GANTRY_NOTIFY_CHANNEL": "#deploys"}
+	dryNS := c.Namespace(t)
+	dryEnv := map[string]string{"GANTRY_DEPLOY_KUBECONFIG": c.Kubeconfig, "GANTRY_DEPLOY_NAMESPACE": dryNS}
+	for k, v := range slack {
+		dryEnv[k] = v
+	}
+	rep5, _, err := run(t, dir, runOpts{env: dryEnv, Options: pipeline.Options{DryRun: true}})
+	if err != nil {
+		t.Fatalf("--dry-run: %v", err)
+	}
+	if s := status(rep5); s["deploy"] != "planned" || s["notify"] != "skipped" || !strings.HasPrefix(rep5.Image, rep5.Registry+"/") {
+		t.Errorf("--dry-run: stages %v, image %s", s, rep5.Image)
+	}
+	if plan, err := os.ReadFile(filepath.Join(dir, ".gantry", "run", "deploy-plan.json")); err != nil || !bytes.Contains(plan, []byte(digest)) {
+		t.Errorf("--dry-run: the deploy stage's plan file (%v) does not name the digest", err)
+	}
+	if deps, err := kubernetes.NewForConfigOrDie(mustConfig(t, c.Kubeconfig)).AppsV1().Deployments(dryNS).List(t.Context(), metav1.ListOptions{}); err != nil || len(deps.Items) != 0 {
+		t.Errorf("--dry-run applied %d Deployments (%v)", len(deps.Items), err)
+	}
+	if n := len(ws.Messages()); n != 0 {
+		t.Errorf("--dry-run posted %d Slack messages", n)
+	}
+
+	// A gate that fails stops the run: nothing is signed or deployed, and
+	// the Slack message says the run failed.
+	failEnv := map[string]string{"GANTRY_SCAN_SEVERITY": "CRITICAL,HIGH"}
+	for k, v := range slack {
+		failEnv[k] = v
+	}
+	rep3, _, err := run(t, dir, runOpts{env: failEnv, Options: pipeline.Options{Local: true}})
 	if err == nil || !strings.Contains(err.Error(), "scan") || rep3.Status != "failed" {
 		t.Fatalf("failing gate: err %v, status %s", err, rep3.Status)
 	}
@@ -254,10 +289,17 @@ func TestRunEndToEnd(t *testing.T) {
 	if sign, _ := rep3.Result("sign"); sign.Why != "not run: scan failed" {
 		t.Errorf("sign skipped because %q", sign.Why)
 	}
+	if msgs := ws.Messages(); status(rep3)["notify"] != "passed" || len(msgs) != 1 || !strings.Contains(msgs[0].Text, "Failed") || !strings.Contains(msgs[0].Text, "scan") {
+		t.Errorf("failing gate: notify %s, messages %+v: want one saying the scan failed", status(rep3)["notify"], msgs)
+	}
 
 	// With a cluster: the staging deploy, of the same digest.
 	ns := c.Namespace(t)
-	rep4, _, err := run(t, dir, runOpts{env: map[string]string{"GANTRY_DEPLOY_KUBECONFIG": c.Kubeconfig, "GANTRY_DEPLOY_NAMESPACE": ns}, Options: pipeline.Options{Local: true}})
+	deployEnv := map[string]string{"GANTRY_DEPLOY_KUBECONFIG": c.Kubeconfig, "GANTRY_DEPLOY_NAMESPACE": ns}
+	for k, v := range slack {
+		deployEnv[k] = v
+	}
+	rep4, _, err := run(t, dir, runOpts{env: deployEnv, Options: pipeline.Options{Local: true}})
 	if err != nil {
 		t.Fatalf("deploy run: %v", err)
 	}
@@ -265,11 +307,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if dep.Status != "passed" || dep.Outputs["status"] != "success" || !strings.HasSuffix(dep.Outputs["digest"], digest) {
 		t.Fatalf("deploy: %s %v", dep.Status, dep.Outputs)
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(cfg)
+	cs := kubernetes.NewForConfigOrDie(mustConfig(t, c.Kubeconfig))
 	var d *appsv1.Deployment
 	if d, err = cs.AppsV1().Deployments(ns).Get(t.Context(), "prompt-builder", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
@@ -277,6 +315,19 @@ func TestRunEndToEnd(t *testing.T) {
 	if got := d.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(got, "@"+digest) || !strings.Contains(got, "/acme/prompt-builder") {
 		t.Errorf("the Deployment runs %s, want the built digest %s", got, digest)
 	}
+	msgs := ws.Messages()[1:] // after the failing gate's
+	if status(rep4)["notify"] != "passed" || len(msgs) != 1 || !strings.Contains(msgs[0].Text, "Succeeded") || !strings.Contains(msgs[0].Text, "deploy → staging") {
+		t.Errorf("notify %s, messages %+v: want one message of the passed run", status(rep4)["notify"], msgs)
+	}
+}
+
+func mustConfig(t *testing.T, kubeconfig string) *rest.Config {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func mapsEqual(a, b map[string]string) bool {

@@ -252,8 +252,22 @@ func (r *run) wire(ctx context.Context, stage string) (inputs map[string]string,
 			def("image", image)
 		}
 		if stage == "notify" {
-			def("status", r.report.Status)
-			def("environment", r.environment())
+			// One message for the run: its outcome, and the deploy's
+			// environment when this run deployed.
+			status, last := "success", "build"
+			for _, res := range r.report.Stages {
+				if res.Status == Failed {
+					status = "failure"
+				}
+				if res.Status == Passed || res.Status == Planned || res.Status == Failed {
+					last = res.Stage
+				}
+			}
+			def("status", status)
+			def("stage", last)
+			if dep, ok := r.report.Result("deploy"); ok && dep.Status != Skipped {
+				def("environment", r.environment())
+			}
 		}
 	case "release":
 		def("release-file", record)

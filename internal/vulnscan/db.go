@@ -131,7 +131,7 @@ func ensureDB(ctx context.Context, in *Inputs, conn registry.Conn, log ghaction.
 		log.Infof("vulnerability DB: the cache in %s is fresh (built %s, next update %s)", dir, meta.UpdatedAt.UTC().Format(time.RFC3339), meta.NextUpdate.UTC().Format(time.RFC3339))
 		return info, nil
 	}
-	d, err := downloadDB(ctx, in.DBRepositories, dir, conn, log)
+	d, err := downloadDB(ctx, in.DBRepositories, in.Image, dir, conn, log)
 	if err != nil {
 		if cached && now.Sub(meta.UpdatedAt) <= in.DBMaxAge {
 			log.Warningf("vulnerability DB: %v; using the cached DB built %s (within db-max-age %s)", err, meta.UpdatedAt.UTC().Format(time.RFC3339), in.DBMaxAge)
@@ -142,14 +142,17 @@ func ensureDB(ctx context.Context, in *Inputs, conn registry.Conn, log ghaction.
 	return d, nil
 }
 
-// downloadDB tries each mirror in order. Each request is retried with
-// backoff (and Retry-After honoured) by the registry connection; a mirror
-// that still fails hands over to the next.
-func downloadDB(ctx context.Context, repos []string, dir string, conn registry.Conn, log ghaction.Logger) (DBInfo, error) {
+// downloadDB tries each mirror in order, each with the credentials
+// mirrorConn allows it (image is the scan's "image" input, empty for a
+// repository-only scan). Each request is retried with backoff (and
+// Retry-After honoured) by the registry connection; a mirror that still
+// fails hands over to the next.
+func downloadDB(ctx context.Context, repos []string, image, dir string, conn registry.Conn, log ghaction.Logger) (DBInfo, error) {
 	var errs []error
 	for i, repo := range repos {
 		log.Infof("vulnerability DB: trying mirror %d/%d %s", i+1, len(repos), repo)
-		info, err := downloadFrom(ctx, repo, dir, conn, log)
+		mc := mirrorConn(conn, image, repo)
+		info, err := downloadFrom(ctx, repo, dir, mc, log)
 		if err == nil {
 			log.Infof("vulnerability DB: downloaded from %s (%s), built %s", repo, info.Digest, info.UpdatedAt.UTC().Format(time.RFC3339))
 			return info, nil
@@ -161,6 +164,9 @@ func downloadDB(ctx context.Context, repos []string, dir string, conn registry.C
 		if rateLimited(err) {
 			msg = "rate limited (TOOMANYREQUESTS) after retries: " + msg
 		}
+		if unauthorized(err) && conn.Username != "" && mc.Username == "" {
+			msg += withheldHint(image, repo)
+		}
 		if i+1 < len(repos) {
 			log.Warningf("vulnerability DB: mirror %s failed: %s; falling back to %s", repo, msg, repos[i+1])
 		} else {
@@ -169,6 +175,52 @@ func downloadDB(ctx context.Context, repos []string, dir string, conn registry.C
 		errs = append(errs, fmt.Errorf("%s: %s", repo, msg))
 	}
 	return DBInfo{}, fmt.Errorf("downloading the vulnerability DB failed on every mirror of input \"db-repositories\" (add a mirror, or restore a cached DB into cache-dir and set offline: true):\n%w", errors.Join(errs...))
+}
+
+// mirrorConn is the connection a vulnerability DB mirror is reached with,
+// and the one place that decides which credentials a mirror gets:
+//
+//   - registry-username/-password (Conn.Username/Password) are the image's:
+//     they authenticate to the registry host of the "image" input and to no
+//     other. A mirror on that very host (a private mirror beside a private
+//     image) is read with them.
+//   - A mirror on any other host (mirror.gcr.io, ghcr.io, another private
+//     registry), and every mirror of a scan without an image, is reached
+//     with the Docker config keychain (Conn.Keychain) alone, as trivy
+//     reaches its DB: with a login the runner holds for that host, else
+//     anonymously. The image's token never goes to a third-party mirror.
+//
+// Hosts compare as go-containerregistry names them (host[:port], lower
+// case, docker.io as index.docker.io), the names Conn's keychain matches
+// credentials by; localhost:5000 and 127.0.0.1:5000 are different hosts.
+func mirrorConn(conn registry.Conn, image, repo string) registry.Conn {
+	if conn.Username == "" {
+		return conn
+	}
+	if host := registry.HostOf(strings.TrimSpace(image)); host == "" || host != registry.HostOf(strings.TrimSpace(repo)) {
+		conn.Username, conn.Password = "", ""
+	}
+	return conn
+}
+
+// withheldHint explains a mirror's refusal when mirrorConn kept the
+// image's credentials from it.
+func withheldHint(image, repo string) string {
+	mirror := registry.HostOf(strings.TrimSpace(repo))
+	if host := registry.HostOf(strings.TrimSpace(image)); host != "" {
+		return fmt.Sprintf(" (registry-username/-password are sent only to the image's registry %s; for a private mirror on another registry, log in to it before the step: docker login %s)", host, mirror)
+	}
+	return fmt.Sprintf(` (registry-username/-password are the image's and input "image" is empty, so no mirror gets them; for a private mirror, log in to it before the step: docker login %s)`, mirror)
+}
+
+// unauthorized tells a registry's refusal (401, 403) apart from other
+// failures.
+func unauthorized(err error) bool {
+	var terr *transport.Error
+	if errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden) {
+		return true
+	}
+	return false
 }
 
 // rateLimited tells a registry's 429 apart from other failures (whose
@@ -181,12 +233,12 @@ func rateLimited(err error) bool {
 	return strings.Contains(err.Error(), "TOOMANYREQUESTS")
 }
 
-// downloadFrom fetches repo's manifest with the stage's registry
-// connection (credentials, insecure-registries, retries with backoff and
-// Retry-After, the timeout) and hands the artifact to trivy's DB client,
-// which checks it is trivy's single-layer DB artifact, downloads the layer,
-// unpacks trivy.db and metadata.json and stamps DownloadedAt, as trivy
-// itself does. It unpacks into a directory next to dir; only a DB that
+// downloadFrom fetches repo's manifest with conn, the stage's registry
+// connection as mirrorConn narrows it for repo (credentials,
+// insecure-registries, retries with backoff and Retry-After, the timeout),
+// and hands the artifact to trivy's DB client, which checks it is trivy's
+// single-layer DB artifact, downloads the layer, unpacks trivy.db and
+// metadata.json and stamps DownloadedAt, as trivy itself does. It unpacks into a directory next to dir; only a DB that
 // reads back is renamed into place, so a failed download never costs the
 // cached DB.
 func downloadFrom(ctx context.Context, repo, dir string, conn registry.Conn, log ghaction.Logger) (DBInfo, error) {

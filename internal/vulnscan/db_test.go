@@ -2,14 +2,18 @@ package vulnscan_test
 
 import (
 	"bytes"
+	"encoding/base64"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -18,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 
 	"github.com/gantry-ci/gantry/internal/ocitest"
+	"github.com/gantry-ci/gantry/internal/registry"
 	"github.com/gantry-ci/gantry/internal/vulnscan"
 	"github.com/gantry-ci/gantry/internal/vulnscan/scantest"
 )
@@ -263,4 +268,223 @@ func TestDBBadArtifactKeepsCache(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(cache, ".db-download-*")); len(left) > 0 {
 		t.Errorf("left behind %v", left)
 	}
+}
+
+// authSeen records, per Host header, the path and Authorization header of
+// every request a test registry got (auth "" for none).
+type authSeen struct {
+	mu     sync.Mutex
+	byHost map[string][]seenRequest
+}
+
+type seenRequest struct{ path, auth string }
+
+func (a *authSeen) record(r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.byHost == nil {
+		a.byHost = map[string][]seenRequest{}
+	}
+	a.byHost[r.Host] = append(a.byHost[r.Host], seenRequest{r.URL.Path, r.Header.Get("Authorization")})
+}
+
+func (a *authSeen) of(host string) []seenRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]seenRequest(nil), a.byHost[host]...)
+}
+
+func (a *authSeen) reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.byHost = nil
+}
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+// TestDBMirrorCredentials: registry-username/-password are the image's and
+// go to the image's registry only. The image is private on 127.0.0.1:PORT.
+// The same registry server is also reached as localhost:PORT — another
+// registry host as far as credentials go, the way a third-party mirror is
+// — and a second registry on another port stands for a public mirror. The
+// registries record every Authorization header per host: the other hosts
+// never see the image's password (they are reached anonymously, or with
+// what the Docker config keychain holds for them), and a private mirror on
+// the image's own host is read with the image's credentials.
+func TestDBMirrorCredentials(t *testing.T) {
+	const (
+		user, pass             = "ci-bot", "s3cret"
+		mirrorUser, mirrorPass = "mirror-bot", "m1rr0r"
+	)
+	imageAuth, mirrorAuth := ocitest.BasicAuth(user, pass), ocitest.BasicAuth(mirrorUser, mirrorPass)
+	var (
+		seen    authSeen
+		private atomic.Bool // open while the test pushes
+		imgHost string      // 127.0.0.1:PORT
+	)
+	reg, err := ocitest.StartRegistry(func(next http.Handler) http.Handler {
+		toImage, toMirror := imageAuth(next), mirrorAuth(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen.record(r)
+			switch {
+			case !private.Load():
+				next.ServeHTTP(w, r)
+			case r.Host == imgHost: // the image's registry: all of it private
+				toImage.ServeHTTP(w, r)
+			case strings.HasPrefix(r.URL.Path, "/v2/private-mirror/"): // a private mirror elsewhere
+				toMirror.ServeHTTP(w, r)
+			default: // a public mirror
+				next.ServeHTTP(w, r)
+			}
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	imgHost = reg.Host
+	_, port, _ := net.SplitHostPort(reg.Host)
+	otherName := "localhost:" + port // the same server under another registry name
+
+	public, err := ocitest.StartRegistry(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen.record(r)
+			next.ServeHTTP(w, r)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { public.Close() })
+
+	art, err := scantest.Artifact(fixtureCache(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, repo := range []string{"mirror/trivy-db:2", "private-mirror/trivy-db:2"} {
+		ref, _ := name.ParseReference(reg.Host + "/" + repo)
+		if err := remote.Write(ref, art); err != nil {
+			t.Fatal(err)
+		}
+	}
+	image := pushFixtureImage(t, reg)
+	private.Store(true)
+
+	// runWith scans image (or, when it is empty, a repository) with the
+	// image's credentials, downloading the DB from mirrors.
+	runWith := func(t *testing.T, image string, keychain authn.Keychain, mirrors ...string) (vulnscan.Outputs, *recorder, error) {
+		t.Helper()
+		seen.reset()
+		in := baseInputs(t, t.TempDir()) // no DB cached
+		in.Offline = false
+		in.Image, in.Scanners = image, []string{"vuln"}
+		if image == "" {
+			in.Path = copyRepo(t)
+		}
+		in.RegistryUsername, in.RegistryPassword = user, pass
+		in.Keychain = keychain
+		in.DBRepositories = mirrors
+		in.Backoff = remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 1}
+		log := &recorder{}
+		in.Log = log
+		fake := &vulnscan.FakeScanner{}
+		in.NewScanner = func(vulnscan.ScannerConfig) (vulnscan.Scanner, error) { return fake, nil }
+		out, err := vulnscan.Run(t.Context(), in)
+		if image != "" && err == nil && len(fake.Scanned) != 2 {
+			t.Errorf("scanned %d platform(s) of the private image, want 2", len(fake.Scanned))
+		}
+		return out, log, err
+	}
+	run := func(t *testing.T, keychain authn.Keychain, mirrors ...string) (vulnscan.Outputs, *recorder, error) {
+		t.Helper()
+		return runWith(t, image, keychain, mirrors...)
+	}
+	// sawOnly fails unless host got requests and each carried Authorization
+	// want ("" is none); the ping (GET /v2/) that finds out how the registry
+	// authenticates is anonymous.
+	sawOnly := func(t *testing.T, host, want string) {
+		t.Helper()
+		got := seen.of(host)
+		if len(got) == 0 {
+			t.Errorf("%s got no request", host)
+		}
+		for _, r := range got {
+			if r.auth != want && !(r.path == "/v2/" && r.auth == "") {
+				t.Errorf("%s got Authorization %q on %s, want %q (all: %+v)", host, r.auth, r.path, want, got)
+				return
+			}
+		}
+	}
+
+	t.Run("other hosts never get the image's credentials", func(t *testing.T) {
+		// What the Docker config holds: a login to localhost:PORT only.
+		dockerConfig := registry.StaticKeychain(otherName, authn.FromConfig(authn.AuthConfig{Username: mirrorUser, Password: mirrorPass}))
+		publicMirror := public.Host + "/aquasec/trivy-db:2" // answers 404: falls back
+		privateMirror := otherName + "/private-mirror/trivy-db:2"
+		out, log, err := run(t, dockerConfig, publicMirror, privateMirror)
+		if err != nil {
+			t.Fatalf("Run: %v\n%s", err, log)
+		}
+		if db := out.Report.DB; db == nil || db.Source != "download" || db.Repository != privateMirror {
+			t.Errorf("DB info = %+v, want downloaded from %s", out.Report.DB, privateMirror)
+		}
+		sawOnly(t, public.Host, "")                          // anonymous
+		sawOnly(t, otherName, basic(mirrorUser, mirrorPass)) // the keychain's, not the image's
+		sawOnly(t, imgHost, basic(user, pass))               // the image itself
+	})
+
+	t.Run("a public mirror elsewhere is read anonymously", func(t *testing.T) {
+		mirror := otherName + "/mirror/trivy-db:2"
+		out, log, err := run(t, authn.NewMultiKeychain(), mirror) // no Docker config
+		if err != nil {
+			t.Fatalf("Run: %v\n%s", err, log)
+		}
+		if db := out.Report.DB; db == nil || db.Repository != mirror {
+			t.Errorf("DB info = %+v, want downloaded from %s", out.Report.DB, mirror)
+		}
+		sawOnly(t, otherName, "")
+	})
+
+	t.Run("a private mirror elsewhere is refused without a login, with a hint", func(t *testing.T) {
+		mirror := otherName + "/private-mirror/trivy-db:2"
+		_, log, err := run(t, authn.NewMultiKeychain(), mirror)
+		if err == nil {
+			t.Fatalf("Run succeeded: a private mirror on another host was read\n%s", log)
+		}
+		for _, want := range []string{mirror, "UNAUTHORIZED", "only to the image's registry " + imgHost, "docker login " + otherName} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q: %v", want, err)
+			}
+		}
+		sawOnly(t, otherName, "")
+	})
+
+	t.Run("a private mirror on the image's host gets the credentials", func(t *testing.T) {
+		mirror := imgHost + "/private-mirror/trivy-db:2"
+		out, log, err := run(t, authn.NewMultiKeychain(), mirror)
+		if err != nil {
+			t.Fatalf("Run: %v\n%s", err, log)
+		}
+		if db := out.Report.DB; db == nil || db.Source != "download" || db.Repository != mirror {
+			t.Errorf("DB info = %+v, want downloaded from %s", out.Report.DB, mirror)
+		}
+		sawOnly(t, imgHost, basic(user, pass))
+		if got := seen.of(otherName); len(got) != 0 {
+			t.Errorf("%s got %d request(s), want none", otherName, len(got))
+		}
+	})
+
+	t.Run("a scan without an image gives no mirror the credentials", func(t *testing.T) {
+		mirror := imgHost + "/private-mirror/trivy-db:2"
+		_, log, err := runWith(t, "", authn.NewMultiKeychain(), mirror)
+		if err == nil {
+			t.Fatalf("Run succeeded: the credentials reached a mirror of a scan without an image\n%s", log)
+		}
+		if want := `input "image" is empty, so no mirror gets them`; !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+		sawOnly(t, imgHost, "")
+	})
 }

@@ -55,8 +55,9 @@ type Inputs struct {
 	Now func() time.Time `input:"-"`
 	// Log receives progress lines; nil discards them.
 	Log ghaction.Logger `input:"-"`
-	// Keychain resolves registry credentials when no username/password is
-	// given; nil means the Docker config keychain.
+	// Keychain resolves registry credentials the username/password do not
+	// cover: the image's registry when none is given, and DB mirrors on
+	// other hosts (mirrorConn); nil means the Docker config keychain.
 	Keychain authn.Keychain `input:"-"`
 	// Transport is the HTTP transport to registries (image and DB mirrors);
 	// nil means the default.

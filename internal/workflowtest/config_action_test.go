@@ -7,10 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/release"
 	"github.com/gantry-ci/gantry/internal/workflowtest"
@@ -25,21 +21,13 @@ func TestActionReadsGantryYAML(t *testing.T) {
 	t.Parallel()
 	act := workflowtest.New(t)
 	const password = "act-config-password"
-	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	reg := privateRegistry(t, password)
 	idx, err := ocitest.Base([]string{"linux/amd64", "linux/arm64"}, ocitest.BaseOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	digest, _ := idx.Digest()
-	image := reg.Host + "/acme/prompt-builder@" + digest.String()
-	ref, _ := name.ParseReference(image)
-	if err := remote.WriteIndex(ref, idx, remote.WithAuth(&authn.Basic{Username: "ci-bot", Password: password})); err != nil {
-		t.Fatal(err)
-	}
+	image := pushIndex(t, reg, password, "acme/prompt-builder", "", idx)
 	result := t.TempDir()
 	recPath := filepath.Join(result, "record.json")
 	if _, err := release.Write(recPath, release.Record{Image: image, Digest: digest.String()}); err != nil {

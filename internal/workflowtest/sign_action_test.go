@@ -7,10 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/signing"
 	"github.com/gantry-ci/gantry/internal/workflowtest"
@@ -25,21 +21,12 @@ func TestSignActionInAWorkflow(t *testing.T) {
 	t.Parallel()
 	act := workflowtest.New(t)
 	const regPassword = "act-registry-password-0815"
-	reg, err := ocitest.StartRegistry(ocitest.BasicAuth("ci-bot", regPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	reg := privateRegistry(t, regPassword)
 	idx, err := ocitest.Base([]string{"linux/amd64", "linux/arm64"}, ocitest.BaseOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, _ := name.ParseReference(reg.Host + "/acme/app:1")
-	if err := remote.WriteIndex(ref, idx, remote.WithAuth(&authn.Basic{Username: "ci-bot", Password: regPassword})); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := idx.Digest()
-	image := reg.Host + "/acme/app@" + d.String()
+	image := pushIndex(t, reg, regPassword, "acme/app", "1", idx)
 
 	const password = "act-key-password-4711"
 	dir := t.TempDir()

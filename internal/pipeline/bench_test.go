@@ -38,13 +38,16 @@ const benchGoal = 0.5
 // script a team runs today for the same work, one CLI after another:
 //
 //   - crane: per platform, `crane append` of the server's layer onto an
-//     empty base and `crane mutate` (platform, entrypoint, user, labels),
-//     then `crane index append` for the multi-arch index;
+//     empty base and `crane mutate` (platform, entrypoint, user, and the
+//     revision and source labels Gantry also sets), then `crane index
+//     append` for the multi-arch index (crane cannot annotate an index,
+//     Gantry does);
 //   - syft, per platform digest: SPDX JSON and CycloneDX JSON;
 //   - trivy (same fixture DB, --skip-db-update --offline-scan, memory
 //     cache as Gantry's): `trivy image` per platform digest and `trivy fs`
 //     of repo/ (gantry.yaml's scan.path), JSON reports; `trivy convert`
-//     to cosign's vuln predicate;
+//     of the linux/amd64 report to cosign's vuln predicate (Gantry's
+//     predicate covers both platforms and repo/: the script does less);
 //   - cosign with a key (no transparency log): `sign --recursive` of the
 //     index (the index and both manifests, as Gantry signs), `attest`
 //     of each platform's SPDX and CycloneDX SBOM on its manifest and of
@@ -59,15 +62,24 @@ const benchGoal = 0.5
 // iteration: Gantry's report (every stage passed, 4 SBOM files, the scan
 // JSON, every attachment read back from the registry) and, on the CLI
 // side, the files and `cosign verify` / `verify-attestation` of what it
-// pushed. The order alternates per iteration so machine noise hits both
-// alike. Gantry runs in the benchmark's process as `gantry run` runs it
-// (same functions, one process for all stages); the CLIs each start a
-// process, as a team's script does.
+// pushed. The order alternates per iteration so machine noise hits all
+// alike.
 //
-// Reported: gantry-ns/op, cli-ns/op and gantry/cli. Goal: gantry/cli <=
-// 0.5 (benchGoal); enforced (the benchmark fails above it) only with
-// GANTRY_BENCH_ENFORCE=1 until Gantry meets it on the reference machine
-// (see the measured figures in the log).
+// Gantry is timed twice: pipeline.Run in the benchmark's process, as
+// cmd/gantry's run command calls it (the same stage functions), and the
+// gantry command itself (cmd/gantry built as make build builds it) started
+// afresh, which pays what one process pays once: its start, and the
+// one-time initialisation of syft, trivy and the signer that later
+// in-process iterations reuse. The CLIs each start a process, as a team's
+// script does.
+//
+// Reported: gantry-ns/op, gantry-binary-ns/op, cli-ns/op, gantry/cli and
+// gantry-binary/cli; the log has each stage's and each CLI's share. Goal:
+// both ratios <= 0.5 (benchGoal); the benchmark fails above it. (Measured
+// on 2 shared cores, 3 iterations per run: 0.22-0.23 in process and
+// 0.28-0.30 as a process, no single iteration above 0.40; Gantry 2.8-5.2s
+// against the CLIs' 12.7-22.4s, most of which is syft's two runs and
+// cosign's six.)
 //
 // It needs crane, syft, trivy and cosign (bin/ from `make tools`, or
 // CRANE=, SYFT=, TRIVY=, COSIGN= paths).
@@ -119,31 +131,59 @@ func BenchmarkRunUntilSignVsCLIs(b *testing.B) {
 	// image the same way.
 	cli.revision = strings.TrimSpace(string(mustOutput(b, dir, "git", "rev-parse", "HEAD")))
 
-	if k := os.Getenv("BENCH_KEEP_TMP"); k != "" {
-		os.CopyFS(k, os.DirFS(dir))
+	// The gantry command as a team runs it (a fresh process, every stage
+	// in it), built as make build builds it.
+	bin := filepath.Join(work, "gantry")
+	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", bin, "./cmd/gantry")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building cmd/gantry: %v\n%s", err, out)
 	}
+
 	b.Chdir(dir) // pipeline.Run works in the repository; restored at the end
 	b.Cleanup(func() { vulnscan.Cleanup() })
 
-	var gantryTotal, cliTotal time.Duration
+	var gantryTotal, binaryTotal, cliTotal time.Duration
 	gantryStages, cliSteps := map[string]float64{}, map[string]time.Duration{}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		var g, c time.Duration
+	i := 0
+	for b.Loop() {
+		var g, p, c time.Duration
 		var rep *pipeline.Report
 		var res *cliResult
-		if i%2 == 0 {
+		// Each side's results are checked right after it ran, untimed
+		// (both Gantry runs write to dir).
+		inProcess := func() {
 			rep, g = gantryRun(b, dir)
-			res, c = cli.script(b)
-		} else {
-			res, c = cli.script(b)
-			rep, g = gantryRun(b, dir)
+			b.StopTimer()
+			checkGantry(b, rep)
+			b.StartTimer()
 		}
+		process := func() {
+			var binRep *pipeline.Report
+			binRep, p = gantryBinary(b, bin, dir)
+			b.StopTimer()
+			checkGantry(b, binRep)
+			b.StartTimer()
+		}
+		script := func() {
+			res, c = cli.script(b)
+			b.StopTimer()
+			cli.check(b, res)
+			res.reg.Close()
+			os.RemoveAll(res.dir)
+			b.StartTimer()
+		}
+		if i%2 == 0 {
+			inProcess()
+			process()
+			script()
+		} else {
+			script()
+			process()
+			inProcess()
+		}
+		i++
 		b.StopTimer()
-		checkGantry(b, rep)
-		cli.check(b, res)
-		res.reg.Close()
-		os.RemoveAll(res.dir)
 		for _, s := range rep.Stages {
 			gantryStages[s.Stage] += s.Seconds
 		}
@@ -151,33 +191,34 @@ func BenchmarkRunUntilSignVsCLIs(b *testing.B) {
 			cliSteps[k] += d
 		}
 		gantryTotal += g
+		binaryTotal += p
 		cliTotal += c
-		b.Logf("iteration %d (%s first): gantry %v, CLIs %v, ratio %.2f", i+1, map[bool]string{true: "gantry", false: "CLIs"}[i%2 == 0],
-			g.Round(time.Millisecond), c.Round(time.Millisecond), float64(g)/float64(c))
+		b.Logf("iteration %d (%s first): gantry %v (binary %v), CLIs %v: gantry/cli %.2f, gantry-binary/cli %.2f", i,
+			map[bool]string{true: "gantry", false: "CLIs"}[i%2 == 1], g.Round(time.Millisecond), p.Round(time.Millisecond),
+			c.Round(time.Millisecond), float64(g)/float64(c), float64(p)/float64(c))
 		b.StartTimer()
 	}
-	b.StopTimer()
-	ratio := float64(gantryTotal) / float64(cliTotal)
-	b.ReportMetric(float64(gantryTotal.Nanoseconds())/float64(b.N), "gantry-ns/op")
-	b.ReportMetric(float64(cliTotal.Nanoseconds())/float64(b.N), "cli-ns/op")
+	n := time.Duration(b.N)
+	ratio, binRatio := float64(gantryTotal)/float64(cliTotal), float64(binaryTotal)/float64(cliTotal)
+	b.ReportMetric(0, "ns/op") // the sum of all three sides: meaningless
+	b.ReportMetric(float64((gantryTotal / n).Nanoseconds()), "gantry-ns/op")
+	b.ReportMetric(float64((binaryTotal / n).Nanoseconds()), "gantry-binary-ns/op")
+	b.ReportMetric(float64((cliTotal / n).Nanoseconds()), "cli-ns/op")
 	b.ReportMetric(ratio, "gantry/cli")
+	b.ReportMetric(binRatio, "gantry-binary/cli")
 
 	var stages, steps []string
 	for _, s := range []string{"build", "sbom", "scan", "sign"} {
 		stages = append(stages, fmt.Sprintf("%s %.2fs", s, gantryStages[s]/float64(b.N)))
 	}
 	for _, k := range sortedKeys(cliSteps) {
-		steps = append(steps, fmt.Sprintf("%s %.2fs", k, (cliSteps[k]/time.Duration(b.N)).Seconds()))
+		steps = append(steps, fmt.Sprintf("%s %.2fs", k, (cliSteps[k]/n).Seconds()))
 	}
-	b.Logf("per iteration: gantry %.2fs (%s); CLIs %.2fs (%s); gantry/cli %.2f (goal <= %.2f)",
-		(gantryTotal / time.Duration(b.N)).Seconds(), strings.Join(stages, ", "),
-		(cliTotal / time.Duration(b.N)).Seconds(), strings.Join(steps, ", "), ratio, benchGoal)
-	if ratio > benchGoal {
-		msg := fmt.Sprintf("gantry run --until sign took %.2f× the CLI script's time; the goal is <= %.2f×", ratio, benchGoal)
-		if os.Getenv("GANTRY_BENCH_ENFORCE") == "1" {
-			b.Fatal(msg)
-		}
-		b.Log(msg + " (not enforced: set GANTRY_BENCH_ENFORCE=1 to fail on it)")
+	b.Logf("per iteration: gantry %.2fs (%s), as a process %.2fs; CLIs %.2fs (%s); gantry/cli %.2f, gantry-binary/cli %.2f (goal <= %.2f)",
+		(gantryTotal / n).Seconds(), strings.Join(stages, ", "), (binaryTotal / n).Seconds(),
+		(cliTotal / n).Seconds(), strings.Join(steps, ", "), ratio, binRatio, benchGoal)
+	if ratio > benchGoal || binRatio > benchGoal {
+		b.Fatalf("gantry run --until sign took %.2f× the CLI script's time in process and %.2f× as a process: the goal is <= %.2f×", ratio, binRatio, benchGoal)
 	}
 }
 
@@ -243,11 +284,7 @@ func mustOutput(b *testing.B, dir, name string, args ...string) []byte {
 func gantryRun(b *testing.B, dir string) (*pipeline.Report, time.Duration) {
 	b.Helper()
 	b.StopTimer()
-	for _, p := range []string{filepath.Join(pipeline.StateDir, "registry"), pipeline.RunDir()} {
-		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	cleanSlate(b, dir)
 	env := map[string]string{"HOME": filepath.Join(dir, ".gantry", "home"), "PATH": os.Getenv("PATH"), "TMPDIR": os.TempDir()}
 	getenv := func(k string) string { return env[k] }
 	var log bytes.Buffer
@@ -270,6 +307,44 @@ func gantryRun(b *testing.B, dir string) (*pipeline.Report, time.Duration) {
 		b.Fatalf("gantry run --until sign: %v\n%s", err, log.String())
 	}
 	return rep, took
+}
+
+// cleanSlate removes what an earlier run left in dir but the key and the
+// scan cache, which stay between CI runs: the local registry's content
+// and the last run's files and report.
+func cleanSlate(b *testing.B, dir string) {
+	b.Helper()
+	for _, p := range []string{filepath.Join(pipeline.StateDir, "registry"), pipeline.RunDir()} {
+		if err := os.RemoveAll(filepath.Join(dir, p)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// gantryBinary is `gantry run --until sign --local` in dir as a process of
+// its own, from a clean slate; its report is the one it prints.
+func gantryBinary(b *testing.B, bin, dir string) (*pipeline.Report, time.Duration) {
+	b.Helper()
+	b.StopTimer()
+	cleanSlate(b, dir)
+	cmd := exec.CommandContext(b.Context(), bin, "run", "--until", "sign", "--local", "--output", "json")
+	cmd.Dir = dir
+	cmd.Env = []string{"HOME=" + filepath.Join(dir, ".gantry", "home"), "PATH=" + os.Getenv("PATH"), "TMPDIR=" + os.TempDir()}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	b.StartTimer()
+
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if err != nil {
+		b.Fatalf("gantry run --until sign (binary): %v\n%s", err, stderr.String())
+	}
+	var rep pipeline.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		b.Fatalf("gantry run --output json: %v\n%s", err, stdout.String())
+	}
+	return &rep, took
 }
 
 // checkGantry fails the benchmark unless the run did all the work: every

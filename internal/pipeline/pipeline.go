@@ -316,7 +316,7 @@ func (r *run) skippedUpFront(plan []string) []string {
 // input is a stage input's value as the stage will see it, without the
 // pipeline's own wiring: GANTRY_<STAGE>_<INPUT>, else gantry.yaml.
 func (r *run) input(stage, name string) string {
-	if v := r.opts.Getenv(overrideVar(stage, name)); v != "" {
+	if v := r.override(stage, name); v != "" {
 		return v
 	}
 	env := ""
@@ -328,9 +328,24 @@ func (r *run) input(stage, name string) string {
 }
 
 // overrideVar is the environment variable that sets a stage's input in
-// gantry run: GANTRY_DEPLOY_KUBECONFIG, GANTRY_NOTIFY_TOKEN.
+// gantry run: GANTRY_DEPLOY_KUBECONFIG, GANTRY_NOTIFY_TOKEN; with stage ""
+// the one for every stage that has the input: GANTRY_REGISTRY_PASSWORD.
 func overrideVar(stage, input string) string {
-	return "GANTRY_" + strings.ToUpper(stage) + "_" + strings.ToUpper(strings.NewReplacer("-", "_", " ", "_").Replace(input))
+	v := "GANTRY_"
+	if stage != "" {
+		v += strings.ToUpper(stage) + "_"
+	}
+	return v + strings.ToUpper(strings.NewReplacer("-", "_", " ", "_").Replace(input))
+}
+
+// override is a stage's input from the environment, as a step's with:
+// would set it: GANTRY_<STAGE>_<INPUT>, else GANTRY_<INPUT> (one
+// registry password for build, sbom, scan and sign).
+func (r *run) override(stage, input string) string {
+	if v := r.opts.Getenv(overrideVar(stage, input)); v != "" {
+		return v
+	}
+	return r.opts.Getenv(overrideVar("", input))
 }
 
 func (r *run) environment() string {

@@ -150,7 +150,7 @@ func (r *run) wire(ctx context.Context, stage string) (inputs map[string]string,
 	// GANTRY_<STAGE>_<INPUT> first: as a step's with: would.
 	if sec := r.schema.Section(config.SectionOf(stage)); sec != nil {
 		for _, i := range sec.Inputs {
-			if v := r.opts.Getenv(overrideVar(stage, i.Name)); v != "" {
+			if v := r.override(stage, i.Name); v != "" {
 				set(i.Name, v)
 			}
 		}
@@ -216,7 +216,7 @@ func (r *run) wire(ctx context.Context, stage string) (inputs map[string]string,
 		if scanResult != "" {
 			def("scan-result", scanResult)
 		}
-		if r.opts.DryRun || (r.input(stage, "key") == "" && r.input(stage, "keyless") == "") {
+		if r.localSigning() {
 			key, err := r.localKey()
 			if err != nil {
 				return nil, "", err
@@ -273,6 +273,25 @@ func (r *run) wire(ctx context.Context, stage string) (inputs map[string]string,
 		def("release-file", record)
 	}
 	return in, "", nil
+}
+
+// localSigning says whether sign uses the local throwaway key: always with
+// --dry-run; else when no key is configured and keyless signing has no
+// identity token to sign with (none outside a CI that issues one).
+func (r *run) localSigning() bool {
+	if r.opts.DryRun {
+		return true
+	}
+	if r.input("sign", "key") != "" {
+		return false
+	}
+	switch r.input("sign", "keyless") {
+	case "true":
+		return false
+	case "false":
+		return true
+	}
+	return r.opts.Getenv("SIGSTORE_ID_TOKEN") == "" && r.opts.Getenv("ACTIONS_ID_TOKEN_REQUEST_URL") == ""
 }
 
 // buildTarget is the repository the build pushes to: gantry.yaml's

@@ -30,8 +30,9 @@ Runs the pipeline here, in the order the reusable workflows use: build,
 sbom, scan (its gate stops the run), sign (only what passed), deploy to an
 environment, analyze, notify; release only with --only release. Inputs come
 from gantry.yaml as for the actions; GANTRY_<STAGE>_<INPUT> environment
-variables set one as a step's with: would (secrets: GANTRY_NOTIFY_TOKEN,
-GANTRY_BUILD_REGISTRY_PASSWORD, ...). Where nothing is configured: an OCI
+variables set one as a step's with: would, GANTRY_<INPUT> for every stage
+that has it (secrets: GANTRY_NOTIFY_TOKEN, GANTRY_REGISTRY_PASSWORD, ...).
+Where nothing is configured: an OCI
 registry on disk (.gantry/registry), a local throwaway signing key
 (.gantry/local-signing.key), and without a kubeconfig the deploy is the
 rendered manifests with the image pinned. Files go to .gantry/run/, the

@@ -65,7 +65,8 @@ type Options struct {
 	Local bool
 	// Getenv reads the environment (default os.Getenv). GANTRY_<STAGE>_<INPUT>
 	// (upper case, hyphens as underscores) sets a stage's input as a
-	// step would: how secrets (GANTRY_NOTIFY_TOKEN) reach a stage.
+	// step would, GANTRY_<INPUT> for every stage that has the input: how
+	// secrets (GANTRY_NOTIFY_TOKEN, GANTRY_REGISTRY_PASSWORD) reach stages.
 	Getenv func(string) string
 	// Log receives progress lines and every stage's log (default stderr).
 	Log io.Writer
@@ -314,7 +315,8 @@ func (r *run) skippedUpFront(plan []string) []string {
 }
 
 // input is a stage input's value as the stage will see it, without the
-// pipeline's own wiring: GANTRY_<STAGE>_<INPUT>, else gantry.yaml.
+// pipeline's own wiring: GANTRY_<STAGE>_<INPUT> or GANTRY_<INPUT>, else
+// gantry.yaml.
 func (r *run) input(stage, name string) string {
 	if v := r.override(stage, name); v != "" {
 		return v

@@ -315,7 +315,7 @@ func value(v *yaml.Node, in Input) (string, error) {
 	s := v.Value
 	switch in.Kind {
 	case KindBoolean:
-		if _, err := parseBool(s); err != nil {
+		if _, err := ParseBool(s); err != nil {
 			return "", err
 		}
 	case KindInteger:
@@ -344,8 +344,9 @@ func argvJSON(items []string) string {
 	return b.String()
 }
 
-// parseBool accepts what ghaction.ParseBool does.
-func parseBool(raw string) (bool, error) {
+// ParseBool accepts the spellings YAML users write for booleans; every
+// stage input and gantry.yaml value is read with it.
+func ParseBool(raw string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(raw)) {
 	case "true", "yes", "on", "1":
 		return true, nil

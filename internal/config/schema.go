@@ -192,7 +192,7 @@ func inputSchema(in Input) *jsonSchema {
 	switch in.Kind {
 	case KindBoolean:
 		s.Type = "boolean"
-		if b, err := parseBool(in.Default); err == nil && in.Default != "" {
+		if b, err := ParseBool(in.Default); err == nil && in.Default != "" {
 			s.Default = b
 		}
 	case KindInteger:

@@ -197,16 +197,9 @@ func set(v reflect.Value, raw, list string) error {
 	return nil
 }
 
-// ParseBool accepts the spellings YAML users write for booleans.
-func ParseBool(raw string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(raw)) {
-	case "true", "yes", "on", "1":
-		return true, nil
-	case "false", "no", "off", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean: use true or false", raw)
-}
+// ParseBool accepts the spellings YAML users write for booleans (the one
+// rule, config.ParseBool, which gantry.yaml is checked with too).
+func ParseBool(raw string) (bool, error) { return config.ParseBool(raw) }
 
 // SplitList splits a list input. mode is "" (commas and newlines), "lines"
 // (newlines only) or "argv" (a JSON array, or whitespace-separated words).

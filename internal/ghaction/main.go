@@ -174,7 +174,7 @@ func MainWith(args []string, getenv func(string) string, stdout, stderr io.Write
 		env.Infof("Inputs the step leaves empty come from %s.", cfg.Path)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = guard(ctx, stage, env, run)
+	err = Guard(ctx, stage, env, run)
 	stop()
 	err = errors.Join(err, env.Flush())
 	if werr := env.Err(); werr != nil && !errors.Is(err, werr) {
@@ -187,9 +187,10 @@ func MainWith(args []string, getenv func(string) string, stdout, stderr io.Write
 	return 0
 }
 
-// guard runs run and turns a panic into an error naming the stage and the
-// run, with the stack trace in the log only when RUNNER_DEBUG=1.
-func guard(ctx context.Context, stage string, env *Env, run func(ctx context.Context, env *Env) error) (err error) {
+// Guard runs run and turns a panic into an error naming the stage and the
+// run, with the stack trace in the log only when RUNNER_DEBUG=1. Main and
+// gantry run (each stage in one process) use it.
+func Guard(ctx context.Context, stage string, env *Env, run func(ctx context.Context, env *Env) error) (err error) {
 	defer func() {
 		r := recover()
 		if r == nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -109,7 +108,7 @@ func (r *run) stage(ctx context.Context, stage string) (res Result, err error) {
 	}
 	env := ghaction.NewWith(o)
 	env.UseConfig(stage, r.cfg)
-	err = guard(ctx, stage, env, r.opts.Stages[stage])
+	err = ghaction.Guard(ctx, stage, env, r.opts.Stages[stage])
 	pw.flush()
 	res.Seconds = r.opts.Now().Sub(started).Seconds()
 	res.Outputs = outs
@@ -123,16 +122,6 @@ func (r *run) stage(ctx context.Context, stage string) (res Result, err error) {
 		res.Why = "plan written to " + inputs["INPUT_PLAN-FILE"]
 	}
 	return res, nil
-}
-
-// guard turns a panic in a stage into an error, as ghaction.Main does.
-func guard(ctx context.Context, stage string, env *ghaction.Env, fn StageFunc) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%s crashed (%v): this is a bug in Gantry; report it with this trace:\n%s", stage, p, debug.Stack())
-		}
-	}()
-	return fn(ctx, env)
 }
 
 // wire returns a stage's INPUT_ variables. planned is set when the stage

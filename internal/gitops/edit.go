@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"strings"
 
-	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"go.yaml.in/yaml/v3"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
 // image is a digest reference split in two.

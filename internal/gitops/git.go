@@ -86,6 +86,10 @@ func open(ctx context.Context, repo Repo, log Logger) (*session, error) {
 		return nil, s.scrub.err(fmt.Errorf("cloning %s: no branch checked out: %w", rem.display(), err))
 	}
 	s.branch = head.Name().Short()
+	// The branch's remote-tracking ref is what tip reads and fetch moves.
+	if err := s.r.Storer.SetReference(plumbing.NewHashReference(plumbing.NewRemoteReferenceName("origin", s.branch), head.Hash())); err != nil {
+		return nil, err
+	}
 	s.infof("cloned %s (branch %s at %s)", rem.display(), s.branch, short(head.Hash().String()))
 	return s, nil
 }

@@ -55,6 +55,9 @@ type fileEdit struct {
 	after    []byte // the new content; equal to before when !changed
 	changed  bool
 	previous string // digest before ("" if none)
+	// previousImage is repository@digest before (the digest alone when
+	// the file names no repository; "" if none).
+	previousImage string
 }
 
 // state is what a target file says about the image.

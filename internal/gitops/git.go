@@ -165,6 +165,13 @@ func (s *session) edit(c *object.Commit, t Target, img image) (fileEdit, string,
 		return fileEdit{}, "", err
 	}
 	ed, err := applyEdit(content, file, t, img)
+	if err == nil {
+		// The image as the file named it before (repository and digest),
+		// what a revert puts back.
+		if st, serr := readState(content, file, t); serr == nil {
+			ed.previousImage = st.image()
+		}
+	}
 	return ed, file, err
 }
 

@@ -105,6 +105,10 @@ type Result struct {
 	Changed bool
 	// PreviousDigest is the digest the file had before ("" if none).
 	PreviousDigest string
+	// PreviousImage is the image the file named before, repository@digest
+	// (the digest alone when a values file names no repository; "" if
+	// none): what a revert of this promotion writes back.
+	PreviousImage string
 	// File is the repository path of the file edited.
 	File string
 	// Branch is the branch pushed to (the pull request's head branch in
@@ -335,7 +339,7 @@ func (s *session) promotePush(ctx context.Context, target Target, ch Change, img
 		if err != nil {
 			return permanent(err)
 		}
-		res.File, res.PreviousDigest = file, ed.previous
+		res.File, res.PreviousDigest, res.PreviousImage = file, ed.previous, ed.previousImage
 		if !ed.changed {
 			res.Commit, res.Changed, res.Diff = tip.Hash.String(), tip.Hash.String() == pushed, ""
 			if !res.Changed {

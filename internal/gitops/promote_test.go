@@ -290,8 +290,8 @@ func TestHistoryDigestAtAndRollback(t *testing.T) {
 		!strings.Contains(repo.Git("log", "-1", "--format=%(trailers:key=Gantry-Revert-Of,valueonly)", rb.Commit), commits[1]) {
 		t.Errorf("rollback message:\n%s", msg)
 	}
-	if rb.PreviousDigest != digB {
-		t.Errorf("previous digest %q", rb.PreviousDigest)
+	if rb.PreviousDigest != digB || rb.PreviousImage != "ghcr.io/acme/app@"+digB {
+		t.Errorf("previous digest %q, image %q", rb.PreviousDigest, rb.PreviousImage)
 	}
 
 	hist, err := History(t.Context(), r, tg, 0)

@@ -157,7 +157,7 @@ func (s *session) promotePR(ctx context.Context, gh *ghClient, target Target, ch
 	if err != nil {
 		return res, s.scrub.err(err)
 	}
-	res.File, res.PreviousDigest = file, ed.previous
+	res.File, res.PreviousDigest, res.PreviousImage = file, ed.previous, ed.previousImage
 	if !ed.changed {
 		res.Commit = tip.Hash.String()
 		res.CommitURL = s.rem.commitURL(res.Commit)

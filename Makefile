@@ -1,13 +1,16 @@
 # Gantry's developer entry points, for a fresh Debian machine (no Docker).
 # build, lint, fuzz, k8s, k8s-up and demo need only Go, git and the Go module
-# proxy (lint also runs shellcheck when it is installed). tools, and so test
-# and bench, also fetch Prometheus, runc and busybox-static from Debian's
-# packages (scripts/install-deb.sh: apt-get download and dpkg -x into bin/,
-# nothing installed) and the Node sample app's packages from the npm registry
-# (npm ci: Node.js 18 or later and npm on PATH); test also needs root and
-# iproute2's `ip` (the traffic tests make network namespaces and veth pairs;
-# the Dockerfile tests start a rootful buildkitd). Nothing here installs
-# Node.js, npm or iproute2 (.ci/run installs only shellcheck, with apt).
+# proxy (lint also runs shellcheck when it is installed). argocd also needs
+# Go 1.27, which the go command fetches from the proxy (GOTOOLCHAIN), and
+# Redis from Debian's packages (scripts/install-redis.sh). tools, and so test
+# and bench, also fetch those, Prometheus, runc and busybox-static from
+# Debian's packages (scripts/install-deb.sh: apt-get download and dpkg -x
+# into bin/, nothing installed) and the Node sample app's packages from the
+# npm registry (npm ci: Node.js 18 or later and npm on PATH); test also
+# needs root and iproute2's `ip` (the traffic tests make network namespaces
+# and veth pairs; the Dockerfile tests start a rootful buildkitd). Nothing
+# here installs Node.js, npm or iproute2 (.ci/run installs only shellcheck,
+# with apt).
 
 # trivy v0.74 (linked by the scan stage) needs the jsonv2 experiment for
 # every build and test; set it once for the whole tree.
@@ -29,7 +32,7 @@ GO     ?= go
 BIN    := $(CURDIR)/bin
 STAGES := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build tools test lint bench fuzz demo clean k8s k8s-up k8s-down FORCE
+.PHONY: all build tools test lint bench fuzz demo clean k8s k8s-up k8s-down argocd FORCE
 
 all: lint test
 
@@ -48,12 +51,13 @@ build:
 ## actionlint, crane, cosign, syft, trivy, jv, fulcio, rekor, tsa, traefik, gitleaks into bin/ and the control plane
 ## (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) into bin/k8s, from tools/go.mod,
 ## whose build list agrees with Gantry's (shared packages compile once); act and the Argo Rollouts
-## controller from their own modules (tools/act, tools/rollouts-controller); buildkitd and buildctl;
+## controller from their own modules (tools/act, tools/rollouts-controller); Argo CD and kustomize
+## into bin/argocd from theirs (tools/argocd, Go 1.27), with Debian's Redis; buildkitd and buildctl;
 ## prometheus, runc and busybox (the Dockerfile tests' base image) from Debian's packages; the Node
 ## sample app's npm packages (npm ci). Each set is cached by a stamp.
-## TOOL_SETS picks the sets (.ci/run builds the control plane beside make lint instead).
-TOOL_SETS := cli buildkit k8s act rollouts
-tools: $(BIN)/prometheus $(BIN)/runc $(BIN)/busybox testdata/node-app/node_modules/.package-lock.json FORCE
+## TOOL_SETS picks the sets (.ci/run builds the control plane and Argo CD beside make lint instead).
+TOOL_SETS := cli buildkit k8s act rollouts argocd
+tools: $(BIN)/prometheus $(BIN)/runc $(BIN)/busybox $(BIN)/argocd/redis-server testdata/node-app/node_modules/.package-lock.json FORCE
 	@scripts/tools-build.sh $(BIN) $(TOOL_SETS)
 $(BIN)/prometheus:
 	scripts/install-deb.sh $(BIN) prometheus usr/bin/prometheus prometheus
@@ -61,6 +65,10 @@ $(BIN)/runc:
 	scripts/install-deb.sh $(BIN) runc usr/sbin/runc runc
 $(BIN)/busybox:
 	scripts/install-deb.sh $(BIN) busybox-static bin/busybox busybox --help
+# Argo CD's cache (internal/argocdtest): Debian's redis-server, with the two libraries it needs in
+# bin/argocd/lib (run it with LD_LIBRARY_PATH=bin/argocd/lib).
+$(BIN)/argocd/redis-server:
+	scripts/install-redis.sh $(BIN)/argocd
 # The Node sample app's packages (express, prom-client, express-prom-bundle), from the npm registry
 # at the versions its package-lock.json pins.
 testdata/node-app/node_modules/.package-lock.json: testdata/node-app/package-lock.json
@@ -69,6 +77,10 @@ testdata/node-app/node_modules/.package-lock.json: testdata/node-app/package-loc
 ## k8s: only the control plane (bin/k8s), for k8s-up
 k8s: FORCE
 	@scripts/tools-build.sh $(BIN) k8s
+## argocd: only Argo CD (bin/argocd: argocd, kustomize, redis-server, Argo CD's CRDs and git wrappers),
+## for internal/argocdtest (with the control plane: make k8s)
+argocd: $(BIN)/argocd/redis-server FORCE
+	@scripts/tools-build.sh $(BIN) argocd
 FORCE:
 
 ## k8s-up / k8s-down: start that control plane in the background (kubeconfig: bin/k8s/kubeconfig) / stop it
@@ -87,7 +99,7 @@ k8s-down:
 # compiles and passed go test's default 10 minutes once (workflowtest alone takes ~2 minutes warm).
 TEST_FIRST := ./internal/signing ./internal/workflowtest ./internal/rollout ./internal/analysis
 test: tools build
-	ACT=$(BIN)/act PROMETHEUS=$(BIN)/prometheus GANTRY_K8S_BIN=$(BIN)/k8s $(GO) test -p 4 -timeout 20m -ldflags="$(LDFLAGS)" -count=1 $(TEST_FIRST) ./...
+	ACT=$(BIN)/act PROMETHEUS=$(BIN)/prometheus GANTRY_K8S_BIN=$(BIN)/k8s GANTRY_ARGOCD_BIN=$(BIN)/argocd $(GO) test -p 4 -timeout 20m -ldflags="$(LDFLAGS)" -count=1 $(TEST_FIRST) ./...
 	cd testdata/app && $(GO) test -timeout 20m -ldflags="$(LDFLAGS)" -count=1 ./...
 
 ## lint: go vet, gofmt, actionlint on every workflow, the project's check of every action.yml, and

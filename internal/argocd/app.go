@@ -210,28 +210,47 @@ func (a *Application) Runs(commit, image string) bool {
 	return image != "" && slices.Contains(s.Summary.Images, image) && s.Revision() != ""
 }
 
-// Failed returns why the Application cannot come to run commit: its last
-// sync of that commit failed, or it is Degraded at that commit. Nil while
-// it may still get there.
-func (a *Application) Failed(commit, image string) error {
-	s := &a.Status
-	atCommit := s.Revision() == commit || (image != "" && slices.Contains(s.Summary.Images, image))
-	if op := s.OperationState; op != nil && (op.Phase == PhaseFailed || op.Phase == PhaseError) {
-		rev := ""
-		if op.SyncResult != nil {
-			rev = op.SyncResult.Revision
-		}
-		if rev == "" && op.Operation.Sync != nil {
-			rev = op.Operation.Sync.Revision
-		}
-		if rev == commit || (rev == "" && atCommit) {
-			return fmt.Errorf("sync of %s %s: %s%s", short(commit), strings.ToLower(op.Phase), oneLine(op.Message), a.failedResources())
-		}
+// atCommit reports whether the Application compares against commit, or
+// its live objects run image.
+func (a *Application) atCommit(commit, image string) bool {
+	return a.Status.Revision() == commit || (image != "" && slices.Contains(a.Status.Summary.Images, image))
+}
+
+// SyncFailed returns why the last sync of commit failed (its phase Failed
+// or Error), with the resources that did not sync; nil otherwise.
+func (a *Application) SyncFailed(commit, image string) error {
+	op := a.Status.OperationState
+	if op == nil || (op.Phase != PhaseFailed && op.Phase != PhaseError) {
+		return nil
 	}
-	if atCommit && s.Health.Status == Degraded {
-		return fmt.Errorf("application %s is Degraded at %s%s", a.Metadata.Name, short(commit), a.unhealthy())
+	rev := ""
+	if op.SyncResult != nil {
+		rev = op.SyncResult.Revision
+	}
+	if rev == "" && op.Operation.Sync != nil {
+		rev = op.Operation.Sync.Revision
+	}
+	if rev == commit || (rev == "" && a.atCommit(commit, image)) {
+		return fmt.Errorf("sync of %s %s: %s%s", short(commit), strings.ToLower(op.Phase), oneLine(op.Message), a.failedResources())
 	}
 	return nil
+}
+
+// DegradedAt returns, when the Application is Degraded at commit with no
+// operation running, what is unhealthy; nil otherwise. Right after a sync
+// Argo CD may still show the health of what ran before, so a caller
+// counts Degraded as final only when it lasts (Wait's DegradedFor).
+func (a *Application) DegradedAt(commit, image string) error {
+	s := &a.Status
+	// Synced: the live objects are the commit's. OutOfSync or Unknown (a
+	// comparison that failed) leaves the health of what ran before.
+	if s.Health.Status != Degraded || s.Sync.Status != Synced || !a.atCommit(commit, image) {
+		return nil
+	}
+	if s.OperationState != nil && s.OperationState.Phase == PhaseRunning {
+		return nil
+	}
+	return fmt.Errorf("application %s is Degraded at %s%s", a.Metadata.Name, short(commit), a.unhealthy())
 }
 
 // failedResources lists the last sync's resources that did not sync.
@@ -264,8 +283,12 @@ func (a *Application) unhealthy() string {
 // UnhealthyResources is each managed resource whose health is known and
 // not Healthy, as "Kind namespace/name: Health (message)".
 func (a *Application) UnhealthyResources() []string {
+	return unhealthy(a.Status.Resources)
+}
+
+func unhealthy(rs []Resource) []string {
 	var out []string
-	for _, r := range a.Status.Resources {
+	for _, r := range rs {
 		if r.Health == nil || r.Health.Status == "" || r.Health.Status == Healthy {
 			continue
 		}

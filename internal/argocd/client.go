@@ -34,6 +34,13 @@ type Client interface {
 	// to revision, when not empty), pruning what Git no longer has when
 	// prune is set.
 	Sync(ctx context.Context, revision string, prune bool) error
+	// Unhealthy lists what is not healthy in the Application's resources
+	// as "Kind namespace/name: Health (message)". Argo CD v3 keeps
+	// resource health out of the Application's status by default (in its
+	// resource tree instead): the API client reads the resource tree, the
+	// Kubernetes client the workloads themselves when the Application
+	// deploys to the cluster it reads Applications in.
+	Unhealthy(ctx context.Context, a *Application) []string
 	// String names the Application and the way it is reached, for logs.
 	String() string
 }
@@ -311,4 +318,19 @@ func (c *APIClient) Sync(ctx context.Context, revision string, prune bool) error
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// Unhealthy reads the resource tree (GET …/resource-tree): every node whose
+// health is known and not Healthy, pods included.
+func (c *APIClient) Unhealthy(ctx context.Context, a *Application) []string {
+	if out := a.UnhealthyResources(); len(out) > 0 {
+		return out
+	}
+	var tree struct {
+		Nodes []Resource `json:"nodes"`
+	}
+	if err := c.do(ctx, http.MethodGet, c.appPath()+"/resource-tree", nil, nil, &tree); err != nil {
+		return nil
+	}
+	return unhealthy(tree.Nodes)
 }

@@ -23,6 +23,10 @@ type WaitOptions struct {
 	Image string
 	// Poll is how often the Application is read (default 1 s).
 	Poll time.Duration
+	// DegradedFor is how long the Application must stay Degraded at the
+	// commit before Wait gives up (default 10 s): right after a sync Argo
+	// CD can still report the health of what ran before.
+	DegradedFor time.Duration
 	// Refresh is how long Wait lets the Application sit at another
 	// revision before asking Argo CD to refresh it again (default 20 s):
 	// a push Argo CD missed, or a refresh the controller dropped.
@@ -42,8 +46,8 @@ func (e *TimeoutError) Error() string { return e.What }
 func (e *TimeoutError) Unwrap() error { return e.Cause }
 
 // Wait reads the Application until it runs o.Commit (Synced, Healthy, no
-// operation running), a sync of that commit failed, or it is Degraded at
-// it; each change of state is logged once, with the resources that are
+// operation running), a sync of that commit failed, or it stays Degraded
+// at it for o.DegradedFor; each change of state is logged once, with the resources that are
 // not healthy. It returns the Application as last read.
 func Wait(ctx context.Context, c Client, o WaitOptions) (*Application, error) {
 	if o.Poll <= 0 {
@@ -52,6 +56,10 @@ func Wait(ctx context.Context, c Client, o WaitOptions) (*Application, error) {
 	if o.Refresh <= 0 {
 		o.Refresh = 20 * time.Second
 	}
+	if o.DegradedFor <= 0 {
+		o.DegradedFor = 10 * time.Second
+	}
+	var degradedSince time.Time
 	var (
 		last      *Application
 		lastLine  string
@@ -78,22 +86,28 @@ func Wait(ctx context.Context, c Client, o WaitOptions) (*Application, error) {
 				}
 				return a, nil
 			}
-			if ferr := a.Failed(o.Commit, o.Image); ferr != nil {
+			if ferr := a.SyncFailed(o.Commit, o.Image); ferr != nil {
 				return a, ferr
 			}
-			if o.Log != nil {
-				if line := a.Describe(); line != lastLine {
-					o.Log.Infof("%s: %s", c, line)
-					lastLine = line
-				}
-				if bad := strings.Join(a.UnhealthyResources(), "; "); bad != lastBad {
-					if bad != "" {
-						o.Log.Infof("  not healthy yet: %s", bad)
+			if derr := a.DegradedAt(o.Commit, o.Image); derr == nil {
+				degradedSince = time.Time{}
+			} else if degradedSince.IsZero() {
+				degradedSince = time.Now()
+			} else if time.Since(degradedSince) >= o.DegradedFor {
+				return a, degradedError(ctx, c, a, derr, time.Since(degradedSince))
+			}
+			if line := a.Describe(); o.Log != nil && line != lastLine {
+				o.Log.Infof("%s: %s", c, line)
+				lastLine = line
+				// What is unhealthy is read only when the state changed.
+				if h := a.Status.Health.Status; h != Healthy && h != "" {
+					if bad := strings.Join(c.Unhealthy(ctx, a), "; "); bad != "" && bad != lastBad {
+						o.Log.Infof("  not healthy: %s", bad)
+						lastBad = bad
 					}
-					lastBad = bad
 				}
 			}
-			if a.Status.Revision() != o.Commit && time.Since(refreshed) >= o.Refresh {
+			if (a.Status.Revision() != o.Commit || a.Status.Sync.Status != Synced) && time.Since(refreshed) >= o.Refresh {
 				if err := c.Refresh(ctx, false); err != nil && ctx.Err() == nil && o.Log != nil {
 					o.Log.Warningf("%s: refresh: %v", c, err)
 				}
@@ -102,13 +116,25 @@ func Wait(ctx context.Context, c Client, o WaitOptions) (*Application, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return last, timeout(ctx, last, o)
+			return last, timeout(ctx, c, last, o)
 		case <-time.After(o.Poll):
 		}
 	}
 }
 
-func timeout(ctx context.Context, a *Application, o WaitOptions) error {
+// degradedError is derr with what the client finds unhealthy, when the
+// status itself did not say.
+func degradedError(ctx context.Context, c Client, a *Application, derr error, d time.Duration) error {
+	msg := fmt.Sprintf("%v (for %s)", derr, d.Round(time.Second))
+	if len(a.UnhealthyResources()) == 0 {
+		if bad := c.Unhealthy(ctx, a); len(bad) > 0 {
+			msg += ": " + strings.Join(bad, "; ")
+		}
+	}
+	return errors.New(msg)
+}
+
+func timeout(ctx context.Context, c Client, a *Application, o WaitOptions) error {
 	cause := context.Cause(ctx)
 	what := "waiting for the Application"
 	if errors.Is(cause, context.DeadlineExceeded) {
@@ -119,7 +145,11 @@ func timeout(ctx context.Context, a *Application, o WaitOptions) error {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s to run %s (Synced and Healthy): it is %s", what, a.Metadata.Name, short(o.Commit), a.Describe())
-	if bad := a.UnhealthyResources(); len(bad) > 0 {
+	// The context is over: the last look at the workloads gets its own
+	// few seconds.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if bad := c.Unhealthy(rctx, a); len(bad) > 0 {
 		fmt.Fprintf(&b, "; not healthy: %s", strings.Join(bad, "; "))
 	}
 	if msg := a.Status.Health.Message; msg != "" {

@@ -82,6 +82,31 @@ type Inputs struct {
 	// ReleaseHistory is how many release records are kept per environment.
 	ReleaseHistory int `input:"release-history" default:"10"`
 
+	// GitOps (target argocd): the digest is written to a config
+	// repository and Argo CD syncs it; nothing is applied by Gantry. See
+	// gitops.go and the README's GitOps section.
+	Target              string `input:"target" default:"kubernetes"`
+	GitOpsRepository    string `input:"gitops-repository"`
+	GitOpsBranch        string `input:"gitops-branch"`
+	GitOpsPath          string `input:"gitops-path"`
+	GitOpsToken         string `input:"gitops-token" secret:"true"`
+	GitOpsUsername      string `input:"gitops-username"`
+	GitOpsSSHKey        string `input:"gitops-ssh-key" secret:"true"`
+	GitOpsKnownHosts    string `input:"gitops-known-hosts"`
+	KustomizeImage      string `input:"kustomize-image"`
+	ImagePath           string `input:"image-path"`
+	ImageRepositoryPath string `input:"image-repository-path"`
+	Promote             string `input:"promote" default:"push"`
+	AutoMerge           bool   `input:"auto-merge" default:"false"`
+	MergeMethod         string `input:"merge-method" default:"squash"`
+	ArgoCDApplication   string `input:"argocd-application"`
+	ArgoCDNamespace     string `input:"argocd-namespace" default:"argocd"`
+	ArgoCDURL           string `input:"argocd-url"`
+	ArgoCDToken         string `input:"argocd-token" secret:"true"`
+	ArgoCDCA            string `input:"argocd-ca"`
+	ArgoCDInsecure      bool   `input:"argocd-insecure" default:"false"`
+	Sync                bool   `input:"sync" default:"false"`
+
 	// Verify-before-deploy: with a key or a certificate identity set, the
 	// image's signature (and the attestations in VerifyRequire) must verify
 	// before anything is applied. VerifySourceRepository narrows a keyless
@@ -173,6 +198,12 @@ type Outputs struct {
 	// the step, each failed check's value against its limit and the sample
 	// sizes.
 	Why string `output:"why"`
+	// GitOps (target argocd): the config repository's commit that carries
+	// the digest, its web URL when the host is known, and the pull
+	// request (promote: pull-request).
+	GitOpsCommit    string `output:"gitops-commit"`
+	GitOpsCommitURL string `output:"gitops-commit-url"`
+	PullRequestURL  string `output:"pull-request-url"`
 
 	// Summary is the Markdown job summary.
 	Summary string `output:"-"`
@@ -207,6 +238,13 @@ const (
 
 // Validate checks the inputs that need no cluster.
 func (in *Inputs) Validate() error {
+	switch in.Target {
+	case TargetKubernetes:
+	case TargetArgoCD:
+		return in.validateGitOps()
+	default:
+		return fmt.Errorf(`input "target" is %q: use kubernetes (Gantry applies to the cluster) or argocd (Gantry promotes in a config repository and Argo CD syncs)`, in.Target)
+	}
 	var errs []error
 	progressiveStrategy := in.Strategy == "blue-green" || in.Strategy == "canary"
 	// argo-rollouts finds its Rollout by "rollout" or "manifests" (validateArgo).
@@ -258,6 +296,14 @@ func (in *Inputs) Validate() error {
 	if in.Lock != "wait" && in.Lock != "fail" {
 		errs = append(errs, fmt.Errorf(`input "lock" is %q: use wait (queue behind a running deploy) or fail`, in.Lock))
 	}
+	errs = append(errs, in.validateCommon()...)
+	return errors.Join(errs...)
+}
+
+// validateCommon checks what every target shares: the verify-before-deploy
+// policy and the environment's name.
+func (in *Inputs) validateCommon() []error {
+	var errs []error
 	if len(in.VerifyRequire) > 0 && !in.verifies() {
 		errs = append(errs, errors.New(`input "verify-require" needs a policy to verify against: set "verify-key", or "verify-certificate-identity" (or "-regexp") for keyless signatures`))
 	}
@@ -276,7 +322,7 @@ func (in *Inputs) Validate() error {
 	if strings.ContainsAny(in.Environment, " /") || in.Environment == "" {
 		errs = append(errs, fmt.Errorf(`input "environment" is %q: use a name such as staging or production`, in.Environment))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // Run is gantry-deploy. On a failed deploy it returns the outputs (status
@@ -304,6 +350,9 @@ func Run(ctx context.Context, in Inputs) (Outputs, error) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, in.Timeout)
 		defer cancel()
+	}
+	if in.Target == TargetArgoCD {
+		return runGitOps(ctx, in)
 	}
 	cfg := in.RESTConfig
 	if cfg == nil {

@@ -341,3 +341,32 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestRunGitOpsTarget: with deploy.target argocd, gantry run does not
+// render manifests: without a way to reach Argo CD the deploy does not run
+// and says what enables it, and an image in this machine's local registry
+// is never promoted into the shared config repository.
+func TestRunGitOpsTarget(t *testing.T) {
+	root, err := testproc.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := app(t, root)
+	cfg := strings.Replace(gantryYAML, "deploy:\n  manifests: deploy/base\n", "deploy:\n  target: argocd\n  argocd-application: prompt-builder-staging\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "gantry.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, log, err := run(t, dir, runOpts{Options: pipeline.Options{Local: true, Until: "deploy"}})
+	if err != nil {
+		t.Fatalf("gantry run: %v", err)
+	}
+	if got := status(rep)["deploy"]; got != "skipped" || !strings.Contains(log, "target argocd: no way to reach Argo CD") {
+		t.Errorf("deploy %s without Argo CD; log:\n%s", got, log)
+	}
+
+	rep, log, err = run(t, dir, runOpts{Options: pipeline.Options{Local: true, Only: []string{"deploy"}},
+		env: map[string]string{"GANTRY_DEPLOY_ARGOCD_URL": "http://127.0.0.1:1"}})
+	if err == nil || status(rep)["deploy"] != "failed" || !strings.Contains(log, "local registry on this machine, which no cluster can pull") {
+		t.Errorf("deploy of a local-registry image with target argocd: err %v, stages %v; log:\n%s", err, status(rep), log)
+	}
+}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,7 +30,14 @@ func (r *run) skipReason(stage string) string {
 		if r.environment() == "" {
 			return "no environment: pass --environment or set deploy.environment in gantry.yaml"
 		}
-		if r.input("deploy", "manifests") == "" && r.input("deploy", "chart") == "" {
+		if r.gitops() {
+			if r.input("deploy", "argocd-application") == "" {
+				return "target argocd: set deploy.argocd-application in gantry.yaml (the Argo CD Application of the environment)"
+			}
+			if r.input("deploy", "argocd-url") == "" && r.kubeconfig() == "" {
+				return "target argocd: no way to reach Argo CD (set deploy.argocd-url and GANTRY_DEPLOY_ARGOCD_TOKEN, or deploy.kubeconfig, KUBECONFIG or ~/.kube/config)"
+			}
+		} else if r.input("deploy", "manifests") == "" && r.input("deploy", "chart") == "" {
 			return "nothing to deploy: set deploy.manifests or deploy.chart in gantry.yaml"
 		}
 		if r.image() == "" {
@@ -217,6 +225,9 @@ func (r *run) wire(ctx context.Context, stage string) (inputs map[string]string,
 	case "deploy":
 		set("image", image)
 		set("environment", r.environment())
+		if r.gitops() {
+			return r.wireGitOps(in, set, def)
+		}
 		if r.reg != nil && r.input("deploy", "manifests") != "" {
 			// The manifests name the configured repository; the image is
 			// in the local registry: an overlay points one at the other.
@@ -355,4 +366,25 @@ func (r *run) kubeconfig() string {
 		}
 	}
 	return ""
+}
+
+// gitops reports whether the deploy is target argocd (a promotion in a
+// config repository).
+func (r *run) gitops() bool { return r.input("deploy", "target") == "argocd" }
+
+// wireGitOps is the deploy's wiring for target argocd: the promotion goes
+// to a shared config repository, so an image in this machine's local
+// registry is refused (nobody else could pull it). (Without a way to
+// reach Argo CD the stage does not run: runnable.)
+func (r *run) wireGitOps(in map[string]string, set, def func(name, v string)) (map[string]string, string, error) {
+	if r.opts.DryRun {
+		set("action", "plan")
+	}
+	if r.reg != nil && !r.opts.DryRun {
+		return nil, "", errors.New("deploy: target argocd commits the image to a shared config repository, and this run's image is in the local registry on this machine, which no cluster can pull: set build.image to a real registry (or run with --dry-run for the plan)")
+	}
+	if kc := r.kubeconfig(); kc != "" && r.input("deploy", "argocd-url") == "" {
+		def("kubeconfig", kc)
+	}
+	return in, "", nil
 }

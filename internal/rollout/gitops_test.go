@@ -268,6 +268,15 @@ func TestGitOpsProduction(t *testing.T) {
 		t.Fatalf("unsigned image: status %s, err %v, head moved: %v\n%s", out.Status, err, repo.Head("main") != initial, log)
 	}
 
+	// action plan: verified, the diff it would commit shown, nothing
+	// committed (a plan needs no sync).
+	in, log = api(signed)
+	in.Action = "plan"
+	out, err = rollout.Run(t.Context(), in)
+	if err != nil || out.Status != rollout.StatusPlanned || repo.Head("main") != initial || !strings.Contains(out.Summary, "+    digest: "+sd.String()) {
+		t.Fatalf("plan: status %s, err %v, head moved: %v\n%s\n%s", out.Status, err, repo.Head("main") != initial, out.Summary, log)
+	}
+
 	in, log = api(signed)
 	in.Sync = true
 	out, err = rollout.Run(t.Context(), in)

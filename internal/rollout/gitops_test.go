@@ -12,9 +12,7 @@ import (
 	"github.com/gantry-ci/gantry/internal/gittest"
 	"github.com/gantry-ci/gantry/internal/k8stest"
 	"github.com/gantry-ci/gantry/internal/metadata"
-	"github.com/gantry-ci/gantry/internal/ocitest"
 	"github.com/gantry-ci/gantry/internal/rollout"
-	"github.com/gantry-ci/gantry/internal/signing"
 )
 
 // The tests of target argocd run the real thing on both sides: the config
@@ -210,32 +208,8 @@ func TestGitOpsStaging(t *testing.T) {
 // verify-before-deploy with nothing committed.
 func TestGitOpsProduction(t *testing.T) {
 	t.Parallel()
-	reg, err := ocitest.StartRegistry(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	platforms := []string{"linux/amd64"}
-	signedTag, signedIdx, err := ocitest.PushBase(t.Context(), reg.Host, "acme/shop:signed", platforms, ocitest.BaseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, unsignedIdx, err := ocitest.PushBase(t.Context(), reg.Host, "acme/shop:unsigned", platforms, ocitest.BaseOptions{Attestation: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgRepo := strings.TrimSuffix(signedTag, ":signed")
-	sd, _ := signedIdx.Digest()
-	ud, _ := unsignedIdx.Digest()
-	signed, unsigned := imgRepo+"@"+sd.String(), imgRepo+"@"+ud.String()
-	dir := t.TempDir()
-	keyFile, pubFile := writeKeyPair(t, dir, "release", "pw")
-	if _, err := signing.Run(t.Context(), signing.Inputs{
-		Image: signed, Key: keyFile, KeyPassword: "pw", Keyless: "auto", TlogUpload: "auto",
-		Recursive: true, Dir: dir, ReportFile: "sign.json", Jobs: 4, Timeout: time.Minute,
-	}); err != nil {
-		t.Fatalf("signing the image: %v", err)
-	}
+	images := signedImages(t, "acme/shop", []string{"linux/amd64"})
+	signed, unsigned, pubFile := images.signed, images.unsigned, images.pub
 
 	c := k8stest.Start(t)
 	argo := argocdtest.Start(t, c)
@@ -256,7 +230,7 @@ func TestGitOpsProduction(t *testing.T) {
 	}
 
 	in, _ := api(signed)
-	_, err = rollout.Run(t.Context(), in)
+	_, err := rollout.Run(t.Context(), in)
 	if err == nil || !strings.Contains(err.Error(), `input "sync"`) || repo.Head("main") != initial {
 		t.Fatalf("manual-sync app without sync: err %v, head moved: %v", err, repo.Head("main") != initial)
 	}
@@ -273,7 +247,7 @@ func TestGitOpsProduction(t *testing.T) {
 	in, log = api(signed)
 	in.Action = "plan"
 	out, err = rollout.Run(t.Context(), in)
-	if err != nil || out.Status != rollout.StatusPlanned || repo.Head("main") != initial || !strings.Contains(out.Summary, "+    digest: "+sd.String()) {
+	if err != nil || out.Status != rollout.StatusPlanned || repo.Head("main") != initial || !strings.Contains(out.Summary, "+    digest: "+images.signedDigest) {
 		t.Fatalf("plan: status %s, err %v, head moved: %v\n%s\n%s", out.Status, err, repo.Head("main") != initial, out.Summary, log)
 	}
 

@@ -239,7 +239,7 @@ const (
 // Validate checks the inputs that need no cluster.
 func (in *Inputs) Validate() error {
 	switch in.Target {
-	case TargetKubernetes:
+	case TargetKubernetes, "": // "": Go callers that predate the input
 	case TargetArgoCD:
 		return in.validateGitOps()
 	default:

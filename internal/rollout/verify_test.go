@@ -19,34 +19,8 @@ import (
 // is applied, and the running version stays.
 func TestVerifyBeforeDeploy(t *testing.T) {
 	t.Parallel()
-	reg, err := ocitest.StartRegistry(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	platforms := []string{"linux/amd64", "linux/arm64"}
-	signedTag, signedIdx, err := ocitest.PushBase(t.Context(), reg.Host, "acme/api:signed", platforms, ocitest.BaseOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, unsignedIdx, err := ocitest.PushBase(t.Context(), reg.Host, "acme/api:unsigned", platforms, ocitest.BaseOptions{Attestation: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	imgRepo := strings.TrimSuffix(signedTag, ":signed")
-	sd, _ := signedIdx.Digest()
-	ud, _ := unsignedIdx.Digest()
-	signed, unsigned := imgRepo+"@"+sd.String(), imgRepo+"@"+ud.String()
-
-	dir := t.TempDir()
-	keyFile, pubFile := writeKeyPair(t, dir, "release", "pw")
-	_, otherPub := writeKeyPair(t, dir, "other", "pw2")
-	if _, err := signing.Run(t.Context(), signing.Inputs{
-		Image: signed, Key: keyFile, KeyPassword: "pw", Keyless: "auto", TlogUpload: "auto",
-		Recursive: true, Dir: dir, ReportFile: "sign.json", Jobs: 4, Timeout: time.Minute,
-	}); err != nil {
-		t.Fatalf("signing the image: %v", err)
-	}
+	signedImg := signedImages(t, "acme/api", []string{"linux/amd64", "linux/arm64"})
+	imgRepo, signed, unsigned, pubFile, otherPub := signedImg.repo, signedImg.signed, signedImg.unsigned, signedImg.pub, signedImg.otherPub
 
 	c := k8stest.Start(t)
 	ns := c.Namespace(t)
@@ -93,6 +67,46 @@ func TestVerifyBeforeDeploy(t *testing.T) {
 	if _, err := rollout.Run(t.Context(), in); err == nil || !strings.Contains(err.Error(), `"verify-require"`) {
 		t.Errorf("verify-require without a policy: err = %v", err)
 	}
+}
+
+// testImages are two images in a test registry: signed by the key whose
+// public half is pub, and unsigned (but with an attestation, so its digest
+// differs); otherPub is a key that signed neither.
+type testImages struct {
+	repo, signed, unsigned, pub, otherPub string
+	signedDigest                          string
+}
+
+func signedImages(t *testing.T, repository string, platforms []string) testImages {
+	t.Helper()
+	reg, err := ocitest.StartRegistry(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	signedTag, signedIdx, err := ocitest.PushBase(t.Context(), reg.Host, repository+":signed", platforms, ocitest.BaseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, unsignedIdx, err := ocitest.PushBase(t.Context(), reg.Host, repository+":unsigned", platforms, ocitest.BaseOptions{Attestation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgRepo := strings.TrimSuffix(signedTag, ":signed")
+	sd, _ := signedIdx.Digest()
+	ud, _ := unsignedIdx.Digest()
+	ti := testImages{repo: imgRepo, signed: imgRepo + "@" + sd.String(), unsigned: imgRepo + "@" + ud.String(), signedDigest: sd.String()}
+	dir := t.TempDir()
+	var keyFile string
+	keyFile, ti.pub = writeKeyPair(t, dir, "release", "pw")
+	_, ti.otherPub = writeKeyPair(t, dir, "other", "pw2")
+	if _, err := signing.Run(t.Context(), signing.Inputs{
+		Image: ti.signed, Key: keyFile, KeyPassword: "pw", Keyless: "auto", TlogUpload: "auto",
+		Recursive: true, Dir: dir, ReportFile: "sign.json", Jobs: 4, Timeout: time.Minute,
+	}); err != nil {
+		t.Fatalf("signing the image: %v", err)
+	}
+	return ti
 }
 
 func writeKeyPair(t *testing.T, dir, name, password string) (key, pub string) {

@@ -22,43 +22,15 @@ if [ -x "$bin" ] && "$bin" "$vflag" >/dev/null 2>&1; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then
-  say "apt-get and dpkg are needed to fetch Debian's $pkg package;"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=scripts/deb-unpack.sh
+. "$(dirname "$0")/deb-unpack.sh"
+if ! deb_unpack "$tmp" say "$pkg"; then
   say "  on another system install $name yourself and put it at $bin"
   exit 1
 fi
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-
-# apt-get download needs no root and touches no system state; it only needs
-# package lists, which may be stale or absent on a fresh machine: refresh once.
-# As root, apt would fetch as the _apt user, which cannot write to our 0700
-# temp dir, and warn about it: download as root directly instead.
-sandbox=()
-[ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
-download() { (cd "$tmp" && apt-get download -qq "${sandbox[@]}" "$pkg"); }
-if ! download; then
-  say "apt-get download failed; running apt-get update once and retrying"
-  update=(apt-get update -qq)
-  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-    update=(sudo -n apt-get update -qq)
-  fi
-  if ! "${update[@]}" || ! download; then
-    say "could not download Debian's $pkg package with apt-get"
-    exit 1
-  fi
-fi
-
-deb=
-for f in "$tmp/${pkg}"_*.deb; do
-  [ -f "$f" ] && deb="$f" && break
-done
-if [ -z "$deb" ]; then
-  say "apt-get download left no ${pkg}_*.deb in $tmp"
-  exit 1
-fi
-dpkg -x "$deb" "$tmp/root"
+deb="$(basename "$tmp/${pkg}"_*.deb)"
 if [ ! -f "$tmp/root/$inpkg" ]; then
   say "$(basename "$deb") has no $inpkg"
   exit 1

@@ -26,43 +26,14 @@ if [ -x "$bin" ] && LD_LIBRARY_PATH="$lib" "$bin" --version >/dev/null 2>&1; the
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then
-  say "apt-get and dpkg are needed to fetch Debian's ${pkgs[*]} packages;"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=scripts/deb-unpack.sh
+. "$(dirname "$0")/deb-unpack.sh"
+if ! deb_unpack "$tmp" say "${pkgs[@]}"; then
   say "  on another system put a redis-server (7.x) at $bin"
   exit 1
 fi
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-
-# As in install-deb.sh: no root needed for apt-get download, package lists
-# refreshed once when they are stale or absent, and as root no _apt sandbox.
-sandbox=()
-[ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
-download() { (cd "$tmp" && apt-get download -qq "${sandbox[@]}" "${pkgs[@]}"); }
-if ! download; then
-  say "apt-get download failed; running apt-get update once and retrying"
-  update=(apt-get update -qq)
-  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-    update=(sudo -n apt-get update -qq)
-  fi
-  if ! "${update[@]}" || ! download; then
-    say "could not download Debian's ${pkgs[*]} packages with apt-get"
-    exit 1
-  fi
-fi
-
-for pkg in "${pkgs[@]}"; do
-  deb=
-  for f in "$tmp/${pkg}"_*.deb; do
-    [ -f "$f" ] && deb="$f" && break
-  done
-  if [ -z "$deb" ]; then
-    say "apt-get download left no ${pkg}_*.deb in $tmp"
-    exit 1
-  fi
-  dpkg -x "$deb" "$tmp/root"
-done
 
 server="$tmp/root/usr/bin/redis-check-rdb"
 if [ ! -f "$server" ]; then

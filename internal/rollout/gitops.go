@@ -200,17 +200,25 @@ func (g *gitopsRun) image() string {
 }
 
 func imageRepository(input string, dg name.Digest) string {
-	repo := input
-	if i := strings.Index(repo, "@"); i >= 0 {
-		repo = repo[:i]
+	if repo := repositoryOf(input); repo != "" {
+		return repo
 	}
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
+	return dg.Context().Name()
+}
+
+// repositoryOf is an image reference without its digest and tag; "" for a
+// bare digest (sha256:…) or nothing.
+func repositoryOf(ref string) string {
+	if strings.HasPrefix(ref, "sha256:") {
+		return ""
 	}
-	if repo == "" {
-		return dg.Context().Name()
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
 	}
-	return repo
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
 }
 
 func (g *gitopsRun) change(image, revertOf, subject string) gitops.Change {
@@ -425,8 +433,19 @@ func (g *gitopsRun) rollback(ctx context.Context, out Outputs) (Outputs, error) 
 		}
 		why = fmt.Sprintf("what history entry %d ran (commit %s, deployed %s)", id, short(h.Revision), h.DeployedAt)
 	case "digest":
-		image = imageRepository(current.Image, name.Digest{}) + "@" + to.Value
-		why = "the digest asked for"
+		image, why = to.Value, "the digest asked for"
+	}
+	if !strings.Contains(image, "@") {
+		// A values file with the digest alone (no image-repository-path):
+		// the repository is the current image's, or the image input's.
+		repo := repositoryOf(current.Image)
+		if repo == "" {
+			repo = repositoryOf(g.in.Image)
+		}
+		if repo == "" {
+			return out, fmt.Errorf(`rolling back to %s: %s names no image repository; set input "image" to the repository (e.g. ghcr.io/acme/app)`, image, g.source)
+		}
+		image = repo + "@" + image
 	}
 	dg, err := name.NewDigest(image)
 	if err != nil {

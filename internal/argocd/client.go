@@ -197,11 +197,10 @@ func NewAPI(baseURL, namespace, name string, o APIOptions) (*APIClient, error) {
 }
 
 func (c *APIClient) String() string {
-	ns := c.namespace
-	if ns == "" {
-		ns = "(server's namespace)"
+	if c.namespace == "" { // the server's own namespace
+		return fmt.Sprintf("Application %s (Argo CD API %s)", c.name, c.base.Redacted())
 	}
-	return fmt.Sprintf("Application %s/%s (Argo CD API %s)", ns, c.name, c.base.Redacted())
+	return fmt.Sprintf("Application %s/%s (Argo CD API %s)", c.namespace, c.name, c.base.Redacted())
 }
 
 func (c *APIClient) do(ctx context.Context, method, path string, q url.Values, body any, into any) error {

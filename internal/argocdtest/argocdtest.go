@@ -294,6 +294,12 @@ func start(cluster *k8stest.Cluster, logf func(string, ...any)) (_ *ArgoCD, err 
 		"KUBECONFIG=" + a.Kubeconfig,
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_TERMINAL_PROMPT=0",
+		// The repo-server hands git its credentials through a Unix
+		// socket whose path is fixed (/tmp/reposerver-ask-pass.sock)
+		// unless set: two Argo CDs on one machine (test packages run in
+		// parallel) would answer each other's git ("unknown nonce", "no
+		// credentials matched this URL").
+		"ARGOCD_ASK_PASS_SOCK=" + filepath.Join(a.Dir, "ask-pass.sock"),
 	}
 	run := func(name, bin string, extraEnv []string, args ...string) (*testproc.Proc, error) {
 		p, err := testproc.Start(testproc.Spec{
@@ -596,11 +602,14 @@ func SyncedHealthy(revision string) func(Status) bool {
 // WaitApplication polls Application name until done reports true for its
 // Status, failing the test after timeout with the last Status seen and a
 // component's exit.
+// A ComparisonError while waiting (the first fetch racing the repository
+// credentials) gets a hard refresh every 5 s.
 func (a *ArgoCD) WaitApplication(t testing.TB, name string, timeout time.Duration, done func(Status) bool) Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var last Status
+	refreshed := time.Now()
 	err := poll(ctx, 250*time.Millisecond, a.procs, func() error {
 		app, err := a.dyn.Resource(ApplicationGVR()).Namespace(Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -609,6 +618,13 @@ func (a *ArgoCD) WaitApplication(t testing.TB, name string, timeout time.Duratio
 		last = StatusOf(app.Object)
 		if done(last) {
 			return nil
+		}
+		// A first comparison can race the repository's credentials
+		// Secret ("no credentials matched this URL") and Argo CD does not
+		// retry it soon: a hard refresh every 5 s while it lasts.
+		if strings.Contains(strings.Join(last.Conditions, "; "), "ComparisonError") && time.Since(refreshed) > 5*time.Second {
+			a.Refresh(t, name, true)
+			refreshed = time.Now()
 		}
 		return fmt.Errorf("Application %s: %s", name, last)
 	})

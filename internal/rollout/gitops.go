@@ -232,7 +232,8 @@ func (g *gitopsRun) change(image, revertOf, subject string) gitops.Change {
 func (g *gitopsRun) options(dryRun bool) gitops.Options {
 	o := gitops.Options{Mode: g.in.Promote, DryRun: dryRun, Log: g.log}
 	if g.in.Promote == "pull-request" {
-		o.PullRequest = gitops.PullRequestOptions{APIURL: g.in.GitHubAPIURL, AutoMerge: g.in.AutoMerge, MergeMethod: g.in.MergeMethod}
+		// The merge is polled for at 5 × the stage's poll (5 s).
+		o.PullRequest = gitops.PullRequestOptions{APIURL: g.in.GitHubAPIURL, AutoMerge: g.in.AutoMerge, MergeMethod: g.in.MergeMethod, PollInterval: 5 * g.in.Poll}
 	}
 	return o
 }
@@ -273,13 +274,15 @@ func (g *gitopsRun) deploy(ctx context.Context, out Outputs) (Outputs, error) {
 		return fail(err)
 	}
 	g.promoted(&out, res)
-	if res.PullRequest != nil && res.Changed && !res.PullRequest.Merged {
+	if res.PullRequest != nil && res.Changed {
 		if !g.in.AutoMerge {
 			out.Status = StatusPending
 			g.log.Infof("pull request %s is open; the environment changes when it is merged (set auto-merge to have Gantry merge it and wait)", res.PullRequest.URL)
 			finish("queued", "pull request "+res.PullRequest.URL)
 			return out, nil
 		}
+		// Merged already (GitHub merged it at once) or later: the merge
+		// commit is what Argo CD runs.
 		end = g.log.Group("Waiting for pull request " + res.PullRequest.URL + " to be merged")
 		merge, err := gitops.WaitMerged(ctx, g.repo, g.options(false), res.PullRequest)
 		end()

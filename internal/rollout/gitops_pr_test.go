@@ -30,7 +30,7 @@ func TestGitOpsPullRequest(t *testing.T) {
 	ns := c.Namespace(t)
 	argo.CreateApplication(t, "shop-pr", repo.URL, "envs/staging", ns, true)
 	initial := repo.Head("main")
-	waitFirstSync(t, argo, "shop-pr", initial)
+	argo.WaitApplication(t, "shop-pr", 2*time.Minute, argocdtest.SyncedHealthy(initial))
 	before, _ := runningImage(t, c, ns)
 	if before != "ghcr.io/acme/shop:0.9" {
 		t.Fatalf("before any deploy the Deployment runs %s, want ghcr.io/acme/shop:0.9", before)
@@ -146,29 +146,5 @@ func TestGitOpsPullRequest(t *testing.T) {
 	}
 	if img, ready := runningImage(t, c, ns); img != direct || !ready {
 		t.Fatalf("after the direct merge the Deployment runs %s (all ready: %v), want %s", img, ready, direct)
-	}
-}
-
-// waitFirstSync waits until Application name is synced and healthy at
-// revision. A first fetch that raced the repository credentials Secret
-// ("no credentials matched this URL") is not retried by Argo CD for
-// minutes, so it hard-refreshes the Application while that is the error.
-func waitFirstSync(t *testing.T, argo *argocdtest.ArgoCD, name, revision string) {
-	t.Helper()
-	done := argocdtest.SyncedHealthy(revision)
-	deadline := time.Now().Add(2 * time.Minute)
-	for refreshed := time.Now(); ; time.Sleep(500 * time.Millisecond) {
-		st := argocdtest.StatusOf(argo.Application(t, name).Object)
-		if done(st) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Application %s is not synced and healthy at %s: %s", name, revision, st)
-		}
-		if strings.Contains(strings.Join(st.Conditions, "; "), "ComparisonError") && time.Since(refreshed) > 5*time.Second {
-			t.Logf("Argo CD: %s; hard refresh", st)
-			argo.Refresh(t, name, true)
-			refreshed = time.Now()
-		}
 	}
 }

@@ -108,14 +108,21 @@ func runGitOps(ctx context.Context, in Inputs) (Outputs, error) {
 	if g.app, err = g.client(); err != nil {
 		return out, err
 	}
+	// Until the promotion nothing has changed anywhere: a failure here
+	// says so in the status and the summary.
+	early := func(err error) (Outputs, error) {
+		out.Status = StatusFailure
+		out.Summary = g.summary(out, fmt.Errorf("%w (nothing was committed)", err))
+		return out, err
+	}
 	end := d.log.Group("Reading " + g.app.String())
 	g.live, err = g.app.Get(ctx)
 	end()
 	if err != nil {
-		return out, err
+		return early(err)
 	}
 	if err := g.locate(); err != nil {
-		return out, err
+		return early(err)
 	}
 	switch in.Action {
 	case "plan":
@@ -507,7 +514,10 @@ func (g *gitopsRun) summary(out Outputs, failure error) string {
 	var b strings.Builder
 	icon := map[string]string{StatusSuccess: "✅", StatusRolledBack: "↩️", StatusFailure: "❌", StatusPlanned: "📝", StatusPending: "⏳"}[out.Status]
 	fmt.Fprintf(&b, "### gantry-deploy: %s %s to %s (Argo CD)\n\n| | |\n|---|---|\n", icon, or(out.Status, "failure"), g.in.Environment)
-	fmt.Fprintf(&b, "| application | %s |\n| config | %s |\n", cellText(g.app.String()), cellText(g.source))
+	fmt.Fprintf(&b, "| application | %s |\n", cellText(g.app.String()))
+	if g.source != "" {
+		fmt.Fprintf(&b, "| config | %s |\n", cellText(g.source))
+	}
 	if g.digest.String() != "" {
 		fmt.Fprintf(&b, "| image | `%s` |\n", g.digest)
 	}

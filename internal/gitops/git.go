@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/crypto/ssh/knownhosts"
 	"io"
 	"net"
 	"path"
@@ -283,7 +284,20 @@ func isRejected(err error) bool {
 
 func isAuthError(err error) bool {
 	return errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) ||
-		errors.Is(err, transport.ErrRepositoryNotFound) || errors.Is(err, transport.ErrInvalidAuthMethod)
+		errors.Is(err, transport.ErrRepositoryNotFound) || errors.Is(err, transport.ErrInvalidAuthMethod) ||
+		sshHostKeyError(err) || sshAuthError(err)
+}
+
+// sshHostKeyError: the SSH host's key is not the one gitops-known-hosts
+// holds (or the host is not in it).
+func sshHostKeyError(err error) bool {
+	var ke *knownhosts.KeyError
+	return errors.As(err, &ke) || strings.Contains(err.Error(), "knownhosts: key")
+}
+
+// sshAuthError: the SSH host refused the deploy key.
+func sshAuthError(err error) bool {
+	return strings.Contains(err.Error(), "ssh: unable to authenticate")
 }
 
 // hintFor says what the user can change about a transport error.
@@ -292,6 +306,10 @@ func hintFor(err error, where string) string {
 	switch {
 	case errors.Is(err, transport.ErrAuthenticationRequired):
 		return `check input "gitops-token" (or "gitops-ssh-key"): the config repository refused the credentials`
+	case sshHostKeyError(err):
+		return `input "gitops-known-hosts" does not hold this host's key: take it from ssh-keyscan and check it against the host's published fingerprints (a changed key may also mean someone is in between)`
+	case sshAuthError(err):
+		return `input "gitops-ssh-key": the host refused the key; add its public half to the config repository as a deploy key with write access`
 	case errors.Is(err, transport.ErrAuthorizationFailed):
 		return `the credentials may not write to ` + where + `: give "gitops-token" contents: write (or the deploy key write access)`
 	case errors.Is(err, transport.ErrRepositoryNotFound):

@@ -2,7 +2,9 @@
 // git's own server side, `git http-backend` (smart HTTP: clone, fetch and
 // push, as a Git host speaks them), behind net/http/cgi. A server may ask
 // for a token (HTTP basic auth, any user name), as GitHub does for HTTPS
-// pushes. Tests only: nothing under cmd/ links it.
+// pushes. StartSSH serves them over SSH too (deploy keys), and
+// StartGitHub stands in for GitHub's pull-request API. Tests only: nothing
+// under cmd/ links it.
 package gittest
 
 import (

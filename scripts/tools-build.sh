@@ -48,7 +48,13 @@ shift
 go="${GO:-go}"
 export GOWORK=off CGO_ENABLED="${CGO_ENABLED:-0}" GOEXPERIMENT="${GOEXPERIMENT:-jsonv2}"
 flags="${GOFLAGS:-}"
-export GOFLAGS="-trimpath ${flags//-trimpath/} -mod=readonly"
+# One spelling of the flags, whitespace collapsed: the stamps record them,
+# and make's GOFLAGS ("-trimpath -buildvcs=false ", a trailing space) must
+# stamp the same as the same flags given by hand.
+read -ra extra <<<"${flags//-trimpath/}"
+GOFLAGS="-trimpath"
+for f in "${extra[@]}"; do GOFLAGS+=" $f"; done
+export GOFLAGS="$GOFLAGS -mod=readonly"
 
 # name=package for every set; the name is the binary's. (The arrays are
 # read through namerefs, which shellcheck does not follow.)

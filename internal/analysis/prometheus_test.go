@@ -108,7 +108,7 @@ func TestAgainstPrometheus(t *testing.T) {
 		{name: "node-healthy", node: true, stableRPS: 60, canaryRPS: 60},
 		{name: "node-errors", node: true, canary: map[string]string{"ERROR_RATE": "0.2"}, stableRPS: 30, canaryRPS: 30},
 		{name: "node-sparse", node: true, stableRPS: 30, canaryRPS: 0.5},
-		{name: "node-tail", node: true, canary: map[string]string{"EXTRA_LATENCY": "3000ms", "LATENCY_RATE": "0.03"}, stableRPS: 40, canaryRPS: 40},
+		{name: "node-tail", node: true, canary: map[string]string{"EXTRA_LATENCY": "3000ms", "LATENCY_RATE": "0.1"}, stableRPS: 40, canaryRPS: 40},
 	}
 	var targets []promtest.Target
 	for _, p := range pairs {
@@ -191,11 +191,12 @@ func TestAgainstPrometheus(t *testing.T) {
 		// 20 % errors break both the error rate and the success rate;
 		// whichever bound is proven first is the reason (under load either).
 		{scenario: "node-errors", want: analysis.Fail, reason: "rate: lower bound above the limit", convention: "found prom-client"},
-		// 3 % of requests at 3 s: P99 (2 s, between le=1.5 and le=10) or,
-		// when stable has none beyond 1 s, P95's worse-than-stable (1 s,
-		// between le=0.3 and le=1.5) proves it first; which one depends on
-		// timing (a loaded make test saw P95 first). Both are judged
-		// between buckets.
+		// 10 % of requests at 3 s: P95 (1 s, between le=0.3 and le=1.5)
+		// proves it by its own limit (5 %) within a few hundred requests.
+		// (With 3 % the verdict rested on P95 being worse than stable, and
+		// a cold CI's compiles made stable slow too: inconclusive at
+		// max-hold.) P99 (2 s) lies between le=1.5 and le=10, where 3 s is
+		// only possibly beyond it; either reason is judged between buckets.
 		{scenario: "node-tail", want: analysis.Fail, reason: "and le=1.5|between le=1.5 and le=10", convention: "found prom-client"},
 		{scenario: "healthy", want: analysis.Pass, convention: "found promhttp"},
 		// At the first evaluation, not after a hold (the window is 8 s; the

@@ -68,7 +68,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
 	"github.com/gantry-ci/gantry/internal/k8stest"
 	"github.com/gantry-ci/gantry/internal/testproc"
@@ -387,39 +386,12 @@ func start(cluster *k8stest.Cluster, logf func(string, ...any)) (_ *ArgoCD, err 
 // install applies the CRDs and creates the namespace, argocd-cm,
 // argocd-secret and the default AppProject.
 func (a *ArgoCD) install(ctx context.Context, binDir string) error {
-	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	crds := a.dyn.Resource(crdGVR)
-	var names []string
+	var files []string
 	for _, f := range []string{"application-crd.yaml", "appproject-crd.yaml", "applicationset-crd.yaml"} {
-		obj, err := readObject(filepath.Join(binDir, "crds", f))
-		if err != nil {
-			return err
-		}
-		// Server-side: the Application CRD is too large for client-side
-		// apply's last-applied annotation. Force: applied before, by
-		// another run against the same control plane.
-		if _, err := crds.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
-			return fmt.Errorf("applying %s: %w", f, err)
-		}
-		names = append(names, obj.GetName())
+		files = append(files, filepath.Join(binDir, "crds", f))
 	}
-	for _, name := range names {
-		err := poll(ctx, 50*time.Millisecond, nil, func() error {
-			obj, err := crds.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-			for _, c := range conds {
-				if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
-					return nil
-				}
-			}
-			return errors.New("not Established yet")
-		})
-		if err != nil {
-			return fmt.Errorf("CRD %s: %w", name, err)
-		}
+	if err := k8stest.ApplyCRDs(ctx, a.dyn, FieldManager, files); err != nil {
+		return err
 	}
 
 	cs := a.cluster.Clientset()
@@ -461,22 +433,6 @@ func (a *ArgoCD) install(ctx context.Context, binDir string) error {
 		return fmt.Errorf("creating AppProject default: %w", err)
 	}
 	return nil
-}
-
-func readObject(file string) (*unstructured.Unstructured, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	j, err := yaml.YAMLToJSON(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	obj := &unstructured.Unstructured{}
-	if err := obj.UnmarshalJSON(j); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	return obj, nil
 }
 
 // Dynamic returns a dynamic client of the control plane.
@@ -699,25 +655,12 @@ func (a *ArgoCD) AddRepositoryCredentials(t testing.TB, url, username, password 
 }
 
 // LogTails returns the last n lines of every component's log.
-func (a *ArgoCD) LogTails(n int) string {
-	var b strings.Builder
-	for _, p := range a.procs {
-		state := "running"
-		if p.Exited() {
-			state = "exited"
-			if err := p.Wait(); err != nil {
-				state = "exited: " + err.Error()
-			}
-		}
-		fmt.Fprintf(&b, "--- %s (%s), last %d lines of %s:\n%s\n", p.Name(), state, n, p.LogPath(), p.Tail(n))
-	}
-	return b.String()
-}
+func (a *ArgoCD) LogTails(n int) string { return testproc.Tails(a.procs, n) }
 
 func (a *ArgoCD) alive() error {
 	for _, p := range a.procs {
 		if p.Exited() {
-			return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name(), p.Wait(), p.LogPath(), p.Tail(30))
+			return testproc.ExitError(p)
 		}
 	}
 	return nil

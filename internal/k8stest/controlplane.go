@@ -525,26 +525,13 @@ func (c *Cluster) PIDs() map[string]int {
 
 // LogTails returns the last n lines of every component's log, each under a
 // heading with the log's path.
-func (c *Cluster) LogTails(n int) string {
-	var b strings.Builder
-	for _, p := range c.procs {
-		state := "running"
-		if p.Exited() {
-			state = "exited"
-			if err := p.Wait(); err != nil {
-				state = "exited: " + err.Error()
-			}
-		}
-		fmt.Fprintf(&b, "--- %s (%s), last %d lines of %s:\n%s\n", p.Name(), state, n, p.LogPath(), p.Tail(n))
-	}
-	return b.String()
-}
+func (c *Cluster) LogTails(n int) string { return testproc.Tails(c.procs, n) }
 
 // alive returns an error naming the first component that has exited.
 func (c *Cluster) alive() error {
 	for _, p := range c.procs {
 		if p.Exited() {
-			return exitError(p)
+			return testproc.ExitError(p)
 		}
 	}
 	return nil

@@ -14,15 +14,6 @@ import (
 // beyond quiet logs; do not wait long for it.
 const stopGrace = 3 * time.Second
 
-// exitError describes how the process ended, with the end of its log.
-func exitError(p *testproc.Proc) error {
-	status := "exit status 0"
-	if err := p.Wait(); err != nil {
-		status = err.Error()
-	}
-	return fmt.Errorf("%s exited (%s); last lines of %s:\n%s", p.Name(), status, p.LogPath(), p.Tail(30))
-}
-
 // poll calls check every interval until it reports done, one of procs
 // exits or ctx ends. check's last error explains a timeout.
 func poll(ctx context.Context, interval time.Duration, procs []*testproc.Proc, check func() (bool, error)) error {
@@ -33,7 +24,7 @@ func poll(ctx context.Context, interval time.Duration, procs []*testproc.Proc, c
 		}
 		for _, p := range procs {
 			if p.Exited() {
-				return exitError(p)
+				return testproc.ExitError(p)
 			}
 		}
 		select {

@@ -148,3 +148,30 @@ func (p *Proc) Tail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// ExitError describes how p ended, with the end of its log.
+func ExitError(p *Proc) error {
+	status := "exit status 0"
+	if err := p.Wait(); err != nil {
+		status = err.Error()
+	}
+	return fmt.Errorf("%s exited (%s); last lines of %s:\n%s", p.Name(), status, p.LogPath(), p.Tail(30))
+}
+
+// Tails is the last n lines of every process's log, each under a heading
+// with its state and the log's path: what a failed test prints of the
+// servers it ran.
+func Tails(procs []*Proc, n int) string {
+	var b strings.Builder
+	for _, p := range procs {
+		state := "running"
+		if p.Exited() {
+			state = "exited"
+			if err := p.Wait(); err != nil {
+				state = "exited: " + err.Error()
+			}
+		}
+		fmt.Fprintf(&b, "--- %s (%s), last %d lines of %s:\n%s\n", p.Name(), state, n, p.LogPath(), p.Tail(n))
+	}
+	return b.String()
+}

@@ -25,11 +25,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/gantry-ci/gantry/internal/k8stest"
 	"github.com/gantry-ci/gantry/internal/testproc"
@@ -45,10 +42,6 @@ const (
 	// readyTimeout bounds the controller's start.
 	readyTimeout = 60 * time.Second
 )
-
-func crdGVR() schema.GroupVersionResource {
-	return schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-}
 
 // CRDFiles returns the vendored CRD files of Version.
 func CRDFiles() ([]string, error) {
@@ -89,32 +82,13 @@ func CRDNames() ([]string, error) {
 	}
 	var names []string
 	for _, f := range files {
-		obj, err := readCRD(f)
+		obj, err := k8stest.ReadCRD(f)
 		if err != nil {
 			return nil, err
 		}
 		names = append(names, obj.GetName())
 	}
 	return names, nil
-}
-
-func readCRD(file string) (*unstructured.Unstructured, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	j, err := yaml.YAMLToJSON(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	obj := &unstructured.Unstructured{}
-	if err := obj.UnmarshalJSON(j); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	if obj.GetKind() != "CustomResourceDefinition" {
-		return nil, fmt.Errorf("%s: kind %q, want one CustomResourceDefinition per file", file, obj.GetKind())
-	}
-	return obj, nil
 }
 
 func installCRDs(ctx context.Context, cfg *rest.Config) error {
@@ -126,38 +100,7 @@ func installCRDs(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	crds := dyn.Resource(crdGVR())
-	var names []string
-	for _, f := range files {
-		obj, err := readCRD(f)
-		if err != nil {
-			return err
-		}
-		// Force: another test tool may have applied them before.
-		if _, err := crds.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
-			return fmt.Errorf("applying %s: %w", filepath.Base(f), err)
-		}
-		names = append(names, obj.GetName())
-	}
-	for _, name := range names {
-		err := poll(ctx, 50*time.Millisecond, func() error {
-			obj, err := crds.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-			for _, c := range conds {
-				if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
-					return nil
-				}
-			}
-			return errors.New("not Established yet")
-		})
-		if err != nil {
-			return fmt.Errorf("CRD %s: %w", name, err)
-		}
-	}
-	return nil
+	return k8stest.ApplyCRDs(ctx, dyn, FieldManager, files)
 }
 
 // UninstallCRDs deletes the CRDs InstallCRDs applies (and so every object
@@ -176,7 +119,7 @@ func UninstallCRDs(t testing.TB, cfg *rest.Config) {
 	if err != nil {
 		t.Fatalf("argorolloutstest: %v", err)
 	}
-	crds := dyn.Resource(crdGVR())
+	crds := dyn.Resource(k8stest.CRDResource)
 	for _, name := range names {
 		if err := crds.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			t.Fatalf("argorolloutstest: deleting CRD %s: %v", name, err)

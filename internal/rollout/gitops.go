@@ -95,7 +95,6 @@ type gitopsRun struct {
 	// commit of its pull request).
 	commit   string
 	reverted *gitops.Result
-	diff     string
 	// unhealthy is what was not healthy when a wait failed.
 	unhealthy []string
 }
@@ -254,7 +253,7 @@ func (g *gitopsRun) plan(ctx context.Context, out Outputs) (Outputs, error) {
 	if err != nil {
 		return out, err
 	}
-	g.result, g.diff = res, res.Diff
+	g.result = res
 	out.PreviousDigest = res.PreviousDigest
 	if !res.Changed {
 		g.log.Infof("%s already has %s: a deploy would commit nothing and wait for %s", g.source, g.digest.DigestStr(), g.app)
@@ -329,7 +328,7 @@ func (g *gitopsRun) deploy(ctx context.Context, out Outputs) (Outputs, error) {
 
 // promoted records a promotion's result in the outputs.
 func (g *gitopsRun) promoted(out *Outputs, res gitops.Result) {
-	g.result, g.commit, g.diff = res, res.Commit, res.Diff
+	g.result, g.commit = res, res.Commit
 	out.PreviousDigest = res.PreviousDigest
 	out.GitOpsCommit, out.GitOpsCommitURL = res.Commit, res.CommitURL
 	if res.PullRequest != nil {
@@ -554,8 +553,8 @@ func (g *gitopsRun) summary(out Outputs, failure error) string {
 			}
 		}
 	}
-	if g.diff != "" {
-		fmt.Fprintf(&b, "\n<details><summary>change to %s</summary>\n\n```diff\n%s\n```\n</details>\n", g.result.File, strings.TrimRight(g.diff, "\n"))
+	if d := g.result.Diff; d != "" {
+		fmt.Fprintf(&b, "\n<details><summary>change to %s</summary>\n\n```diff\n%s\n```\n</details>\n", g.result.File, strings.TrimRight(d, "\n"))
 	}
 	b.WriteString(g.verifiedSummary())
 	if out.Status == StatusSuccess && out.Revision != "" {

@@ -154,7 +154,7 @@ func TestGitOpsStaging(t *testing.T) {
 	if img, ready := runningImage(t, c, ns); img != good || !ready {
 		t.Fatalf("after the automatic rollback the Deployment runs %s (all ready: %v), want %s\n%s", img, ready, good, log)
 	}
-	if !strings.Contains(out.Summary, "reverted by") || !strings.Contains(out.Summary, "Degraded") {
+	if !strings.Contains(out.Summary, "reverted by") || !strings.Contains(out.Summary, revert) || !strings.Contains(out.Summary, "Degraded") {
 		t.Errorf("summary of the rolled-back deploy:\n%s", out.Summary)
 	}
 
@@ -198,7 +198,6 @@ func TestGitOpsStaging(t *testing.T) {
 	if img, _ := runningImage(t, c, ns); img != next {
 		t.Fatalf("after rollback revision:%s the Deployment runs %s, want %s", id, img, next)
 	}
-	_ = revert
 }
 
 // TestGitOpsProduction is the guide's production: an Application without
